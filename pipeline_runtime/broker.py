@@ -1,0 +1,399 @@
+"""A real Apache Kafka 4 broker (KRaft combined mode, one node) run as a child process.
+
+For tests, `make demo` and `make broker-start` on one machine; a deployment points
+KAFKA_BOOTSTRAP_SERVERS at a real cluster instead. Everything lives under <DATA_DIR>/kafka/:
+
+    server.properties, log4j2.properties   written on every start
+    logs/                                  Kafka's log.dirs (formatted once, kept across restarts)
+    cluster.json                           cluster id and controller port chosen at format time
+    broker.json                            pid and ports of the running broker (for status/stop)
+    broker.log, broker.out                 the broker's log (rolled) and the JVM's own output
+
+Command line: `python -m pipeline_runtime broker start|stop|status|run|logs`.
+"""
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.java import check_java
+from pipeline_runtime.settings import ServiceSettings, ensure_writable_dir
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+NODE_ID = 1
+LOG_TAIL_LINES = 25
+
+
+class BrokerSettings(ServiceSettings):
+    """The local broker: `LOCAL_KAFKA_PORT=9092` (0 picks a free port), heap, timeouts."""
+
+    model_config = SettingsConfigDict(env_prefix="LOCAL_KAFKA_")
+
+    port: int = Field(9092, ge=0, le=65535, description="Client port on 127.0.0.1; 0 picks a free one.")
+    controller_port: int = Field(0, ge=0, le=65535, description="KRaft controller port; 0 picks a free one.")
+    heap: str = Field("512m", description="JVM heap (-Xmx) of the broker.")
+    start_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the broker to accept clients.")
+    stop_timeout: float = Field(20.0, gt=0, description="Seconds to wait after SIGTERM before SIGKILL.")
+
+
+class BrokerStartError(SetupError):
+    """The broker process did not come up; the message ends with the tail of its log."""
+
+
+@dataclass(frozen=True)
+class RunningBroker:
+    pid: int
+    port: int
+    controller_port: int
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{HOST}:{self.port}"
+
+
+def new_cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (as `random-uuid` makes)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):  # Kafka's own generator avoids ids that look like options
+            return cluster_id
+
+
+def server_properties(log_dir: Path, port: int, controller_port: int) -> str:
+    """KRaft combined-mode properties for one node bound to 127.0.0.1 (replication factor 1 everywhere)."""
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(NODE_ID),
+        "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+    }
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+def log4j2_properties(log_file: Path) -> str:
+    """Broker log to a rolled file, so weeks of running keep it bounded (5 x 10 MB)."""
+    return f"""status = warn
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.filePattern = {log_file}.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 10MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 5
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # Java's server sockets set SO_REUSEADDR too: a port in TIME_WAIT is usable, not busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def accepts_connections(port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    if not path.is_file():
+        return []
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - 64 * 1024))
+        text = handle.read().decode("utf-8", errors="replace")
+    return text.splitlines()[-lines:]
+
+
+def pid_is_broker(pid: int, properties_file: Path) -> bool:
+    """Whether `pid` is alive and is the broker started with `properties_file` (not a reused pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and str(properties_file).encode() in cmdline
+
+
+class LocalKafkaBroker:
+    """Start, wait for, and stop one local broker whose data lives in `settings.broker_dir`."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self.settings = settings
+        self.dir = settings.broker_dir.resolve()
+        self.jars = (settings.jars_dir / "kafka").resolve()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.running: RunningBroker | None = None
+
+    @property
+    def properties_file(self) -> Path:
+        return self.dir / "server.properties"
+
+    @property
+    def state_file(self) -> Path:
+        return self.dir / "broker.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "broker.log"
+
+    @property
+    def out_file(self) -> Path:
+        return self.dir / "broker.out"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.running is None:
+            raise RuntimeError("the broker is not running")
+        return self.running.bootstrap_servers
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
+        return tail(self.out_file, lines) + tail(self.log_file, lines)
+
+    def status(self) -> RunningBroker | None:
+        """The broker running for this data dir (started by any process), or None."""
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not pid_is_broker(int(state["pid"]), self.properties_file):
+            return None
+        return RunningBroker(int(state["pid"]), int(state["port"]), int(state["controller_port"]))
+
+    def start(self, *, detach: bool = False) -> RunningBroker:
+        """Format storage if new, start the JVM and wait until the broker serves clients.
+
+        `detach` puts the broker in its own session, so it outlives this process (CLI `start`).
+        """
+        self._check_jars()
+        java = check_java(self.settings.java_home)
+        ensure_writable_dir(self.dir, "Kafka data folder")
+        already = self.status()
+        if already is not None:
+            raise SetupError(
+                f"A Kafka broker is already running for {self.dir} (pid {already.pid}, port {already.port}): "
+                "use it, or stop it with `python -m pipeline_runtime broker stop`."
+            )
+        cluster_id, controller_port = self._cluster_identity()
+        port = self.settings.port or free_port()
+        for what, candidate in (("client", port), ("controller", controller_port)):
+            if not port_is_free(candidate):
+                raise SetupError(
+                    f"Port {candidate} on {HOST} ({what} port of the local Kafka broker) is already in use: stop "
+                    f"what holds it (`ss -ltnp 'sport = :{candidate}'`) or set LOCAL_KAFKA_PORT to another "
+                    "port (0 picks a free one)."
+                )
+        log_dir = self.dir / "logs"
+        self.properties_file.write_text(server_properties(log_dir, port, controller_port))
+        (self.dir / "log4j2.properties").write_text(log4j2_properties(self.log_file))
+        if not (log_dir / "meta.properties").is_file():
+            self._format(java.executable, cluster_id)
+        self.process = process = self._spawn(java.executable, detach=detach)
+        self.running = running = RunningBroker(process.pid, port, controller_port)
+        self.state_file.write_text(json.dumps({"pid": process.pid, "port": port, "controller_port": controller_port}))
+        self._wait_ready(process, running)
+        log.info("Kafka broker ready at %s (pid %d)", running.bootstrap_servers, process.pid)
+        return running
+
+    def stop(self) -> bool:
+        """SIGTERM, then SIGKILL after `stop_timeout`. Returns whether a broker was running."""
+        target = self.running or self.status()
+        if target is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target.pid, signal.SIGTERM)
+        if not self._wait_exit(target.pid, self.settings.stop_timeout):
+            log.warning(
+                "Kafka broker (pid %d) did not stop in %.0fs: killing it",
+                target.pid,
+                self.settings.stop_timeout,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(target.pid, signal.SIGKILL)
+            self._wait_exit(target.pid, 10)
+        self.state_file.unlink(missing_ok=True)
+        self.process = None
+        self.running = None
+        return True
+
+    def _check_jars(self) -> None:
+        if not any(self.jars.glob("kafka_2.13-*.jar")):
+            raise SetupError(f"The Kafka broker's jars are missing from {self.jars}: run `make jars`.")
+
+    def _cluster_identity(self) -> tuple[str, int]:
+        """Cluster id and controller port, kept from the first format: KRaft records the controller's
+        endpoint in its metadata, so a restart must come back on the same controller port."""
+        identity_file = self.dir / "cluster.json"
+        if identity_file.is_file() and (self.dir / "logs" / "meta.properties").is_file():
+            identity = json.loads(identity_file.read_text())
+            return str(identity["cluster_id"]), int(identity["controller_port"])
+        cluster_id = new_cluster_id()
+        controller_port = self.settings.controller_port or free_port()
+        identity_file.write_text(json.dumps({"cluster_id": cluster_id, "controller_port": controller_port}))
+        return cluster_id, controller_port
+
+    def _classpath(self) -> str:
+        return f"{self.jars}/*"
+
+    def _format(self, java: str, cluster_id: str) -> None:
+        command = [
+            java, "-cp", self._classpath(), f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(self.properties_file),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()[-LOG_TAIL_LINES:]
+            raise BrokerStartError(
+                f"Formatting Kafka storage in {self.dir / 'logs'} failed (exit {result.returncode}):\n"
+                + "\n".join(output)
+            )
+
+    def _spawn(self, java: str, *, detach: bool) -> "subprocess.Popen[bytes]":
+        heap = self.settings.heap
+        command = [
+            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            "-cp", self._classpath(), "kafka.Kafka", str(self.properties_file),
+        ]  # fmt: skip
+        with self.out_file.open("ab") as out:
+            return subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.dir, start_new_session=detach,
+            )  # fmt: skip
+
+    def _wait_ready(self, process: "subprocess.Popen[bytes]", running: RunningBroker) -> None:
+        """Until the broker is registered and unfenced (it appears in metadata), or it dies, or time is up."""
+        deadline = time.monotonic() + self.settings.start_timeout
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                self.state_file.unlink(missing_ok=True)
+                raise BrokerStartError(self._failure(f"The Kafka broker exited during start-up (exit {code})"))
+            if accepts_connections(running.port) and broker_registered(running.bootstrap_servers):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise BrokerStartError(
+            self._failure(f"The Kafka broker did not accept clients within {self.settings.start_timeout:.0f}s")
+        )
+
+    def _failure(self, headline: str) -> str:
+        lines = self.log_tail()
+        shown = "\n".join(f"    {line}" for line in lines) or "    (the log is empty)"
+        return f"{headline}; last lines of {self.out_file} and {self.log_file}:\n{shown}"
+
+    def _wait_exit(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.pid == pid:
+                if self.process.poll() is not None:
+                    return True
+            elif not pid_is_broker(pid, self.properties_file):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def count_brokers(bootstrap_servers: str, timeout: float) -> int:
+    """How many brokers the cluster's metadata lists (registered and unfenced); raises KafkaException."""
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
+    return len(admin.list_topics(timeout=timeout).brokers)
+
+
+def broker_registered(bootstrap_servers: str, timeout: float = 2.0) -> bool:
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    try:
+        return count_brokers(bootstrap_servers, timeout) > 0
+    except KafkaException:
+        return False
+
+
+def require_kafka(bootstrap_servers: str, timeout: float = 10.0) -> int:
+    """The number of brokers, or SetupError saying how to get a cluster that answers."""
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    try:
+        brokers = count_brokers(bootstrap_servers, timeout)
+    except KafkaException:
+        brokers = 0
+    if not brokers:
+        raise SetupError(
+            f"Kafka at {bootstrap_servers} did not answer within {timeout:.0f}s: start the local broker "
+            "(`make broker-start`) or set KAFKA_BOOTSTRAP_SERVERS to your cluster."
+        )
+    return brokers
+
+
+def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1, timeout: float = 30.0) -> None:
+    """Create the topics that do not exist yet (replication factor 1 is for a single local broker)."""
+    from confluent_kafka import KafkaError, KafkaException  # noqa: PLC0415
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+    from confluent_kafka.cimpl import NewTopic  # noqa: PLC0415
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [
+        NewTopic(name, num_partitions=partitions, replication_factor=1) for name in topics if name not in existing
+    ]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        log.info("created topic %s", name)

@@ -1,0 +1,48 @@
+"""What every entry point shares: one-line errors instead of tracebacks, and the settings table."""
+
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+from rich.console import Console
+from rich.table import Table
+
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.settings import settings_rows
+
+console = Console()
+EXIT_SETUP = 2
+EXIT_INTERRUPTED = 130
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """'DATA_DIR: Input should be ...' for each bad setting, on one line."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or exc.title
+        problems.append(f"{where}: {error['msg']}")
+    return f"invalid settings ({exc.title}): " + "; ".join(problems) + " (fix the variable in the environment or .env)"
+
+
+def run_cli(body: Callable[[], int]) -> int:
+    """Run a command body; SetupError, bad settings and Ctrl-C end with one line and an exit code."""
+    try:
+        return body()
+    except SetupError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return EXIT_SETUP
+    except ValidationError as exc:
+        console.print(f"[bold red]error:[/] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
+        return EXIT_SETUP
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+def print_settings(settings: BaseSettings, title: str) -> None:
+    table = Table(title=title)
+    table.add_column("setting")
+    table.add_column("value", overflow="fold")
+    for name, value in settings_rows(settings):
+        table.add_row(name, value)
+    console.print(table)

@@ -1,0 +1,16 @@
+"""Logging set-up shared by every entry point: one call from each `main()`."""
+
+import logging
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+NOISY_LOGGERS = ("py4j", "urllib3", "alembic", "git")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr through rich, so the CLIs' stdout stays for their own output."""
+    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False)
+    logging.basicConfig(level=level.upper(), format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,151 @@
+"""Settings building blocks shared by the services.
+
+Each service has one pydantic-settings class with its own env prefix (`PRODUCER_`, `STREAMING_`,
+`TRAINING_`) built from the mixins below. Values every service must agree on are read from one
+un-prefixed variable, so that one `DATA_DIR` or `KAFKA_BOOTSTRAP_SERVERS` in `.env` serves all:
+those fields carry a `validation_alias`, which pydantic-settings reads instead of the prefixed name.
+"""
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline_runtime.errors import SetupError
+
+ENV_FILE = ".env"
+
+
+def shared(name: str) -> AliasChoices:
+    """The alias of a setting that is read from the un-prefixed variable `name` in every service."""
+    return AliasChoices(name)
+
+
+class ServiceSettings(BaseSettings):
+    """What every service shares: where data lives and where the installed jars are."""
+
+    model_config = SettingsConfigDict(
+        env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(
+        Path("data"),
+        validation_alias=shared("DATA_DIR"),
+        description="Root for tables, checkpoints, broker data, MLflow, state and logs.",
+    )
+    jars_dir: Path = Field(
+        Path("jars"),
+        validation_alias=shared("JARS_DIR"),
+        description="Where `make jars` put the JVM jars (spark/ and kafka/ below it).",
+    )
+    java_home: Path | None = Field(
+        None, validation_alias=shared("JAVA_HOME"), description="Java 17+ install; else `java` on PATH."
+    )
+    log_level: str = Field("INFO", validation_alias=shared("LOG_LEVEL"))
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.data_dir / "mlflow"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+
+class KafkaSettings(ServiceSettings):
+    """How the services reach Kafka and which topics carry which entity."""
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=shared("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Comma-separated host:port list of the Kafka cluster.",
+    )
+    topic_tracks: str = Field("spotify.tracks", validation_alias=shared("KAFKA_TOPIC_TRACKS"))
+    topic_artists: str = Field("spotify.artists", validation_alias=shared("KAFKA_TOPIC_ARTISTS"))
+    topic_audio_features: str = Field("spotify.audio_features", validation_alias=shared("KAFKA_TOPIC_AUDIO_FEATURES"))
+    topic_playlist_membership: str = Field(
+        "spotify.playlist_membership", validation_alias=shared("KAFKA_TOPIC_PLAYLIST_MEMBERSHIP")
+    )
+
+    @property
+    def topics(self) -> list[str]:
+        return [
+            self.topic_tracks,
+            self.topic_artists,
+            self.topic_audio_features,
+            self.topic_playlist_membership,
+        ]
+
+
+class SparkSettings(ServiceSettings):
+    """How a Spark session is built (see `pipeline_runtime.spark.build_spark_session`)."""
+
+    spark_master: str = Field(
+        "local[*]", validation_alias=shared("SPARK_MASTER"), description="local[*], spark://host:7077, ..."
+    )
+    spark_driver_memory: str = Field("2g", validation_alias=shared("SPARK_DRIVER_MEMORY"))
+    spark_shuffle_partitions: int = Field(
+        4, ge=1, validation_alias=shared("SPARK_SHUFFLE_PARTITIONS"), description="Small machine: few."
+    )
+    spark_ui_enabled: bool = Field(True, validation_alias=shared("SPARK_UI_ENABLED"))
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=shared("SPARK_CONF"),
+        description='Extra Spark settings as JSON, e.g. {"spark.hadoop.fs.s3a.endpoint": "..."}.',
+    )
+    tables_location: str | None = Field(
+        None,
+        validation_alias=shared("TABLES_LOCATION"),
+        description="Root of the Delta tables (a path or URI such as s3a://bucket/tables); default DATA_DIR/tables.",
+    )
+    checkpoints_location: str | None = Field(
+        None,
+        validation_alias=shared("CHECKPOINTS_LOCATION"),
+        description="Root of the streaming checkpoints; default DATA_DIR/checkpoints.",
+    )
+
+    def table_uri(self, name: str) -> str:
+        """Where table `name` lives: under TABLES_LOCATION, else under DATA_DIR/tables."""
+        return join_location(self.tables_location, self.data_dir / "tables", name)
+
+    def checkpoint_uri(self, name: str) -> str:
+        return join_location(self.checkpoints_location, self.data_dir / "checkpoints", name)
+
+
+class MlflowSettings(ServiceSettings):
+    """Where MLflow tracks runs: `MLFLOW_TRACKING_URI`, else SQLite under the data dir."""
+
+    mlflow_tracking_uri: str | None = Field(None, validation_alias=shared("MLFLOW_TRACKING_URI"))
+
+
+def join_location(configured: str | None, default: Path, name: str) -> str:
+    """`configured`/`name` for a path or URI (s3a://, abfss://, dbfs:/ ...), else an absolute local path."""
+    if configured:
+        return f"{configured.rstrip('/')}/{name}"
+    return str((default / name).resolve())
+
+
+def settings_rows(settings: BaseSettings) -> list[tuple[str, str]]:
+    """(name, value) for every field; secrets stay masked (SecretStr prints as '**********')."""
+    return [(name, str(getattr(settings, name))) for name in type(settings).model_fields]
+
+
+def ensure_writable_dir(path: Path, what: str = "data dir") -> Path:
+    """Create `path` if needed and prove it takes a file; raise SetupError with the fix if not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise SetupError(
+            f"The {what} {path} is not writable ({reason}): point DATA_DIR at a folder you can write to, "
+            f"or fix its permissions."
+        ) from None
+    return path

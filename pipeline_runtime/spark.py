@@ -1,0 +1,139 @@
+"""The one place a SparkSession is built: master, Delta, the Kafka connector's jars, small-machine defaults.
+
+Jars come from `jars/spark/` (filled by `make jars` from jvm/spark/pom.xml) through `spark.jars`, so a
+session never touches the network. Without that folder Spark resolves the same artifacts from Maven
+Central through `spark.jars.packages` (what a user with internet and no Maven has).
+"""
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.java import check_java
+from pipeline_runtime.settings import SparkSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+# Keep in step with jvm/spark/pom.xml (a unit test compares them).
+SPARK_PACKAGES = (
+    "io.delta:delta-spark_4.2_2.13:4.4.0",
+    "org.apache.spark:spark-sql-kafka-0-10_2.13:4.2.0",
+)
+MANIFEST = "MANIFEST.txt"
+LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+_JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
+
+
+def artifact_name(jar_file_name: str) -> str:
+    """'spark-sql-kafka-0-10_2.13-4.2.0.jar' -> 'spark-sql-kafka-0-10_2.13'."""
+    match = _JAR_NAME.match(jar_file_name)
+    return match.group("artifact") if match else jar_file_name.removesuffix(".jar")
+
+
+def select_extra_jars(listed: list[str], bundled: set[str]) -> list[str]:
+    """The listed jars Spark does not ship itself: a second, older copy of a bundled library
+    (jackson, hadoop, slf4j ...) on the classpath only risks conflicts."""
+    return [name for name in listed if artifact_name(name) not in bundled]
+
+
+def bundled_artifacts() -> set[str]:
+    import pyspark  # noqa: PLC0415 - only needed when a session is built
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    return {artifact_name(p.name) for p in jars.glob("*.jar")}
+
+
+def resolve_spark_jars(jars_dir: Path) -> list[Path] | None:
+    """The local jar files for `spark.jars`, or None when jars/spark/ does not exist at all.
+
+    A folder that exists but is partial (an interrupted `make jars`, a deleted file) is an error:
+    running with half a classpath fails later with a far less helpful message.
+    """
+    spark_dir = jars_dir / "spark"
+    if not spark_dir.exists():
+        return None
+    manifest = spark_dir / MANIFEST
+    if not manifest.is_file():
+        raise SetupError(f"{spark_dir} is incomplete (no {MANIFEST}; `make jars` did not finish): run `make jars`.")
+    listed = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
+    missing = [name for name in listed if not (spark_dir / name).is_file()]
+    if missing or not listed:
+        shown = ", ".join(missing[:3]) or "every jar"
+        raise SetupError(f"{spark_dir} is incomplete (missing {shown}): run `make jars` to fetch them again.")
+    return [spark_dir / name for name in select_extra_jars(listed, bundled_artifacts())]
+
+
+def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) -> dict[str, str]:
+    """Everything the session is built with, as plain strings (pure, so it can be checked in tests)."""
+    conf = {
+        "spark.app.name": app_name,
+        "spark.master": settings.spark_master,
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+        "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        "spark.ui.enabled": str(settings.spark_ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.warehouse.dir": str((settings.data_dir / "spark-warehouse").resolve()),
+        "spark.driver.extraJavaOptions": " ".join(
+            (
+                f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+                f"-Dderby.system.home={(settings.data_dir / 'derby').resolve()}",
+            )
+        ),
+    }
+    if settings.spark_master.startswith("local"):
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    if jars is None:
+        conf["spark.jars.packages"] = ",".join(SPARK_PACKAGES)
+    else:
+        conf["spark.jars"] = ",".join(str(p.resolve()) for p in jars)
+    conf.update(settings.spark_conf)
+    return conf
+
+
+def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession":
+    """A SparkSession with Delta and the Kafka source/sink, configured from settings."""
+    check_java(settings.java_home)
+    if settings.java_home and "JAVA_HOME" not in os.environ:
+        os.environ["JAVA_HOME"] = str(settings.java_home)  # the JVM launcher reads it from the environment
+    jars = resolve_spark_jars(settings.jars_dir)
+    if jars is None:
+        log.warning(
+            "%s not found: Spark will download Delta and the Kafka connector from Maven Central at start-up "
+            "(run `make jars` to work offline)",
+            settings.jars_dir / "spark",
+        )
+    from pyspark.sql import SparkSession  # noqa: PLC0415 - importing pyspark is slow; only here
+
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name, jars).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s session %r on %s", spark.version, app_name, settings.spark_master)
+    return spark
+
+
+def has_data_source(spark: "SparkSession", name: str) -> bool:
+    """Whether Spark can load data source `name` ('delta', 'kafka') with the jars it started with."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - no public API answers this without reading data
+    if jvm is None:
+        return False
+    try:
+        jvm.org.apache.spark.sql.execution.datasources.DataSource.lookupDataSource(
+            name,
+            spark._jsparkSession.sessionState().conf(),  # noqa: SLF001
+        )
+    except Exception:  # noqa: BLE001 - py4j raises Py4JJavaError for DATA_SOURCE_NOT_FOUND
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Streaming service: Spark Structured Streaming from the Kafka topics into Delta tables."""
