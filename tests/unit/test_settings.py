@@ -1,0 +1,95 @@
+"""Settings: one DATA_DIR for all services, prefixes per service, secrets masked, clear errors."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from pipeline_runtime.cli import describe_validation_error, run_cli
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.settings import ensure_writable_dir, settings_rows
+from producers.settings import ProducerSettings
+from streaming.settings import StreamingSettings
+from training.settings import TrainingSettings
+
+
+def test_shared_variables_reach_every_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-1:9092,kafka-2:9092")
+    monkeypatch.setenv("SPARK_MASTER", "spark://spark-master:7077")
+    producer = ProducerSettings(_env_file=None)
+    streaming = StreamingSettings(_env_file=None)
+    training = TrainingSettings(_env_file=None)
+    assert producer.data_dir == streaming.data_dir == training.data_dir == tmp_path
+    assert producer.kafka_bootstrap_servers == streaming.kafka_bootstrap_servers == "kafka-1:9092,kafka-2:9092"
+    assert streaming.spark_master == training.spark_master == "spark://spark-master:7077"
+    assert training.mlflow_dir == tmp_path / "mlflow"
+
+
+def test_prefixed_variables_belong_to_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMING_TRIGGER_INTERVAL", "5 seconds")
+    monkeypatch.setenv("TRAINING_SEED", "7")
+    monkeypatch.setenv("PRODUCER_KAFKA_CLIENT", "kafka-python")
+    assert StreamingSettings(_env_file=None).trigger_interval == "5 seconds"
+    assert TrainingSettings(_env_file=None).seed == 7
+    assert ProducerSettings(_env_file=None).kafka_client == "kafka-python"
+
+
+def test_defaults_are_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATA_DIR", "SPARK_MASTER", "KAFKA_BOOTSTRAP_SERVERS", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    settings = StreamingSettings(_env_file=None)
+    assert settings.data_dir == Path("data")
+    assert settings.spark_master == "local[*]"
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.table_uri("bronze") == str(Path("data/tables/bronze").resolve())
+    assert settings.checkpoint_uri("bronze") == str(Path("data/checkpoints/bronze").resolve())
+    assert TrainingSettings(_env_file=None).mlflow_tracking_uri is None
+
+
+def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SPARK_SHUFFLE_PARTITIONS", raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("SPARK_SHUFFLE_PARTITIONS=3\nSTREAMING_MAX_OFFSETS_PER_TRIGGER=500\n")
+    settings = StreamingSettings(_env_file=env_file)
+    assert (settings.spark_shuffle_partitions, settings.max_offsets_per_trigger) == (3, 500)
+
+
+def test_object_storage_locations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLES_LOCATION", "s3a://bucket/spotify/tables/")
+    monkeypatch.setenv("CHECKPOINTS_LOCATION", "s3a://bucket/spotify/checkpoints")
+    monkeypatch.setenv("SPARK_CONF", '{"spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000"}')
+    settings = StreamingSettings(_env_file=None)
+    assert settings.table_uri("silver_tracks") == "s3a://bucket/spotify/tables/silver_tracks"
+    assert settings.checkpoint_uri("bronze") == "s3a://bucket/spotify/checkpoints/bronze"
+    assert settings.spark_conf == {"spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000"}
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", "s3cr3t-value")
+    settings = ProducerSettings(_env_file=None)
+    assert settings.spotify_client_secret is not None
+    assert settings.spotify_client_secret.get_secret_value() == "s3cr3t-value"
+    shown = repr(settings) + str(settings) + repr(settings_rows(settings))
+    assert "s3cr3t-value" not in shown
+    assert ("spotify_client_secret", "**********") in settings_rows(settings)
+
+
+def test_invalid_setting_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SPARK_SHUFFLE_PARTITIONS", "many")
+    with pytest.raises(ValidationError) as caught:
+        StreamingSettings(_env_file=None)
+    message = describe_validation_error(caught.value)
+    assert "SPARK_SHUFFLE_PARTITIONS" in message and "integer" in message and "\n" not in message
+
+    assert run_cli(lambda: StreamingSettings(_env_file=None) and 0) == 2
+    out = capsys.readouterr().out
+    assert "error: invalid settings" in out and "Traceback" not in out
+
+
+def test_unwritable_data_dir_is_a_setup_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SetupError, match=r"is not writable .*DATA_DIR"):
+        ensure_writable_dir(blocker / "data")
+    assert ensure_writable_dir(tmp_path / "new" / "data").is_dir()

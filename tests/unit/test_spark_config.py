@@ -1,0 +1,110 @@
+"""How the Spark session is configured: jars from jars/spark, the fallback, Delta, small-machine defaults."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.settings import SparkSettings
+from pipeline_runtime.spark import (
+    MANIFEST,
+    SPARK_PACKAGES,
+    artifact_name,
+    resolve_spark_jars,
+    select_extra_jars,
+    spark_conf,
+)
+from tests.conftest import JARS_DIR, ROOT
+
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+@pytest.mark.parametrize(
+    ("jar", "artifact"),
+    [
+        ("spark-sql-kafka-0-10_2.13-4.2.0.jar", "spark-sql-kafka-0-10_2.13"),
+        ("delta-spark_4.2_2.13-4.4.0.jar", "delta-spark_4.2_2.13"),
+        ("zstd-jni-1.5.7-3.jar", "zstd-jni"),
+        ("javax.annotation-api-1.3.2.jar", "javax.annotation-api"),
+        ("jsr305-3.0.0.jar", "jsr305"),
+        ("kafka-clients-3.9.2.jar", "kafka-clients"),
+    ],
+)
+def test_artifact_name(jar: str, artifact: str) -> None:
+    assert artifact_name(jar) == artifact
+
+
+def test_jars_spark_ships_are_left_out() -> None:
+    listed = ["delta-spark_4.2_2.13-4.4.0.jar", "jackson-core-2.13.5.jar", "kafka-clients-3.9.2.jar"]
+    assert select_extra_jars(listed, {"jackson-core", "spark-core_2.13"}) == [
+        "delta-spark_4.2_2.13-4.4.0.jar",
+        "kafka-clients-3.9.2.jar",
+    ]
+
+
+def test_pom_and_fallback_packages_agree() -> None:
+    pom = ET.parse(ROOT / "jvm" / "spark" / "pom.xml").getroot()
+    props = {el.tag.split("}")[1]: el.text for el in pom.find("m:properties", POM_NS) or []}
+
+    def expand(text: str) -> str:
+        for key, value in props.items():
+            text = text.replace("${" + key + "}", value or "")
+        return text
+
+    coordinates = {
+        ":".join(expand(dep.findtext(f"m:{part}", "", POM_NS)) for part in ("groupId", "artifactId", "version"))
+        for dep in pom.iterfind("m:dependencies/m:dependency", POM_NS)
+    }
+    assert coordinates == set(SPARK_PACKAGES)
+
+
+def test_fetched_jars_are_used_without_duplicates() -> None:
+    jars = resolve_spark_jars(JARS_DIR)
+    assert jars is not None, "run `make jars` first"
+    names = {artifact_name(jar.name) for jar in jars}
+    assert {"delta-spark_4.2_2.13", "delta-storage", "spark-sql-kafka-0-10_2.13", "kafka-clients"} <= names
+    assert "spark-token-provider-kafka-0-10_2.13" in names and "commons-pool2" in names
+    # pyspark ships these already; a second, older copy would shadow or conflict.
+    assert not names & {"jackson-databind", "slf4j-api", "scala-library", "hadoop-client-runtime", "spark-tags_2.13"}
+
+
+def test_missing_jar_folder_falls_back_to_packages(tmp_path: Path) -> None:
+    assert resolve_spark_jars(tmp_path) is None
+    conf = spark_conf(SparkSettings(_env_file=None, data_dir=tmp_path), "app", None)
+    assert conf["spark.jars.packages"] == ",".join(SPARK_PACKAGES)
+    assert "spark.jars" not in conf
+
+
+def test_partial_jar_folder_is_an_error(tmp_path: Path) -> None:
+    spark_dir = tmp_path / "spark"
+    spark_dir.mkdir()
+    (spark_dir / "delta-spark_4.2_2.13-4.4.0.jar").write_bytes(b"")
+    with pytest.raises(SetupError, match=r"incomplete \(no MANIFEST.txt.*run `make jars`"):
+        resolve_spark_jars(tmp_path)
+    (spark_dir / MANIFEST).write_text("delta-spark_4.2_2.13-4.4.0.jar\nkafka-clients-3.9.2.jar\n")
+    with pytest.raises(SetupError, match=r"incomplete \(missing kafka-clients-3.9.2.jar\): run `make jars`"):
+        resolve_spark_jars(tmp_path)
+
+
+def test_session_settings(tmp_path: Path) -> None:
+    settings = SparkSettings(
+        _env_file=None,
+        data_dir=tmp_path,
+        spark_master="local[2]",
+        spark_shuffle_partitions=3,
+        spark_ui_enabled=False,
+        spark_conf={"spark.sql.shuffle.partitions": "5", "spark.hadoop.fs.s3a.path.style.access": "true"},
+    )
+    conf = spark_conf(settings, "app", [tmp_path / "a.jar", tmp_path / "b.jar"])
+    assert conf["spark.master"] == "local[2]"
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    assert conf["spark.ui.enabled"] == "false"
+    assert conf["spark.jars"] == f"{tmp_path / 'a.jar'},{tmp_path / 'b.jar'}"
+    assert "spark.jars.packages" not in conf
+    # SPARK_CONF has the last word.
+    assert conf["spark.sql.shuffle.partitions"] == "5"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    cluster = spark_conf(settings.model_copy(update={"spark_master": "spark://m:7077"}), "app", None)
+    assert "spark.driver.host" not in cluster
