@@ -27,6 +27,7 @@ SPARK_PACKAGES = (
 )
 MANIFEST = "MANIFEST.txt"
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+IVY_SETTINGS = Path(__file__).with_name("ivysettings.xml")
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
 
@@ -95,6 +96,7 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
         conf["spark.driver.bindAddress"] = "127.0.0.1"
     if jars is None:
         conf["spark.jars.packages"] = ",".join(SPARK_PACKAGES)
+        conf["spark.jars.ivySettings"] = str(IVY_SETTINGS)
     else:
         conf["spark.jars"] = ",".join(str(p.resolve()) for p in jars)
     conf.update(settings.spark_conf)

@@ -1,6 +1,8 @@
 """The real local Kafka broker: clients of both libraries, the CLI life cycle, restarts, failures."""
 
 import json
+import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -120,3 +122,15 @@ def test_start_timeout_kills_the_broker(tmp_path: Path) -> None:
     assert broker.status() is None
     assert broker.process is None
     assert not (tmp_path / "data" / "kafka" / "broker.json").exists()
+
+
+def test_stop_kills_a_broker_that_ignores_sigterm(tmp_path: Path) -> None:
+    settings = BrokerSettings(_env_file=None, data_dir=tmp_path / "data", jars_dir=JARS_DIR, port=0, stop_timeout=1)
+    broker = LocalKafkaBroker(settings)
+    running = broker.start()
+    os.kill(running.pid, signal.SIGSTOP)  # a frozen JVM cannot act on SIGTERM
+    started = time.monotonic()
+    assert broker.stop()
+    assert time.monotonic() - started < 15
+    assert not Path(f"/proc/{running.pid}").exists()
+    assert broker.status() is None
