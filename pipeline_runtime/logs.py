@@ -6,6 +6,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 NOISY_LOGGERS = ("py4j", "urllib3", "alembic", "git")
+# spotipy logs request headers (tokens, client secrets) at DEBUG and every HTTP error at ERROR; the
+# producer reports each condition itself, once, in words a user understands.
+SILENCED_LOGGERS = ("spotipy",)
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -14,3 +17,5 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in SILENCED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -1,41 +1,268 @@
 """Command line of the producer service.
 
-python -m producers check    show the effective settings (secrets masked) and check that Kafka answers
+python -m producers run [--once | --interval SECONDS]   poll Spotify and publish events to Kafka
+python -m producers login [--no-browser]                log in a Spotify user (PKCE), for their playlists
+python -m producers sandbox [--port N] [...]            an offline Spotify Web API on 127.0.0.1
+python -m producers backfill --file PATH                publish a CSV/Parquet catalogue as events
+python -m producers check                               settings (secrets masked) and Kafka reachable
 """
 
 import argparse
+import logging
+import signal
 import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
 
 from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, print_settings, run_cli
 from pipeline_runtime.logs import configure_logging
+from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
+
+log = logging.getLogger("producers")
+EXIT_TEMPFAIL = 75
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m producers",
-        description="Polls the Spotify Web API and publishes track events to Kafka.",
+        prog="python -m producers", description="Polls the Spotify Web API and publishes track events to Kafka."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="poll Spotify and publish events to Kafka, until stopped",
+        description="Polls the configured playlists, the logged-in user's playlists and "
+        "saved tracks, searches and artists; publishes what is new; repeats every "
+        "PRODUCER_POLL_INTERVAL_SECONDS. SIGTERM or Ctrl-C stops it after the current unit.",
+    )
+    when = run.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="poll once and exit")
+    when.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between polls (overrides setting)")
+
+    login = commands.add_parser(
+        "login",
+        help="log in a Spotify user (authorization code with PKCE)",
+        description="Prints (and opens) Spotify's login page and catches the redirect on "
+        "PRODUCER_REDIRECT_URI; keeps the refresh token in DATA_DIR/state (mode 0600).",
+    )
+    login.add_argument("--no-browser", action="store_true", help="only print the address")
+    login.add_argument("--timeout", type=float, default=300, help="seconds to wait for the redirect (default 300)")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve an offline Spotify Web API on 127.0.0.1",
+        description="A generated catalogue behind a Spotify-compatible Web API (either "
+        "generation), token endpoints and a ReccoBeats-compatible audio-features endpoint. "
+        "Prints the settings that point the producer at it.",
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
+    sandbox.add_argument(
+        "--generation",
+        choices=["development", "extended"],
+        default="development",
+        help="which Web API to imitate (default development, the 2026 one)",
+    )
+    sandbox.add_argument("--seed", type=int, default=42, help="seed of the generated catalogue (default 42)")
+    for name, default in (
+        ("tracks", 2000),
+        ("artists", 200),
+        ("albums", 500),
+        ("playlists", 12),
+        ("favourite-playlists", 3),
+    ):
+        sandbox.add_argument(f"--{name}", type=int, default=default, help=f"catalogue size (default {default})")
+    sandbox.add_argument("--export-csv", type=Path, help="also write the catalogue as a Spotify Tracks Dataset CSV")
+    faults = sandbox.add_argument_group("faults")
+    faults.add_argument("--rate-limit", type=int, default=0, metavar="N", help="answer the next N API requests 429")
+    faults.add_argument("--retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of those 429s")
+    faults.add_argument("--quota-exceeded", action="store_true", help="those 429s say QUOTA_EXCEEDED")
+    faults.add_argument("--server-errors", type=int, default=0, metavar="N", help="answer the next N API requests 503")
+    faults.add_argument("--malformed", type=int, default=0, metavar="N", help="answer the next N with broken JSON")
+    faults.add_argument("--slow-ms", type=int, default=0, help="delay every API answer by this many ms")
+    faults.add_argument("--token-ttl", type=int, default=3600, help="lifetime of access tokens in seconds")
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="publish a CSV/Parquet catalogue as track and audio-features events",
+        description="Reads a catalogue in the Spotify Tracks Dataset layout and publishes "
+        "what is new or changed (re-running publishes nothing twice).",
+    )
+    backfill.add_argument("--file", type=Path, required=True, help="the CSV or Parquet file")
+
     commands.add_parser("check", help="show the effective settings (secrets masked) and check that Kafka answers")
     return parser
 
 
-def check(settings: ProducerSettings) -> int:
+def install_stop_handlers() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: stopping after the current unit", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def run_command(settings: ProducerSettings, once: bool, interval: float | None) -> int:
+    from producers.poller import Poller  # noqa: PLC0415
+    from producers.publish import open_publisher  # noqa: PLC0415
+    from producers.spotify import RateLimited, SpotifyApi  # noqa: PLC0415
+    from producers.state import PollState  # noqa: PLC0415
+
+    stop = install_stop_handlers()
+    ensure_writable_dir(settings.state_dir, "producer state folder")
+    api = SpotifyApi(settings)
+    while True:
+        try:
+            api.detect_generation()
+            break
+        except RateLimited as exc:
+            log.warning("%s; waiting before the first request", exc)
+            if once or stop.wait(exc.retry_after):
+                return EXIT_TEMPFAIL
+    publisher = open_publisher(
+        settings.kafka_client,
+        settings.kafka_bootstrap_servers,
+        settings.topics,
+        settings.topic_partitions,
+        settings.kafka_timeout_seconds,
+    )
+    state = PollState(settings.state_file)
+    poller = Poller(settings, api, publisher, state, stop)
+    every = interval or settings.poll_interval_seconds
+    try:
+        while True:
+            report = poller.poll_once()
+            if once or stop.is_set():
+                return EXIT_TEMPFAIL if (once and report.resume_at) else 0
+            delay = every if report.resume_at is None else max(every, report.resume_at - time.time())
+            next_at = datetime.fromtimestamp(time.time() + delay, UTC).strftime("%H:%M:%S UTC")
+            log.info("next poll at %s", next_at)
+            if stop.wait(delay):
+                return 0
+    finally:
+        publisher.close()
+        state.close()
+        log.info("producer stopped; Kafka confirmed everything it was given")
+
+
+def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int:
+    from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
+    from producers.sandbox.server import Faults, SandboxServer, SandboxState  # noqa: PLC0415
+
+    size = CatalogueSize(args.tracks, args.artists, args.albums, args.playlists, args.favourite_playlists)
+    catalogue = generate_catalogue(args.seed, size)
+    folder = ensure_writable_dir(settings.data_dir / "sandbox", "sandbox folder")
+    catalogue.save(folder)
+    if args.export_csv:
+        catalogue.export_tracks_csv(args.export_csv)
+    faults = Faults(
+        rate_limit=args.rate_limit,
+        retry_after=args.retry_after,
+        quota_exceeded=args.quota_exceeded,
+        server_errors=args.server_errors,
+        malformed=args.malformed,
+        slow_ms=args.slow_ms,
+        token_ttl=args.token_ttl,
+    )
+    try:
+        server = SandboxServer(SandboxState(catalogue, args.generation, faults=faults), args.host, args.port)
+    except OSError as exc:
+        from pipeline_runtime.errors import SetupError  # noqa: PLC0415
+
+        raise SetupError(
+            f"Cannot serve the sandbox on {args.host}:{args.port} ({exc.strerror}): choose --port."
+        ) from None
+    stop = install_stop_handlers()
+    server.start_in_thread()
+    model = catalogue.model
+    console.print(
+        f"Spotify sandbox ({args.generation} API) at [bold]{server.url}[/]: {len(catalogue.tracks):,} tracks, "
+        f"{len(catalogue.playlists)} playlists; catalogue and model in {folder}",
+        highlight=False,
+    )
+    console.print(
+        f"best reachable: popularity R² {model['best_popularity_r2']}, favourite AUC {model['best_favourite_auc']}",
+        highlight=False,
+    )
+    console.print("Point the producer at it with:", highlight=False)
+    env = server.env()
+    env["PRODUCER_FAVOURITE_PLAYLISTS"] = ",".join(catalogue.favourite_playlist_ids)
+    env["PRODUCER_PLAYLISTS"] = ",".join(catalogue.playlists)
+    for key, value in env.items():
+        console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
+    sys.stdout.flush()
+    stop.wait()
+    server.shutdown()
+    return 0
+
+
+def backfill_command(settings: ProducerSettings, file: Path) -> int:
+    from producers.catalogue_file import catalogue_events, catalogue_rows, read_catalogue  # noqa: PLC0415
+    from producers.poller import Emitter  # noqa: PLC0415
+    from producers.publish import open_publisher  # noqa: PLC0415
+    from producers.state import Changes, PollState  # noqa: PLC0415
+
+    tracks = catalogue_rows(read_catalogue(file))
+    ensure_writable_dir(settings.state_dir, "producer state folder")
+    publisher = open_publisher(
+        settings.kafka_client,
+        settings.kafka_bootstrap_servers,
+        settings.topics,
+        settings.topic_partitions,
+        settings.kafka_timeout_seconds,
+    )
+    state = PollState(settings.state_file)
+    emitter = Emitter(settings, publisher, state)
+    ids = list(tracks)
+    try:
+        with console.status("") as status:
+            for start in range(0, len(ids), 5000):
+                chunk = {t: tracks[t] for t in ids[start : start + 5000]}
+                emitter.emit(catalogue_events(chunk, f"catalogue-file/{file.name}"), Changes())
+                status.update(f"backfill: {min(start + 5000, len(ids)):,} of {len(ids):,} tracks")
+    finally:
+        publisher.close()
+        state.close()
+    published = ", ".join(f"{n:,} {t}" for t, n in sorted(emitter.published.items())) or "nothing new"
+    console.print(f"backfill of {file}: {len(ids):,} tracks read; published {published}", highlight=False)
+    return 0
+
+
+def check_command(settings: ProducerSettings) -> int:
     print_settings(settings, "producer settings")
-    brokers = require_kafka(settings.kafka_bootstrap_servers)
+    brokers = require_kafka(settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds)
     console.print(f"✓ Kafka at {settings.kafka_bootstrap_servers} answers ({brokers} broker(s))")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     def body() -> int:
         settings = ProducerSettings()
         configure_logging(settings.log_level)
-        return check(settings)
+        if args.command == "run":
+            return run_command(settings, args.once, args.interval)
+        if args.command == "login":
+            from producers.login import login  # noqa: PLC0415
+
+            name = login(settings, open_browser=not args.no_browser, timeout=args.timeout)
+            console.print(f"✓ logged in as {name}; token kept in {settings.token_file} (mode 0600)", highlight=False)
+            return 0
+        if args.command == "sandbox":
+            return sandbox_command(settings, args)
+        if args.command == "backfill":
+            return backfill_command(settings, args.file)
+        return check_command(settings)
 
     return run_cli(body)
 

@@ -1,23 +1,103 @@
-"""Settings of the producer service (env prefix `PRODUCER_`; shared names such as DATA_DIR unprefixed)."""
+"""Settings of the producer service (env prefix `PRODUCER_`; shared names such as DATA_DIR unprefixed).
 
-from typing import Literal
+Lists (`PRODUCER_PLAYLISTS`, `PRODUCER_SEARCH_QUERIES` ...) take a JSON list or comma-separated values.
+"""
 
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pipeline_runtime.settings import KafkaSettings, shared
+
+Provider = Literal["spotify", "reccobeats", "catalogue"]
+CsvList = Annotated[list[str], NoDecode]
 
 
 class ProducerSettings(KafkaSettings):
     model_config = SettingsConfigDict(env_prefix="PRODUCER_")
 
+    # Spotify
     spotify_client_id: str | None = Field(
         None, validation_alias=shared("SPOTIFY_CLIENT_ID"), description="Spotify app's client id."
     )
     spotify_client_secret: SecretStr | None = Field(
         None, validation_alias=shared("SPOTIFY_CLIENT_SECRET"), description="Spotify app's client secret."
     )
+    spotify_api_url: str = Field("https://api.spotify.com/v1/", validation_alias=shared("SPOTIFY_API_URL"))
+    spotify_accounts_url: str = Field("https://accounts.spotify.com", validation_alias=shared("SPOTIFY_ACCOUNTS_URL"))
+    reccobeats_api_url: str = Field("https://api.reccobeats.com/v1/", validation_alias=shared("RECCOBEATS_API_URL"))
+    api_generation: Literal["auto", "extended", "development"] = Field(
+        "auto", description="Which Web API the app gets: detected at start (auto), or fixed."
+    )
+    auth: Literal["auto", "client", "user"] = Field(
+        "auto", description="user: the login's token; client: client credentials; auto: user if logged in."
+    )
+    redirect_uri: str = Field("http://127.0.0.1:8888/callback", description="Redirect URI of the `login` command.")
+    request_timeout_seconds: float = Field(10.0, gt=0)
+    http_retries: int = Field(3, ge=0, description="Retries of 5xx answers and timeouts, with backoff.")
+
+    # What to poll
+    playlists: CsvList = Field(default_factory=list, description="Playlist ids, URIs or URLs to follow.")
+    favourite_playlists: CsvList = Field(default_factory=list, description="Which playlists are favourites.")
+    include_my_playlists: bool = Field(True, description="With a login: follow the user's own playlists.")
+    include_saved_tracks: bool = Field(True, description="With a login: follow the user's saved tracks.")
+    saved_tracks_are_favourites: bool = Field(True, description="Saved tracks count as favourites.")
+    search_queries: CsvList = Field(default_factory=list, description='Search queries, e.g. "tag:new".')
+    search_max_results: int = Field(50, ge=1, le=1000)
+    artists: CsvList = Field(default_factory=list, description="Artist ids whose catalogues to follow.")
+
+    # Enrichment
+    audio_feature_providers: CsvList = Field(
+        default_factory=lambda: ["spotify", "reccobeats", "catalogue"], description="Tried in this order."
+    )
+    catalogue_file: Path | None = Field(None, description="CSV/Parquet catalogue for the 'catalogue' provider.")
+    artist_ttl_seconds: float = Field(7 * 86400.0, gt=0, description="How long artist details stay fresh.")
+
+    # Kafka and the loop
     kafka_client: Literal["confluent-kafka", "kafka-python"] = Field(
         "confluent-kafka", description="Kafka client library that publishes the events."
     )
+    topic_partitions: int = Field(3, ge=1, description="Partitions of topics the producer creates.")
+    kafka_timeout_seconds: float = Field(10.0, gt=0, description="How long to wait for Kafka before giving up.")
     poll_interval_seconds: float = Field(300.0, gt=0, description="Seconds between two polls of Spotify.")
+
+    @field_validator(
+        "playlists", "favourite_playlists", "search_queries", "artists", "audio_feature_providers", mode="before"
+    )
+    @classmethod
+    def split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json  # noqa: PLC0415
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("audio_feature_providers")
+    @classmethod
+    def known_providers(cls, value: list[str]) -> list[str]:
+        unknown = [p for p in value if p not in ("spotify", "reccobeats", "catalogue")]
+        if unknown:
+            raise ValueError(f"unknown audio-feature providers {unknown}: use spotify, reccobeats, catalogue")
+        return value
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "producer.sqlite"
+
+    @property
+    def token_file(self) -> Path:
+        return self.state_dir / "spotify-token.json"
+
+    @property
+    def topic_for(self) -> dict[str, str]:
+        return {
+            "track": self.topic_tracks,
+            "artist": self.topic_artists,
+            "audio_features": self.topic_audio_features,
+            "playlist_membership": self.topic_playlist_membership,
+        }

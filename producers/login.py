@@ -1,0 +1,92 @@
+"""`python -m producers login`: authorization code with PKCE, the redirect caught on localhost.
+
+The refresh token is kept in DATA_DIR/state/spotify-token.json (mode 0600); the producer then reads
+the user's own playlists and saved tracks. Nothing secret is printed.
+"""
+
+import logging
+import secrets
+import threading
+import webbrowser
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import spotipy
+from spotipy.exceptions import SpotifyOauthError
+
+from pipeline_runtime.cli import console
+from pipeline_runtime.errors import SetupError
+from producers.settings import ProducerSettings
+from producers.spotify import http_session, user_auth
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str:
+    """Serve one request on the redirect URI's host and port; return the `code` it carries."""
+    target = urlsplit(redirect_uri)
+    if target.hostname not in ("127.0.0.1", "localhost", "::1") or not target.port:
+        raise SetupError(
+            f"The redirect URI {redirect_uri} must be http://127.0.0.1:PORT/...: set PRODUCER_REDIRECT_URI."
+        )
+    result: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            result.update(query)
+            ok = query.get("state") == expected_state and "code" in query
+            body = b"Logged in: you can close this tab." if ok else b"Login failed: see the terminal."
+            self.send_response(200 if ok else 400)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    try:
+        server = HTTPServer((target.hostname, target.port), Handler)
+    except OSError as exc:
+        raise SetupError(f"Cannot listen on {target.hostname}:{target.port} for the login redirect ({exc.strerror}): "
+                         "free the port or set PRODUCER_REDIRECT_URI to another one.") from None  # fmt: skip
+    server.timeout = timeout
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    server.server_close()
+    if "error" in result:
+        raise SetupError(f"Spotify refused the login ({result['error']}).")
+    if result.get("state") != expected_state or "code" not in result:
+        raise SetupError(
+            f"No login arrived at {redirect_uri} within {timeout:.0f}s: run `python -m producers login` again."
+        )
+    return result["code"]
+
+
+def login(settings: ProducerSettings, open_browser: bool, timeout: float) -> str:
+    """Run the PKCE flow; returns the display name of the user who logged in."""
+    session = http_session(settings, Counter())
+    auth = user_auth(settings, session)
+    auth.get_pkce_handshake_parameters()
+    state = secrets.token_urlsafe(16)
+    url = auth.get_authorize_url(state)
+    console.print("Open this address to log in to Spotify (it redirects back here):", highlight=False)
+    console.print(url, highlight=False, soft_wrap=True)
+    if open_browser:
+        webbrowser.open(url)
+    code = wait_for_code(settings.redirect_uri, state, timeout)
+    try:
+        auth.get_access_token(code, check_cache=False)
+    except SpotifyOauthError as exc:
+        raise SetupError(
+            f"Spotify did not accept the login ({exc.error}): run `python -m producers login` again."
+        ) from None
+    me = spotipy.Spotify(auth_manager=auth, requests_session=session)
+    me.prefix = settings.spotify_api_url.rstrip("/") + "/"
+    user = me.me()
+    settings.token_file.chmod(0o600)
+    return str(user.get("display_name") or user.get("id"))

@@ -1,0 +1,281 @@
+"""One poll of Spotify, in units of work (a playlist, the saved tracks, a search, an artist).
+
+Each unit builds its events, publishes them, waits for Kafka's confirmation and only then commits its
+poll state: an unchanged playlist costs one request, a track already published unchanged is not
+published again, and a crash can cause re-sends but never gaps. A 429 ends the poll and says when
+Spotify may be asked again; the run loop waits for that without blocking SIGTERM.
+"""
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Literal
+
+from producers.catalogue_file import CatalogueFeatures
+from producers.events import (
+    Event,
+    artist_payload,
+    audio_features_payload,
+    diff_members,
+    make_event,
+    membership_payload,
+    track_payload,
+)
+from producers.publish import Publisher
+from producers.settings import ProducerSettings
+from producers.spotify import RateLimited, ServiceUnavailable, SpotifyApi, parse_id
+from producers.state import Changes, PollState
+
+log = logging.getLogger(__name__)
+
+SAVED_TRACKS = "me:saved-tracks"
+FEATURES_RETRY_SECONDS = 86400.0
+
+
+@dataclass
+class PollReport:
+    units: int = 0
+    unchanged_playlists: int = 0
+    failed_units: int = 0
+    events: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    rate_limited: int = 0
+    resume_at: float | None = None
+    stopped: bool = False
+
+    def summary(self) -> str:
+        published = ", ".join(f"{n} {t}" for t, n in sorted(self.events.items())) or "nothing new"
+        return (
+            f"{self.units} unit(s), {self.unchanged_playlists} unchanged playlist(s), {self.failed_units} failed; "
+            f"published {published}; {self.requests} API request(s), {self.rate_limited} answered 429"
+        )
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: ProducerSettings,
+        api: SpotifyApi,
+        publisher: Publisher,
+        state: PollState,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.publisher = publisher
+        self.state = state
+        self.stop = stop or threading.Event()
+        self.favourites = {parse_id("playlist", p) for p in settings.favourite_playlists}
+        self.catalogue = CatalogueFeatures(settings.catalogue_file) if settings.catalogue_file else None
+        self.source = f"spotify-api/{api.generation}"
+        self.emitter = Emitter(settings, publisher, state)
+        self.report = PollReport()
+
+    # --- the poll ---
+
+    def units(self) -> list[tuple[str, Callable[[], None]]]:
+        units: list[tuple[str, Callable[[], None]]] = []
+        playlists = [parse_id("playlist", p) for p in self.settings.playlists]
+        if self.api.user and self.settings.include_my_playlists:
+            playlists += [p["id"] for p in self.api.my_playlists() if p["id"] not in playlists]
+        playlists += [p for p in self.favourites if p not in playlists]
+        units += [(f"playlist {p}", partial(self.poll_playlist, p)) for p in playlists]
+        if self.api.user and self.settings.include_saved_tracks:
+            units.append(("saved tracks", self.poll_saved_tracks))
+        units += [(f"search {q!r}", partial(self.poll_search, q)) for q in self.settings.search_queries]
+        units += [(f"artist {a}", partial(self.poll_artist, parse_id("artist", a))) for a in self.settings.artists]
+        return units
+
+    def poll_once(self) -> PollReport:
+        self.report = report = PollReport()
+        before = Counter(self.api.counter)
+        published_before = Counter(self.emitter.published)
+        try:
+            for name, unit in self.units():
+                if self.stop.is_set():
+                    report.stopped = True
+                    break
+                report.units += 1
+                try:
+                    unit()
+                except ServiceUnavailable as exc:
+                    report.failed_units += 1
+                    log.warning("%s: %s; it is retried next poll", name, exc)
+        except RateLimited as exc:
+            report.resume_at = time.time() + exc.retry_after
+            resume = datetime.fromtimestamp(report.resume_at, UTC)
+            log.warning(
+                "%s; no requests until %s (in %s). Already published events are kept; the poll resumes then.",
+                exc,
+                resume.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                timedelta(seconds=round(exc.retry_after)),
+            )
+        except ServiceUnavailable as exc:
+            report.failed_units += 1
+            log.warning("poll stopped early: %s; retried next poll", exc)
+        report.requests = self.api.counter["requests"] - before["requests"]
+        report.rate_limited = self.api.counter["429"] - before["429"]
+        report.events = self.emitter.published - published_before
+        log.info("poll: %s", report.summary())
+        return report
+
+    # --- units ---
+
+    def poll_playlist(self, playlist_id: str) -> None:
+        meta = self.api.playlist_meta(playlist_id)
+        if meta is None:
+            return
+        snapshot = meta.get("snapshot_id")
+        if snapshot and snapshot == self.state.snapshot(playlist_id):
+            self.report.unchanged_playlists += 1
+            return
+        tracks = self.api.playlist_tracks(playlist_id)
+        favourite = playlist_id in self.favourites
+        new_members = {t["id"] for t in tracks}
+        added, removed = diff_members(self.state.members(playlist_id), new_members)
+        changes_by_action: tuple[tuple[Literal["added", "removed"], list[str]], ...] = (
+            ("added", added),
+            ("removed", removed),
+        )
+        events = [
+            make_event(
+                "playlist_membership",
+                playlist_id,
+                membership_payload(playlist_id, meta.get("name"), track_id, action, snapshot, favourite),
+                self.source,
+            )
+            for action, ids in changes_by_action
+            for track_id in ids
+        ]
+        changes = Changes(
+            playlists=[(playlist_id, snapshot, meta.get("name"), favourite)], members={playlist_id: new_members}
+        )
+        self.emitter.emit(events + self.enrich(tracks, changes), changes)
+        log.info(
+            "playlist %r: %d track(s), %d added, %d removed", meta.get("name"), len(tracks), len(added), len(removed)
+        )
+
+    def poll_saved_tracks(self) -> None:
+        since = self.state.cursor("saved_tracks")
+        saved = self.api.saved_tracks(since)
+        if not saved:
+            return
+        favourite = self.settings.saved_tracks_are_favourites
+        events = [
+            make_event(
+                "playlist_membership",
+                SAVED_TRACKS,
+                membership_payload(SAVED_TRACKS, "Saved tracks", track["id"], "added", added_at, favourite),
+                self.source,
+            )
+            for added_at, track in saved
+        ]
+        changes = Changes(cursors={"saved_tracks": max(added for added, _ in saved)})
+        self.emitter.emit(events + self.enrich([t for _, t in saved], changes), changes)
+
+    def poll_search(self, query: str) -> None:
+        changes = Changes()
+        self.emitter.emit(self.enrich(self.api.search(query, self.settings.search_max_results), changes), changes)
+
+    def poll_artist(self, artist_id: str) -> None:
+        albums = self.api.artist_albums(artist_id)
+        fresh = self.state.fresh("album", [a["id"] for a in albums], self.settings.artist_ttl_seconds)
+        for album in albums:
+            if album["id"] in fresh or self.stop.is_set():
+                continue
+            changes = Changes(fetched=[("album", album["id"])])
+            self.emitter.emit(self.enrich(self.api.album_tracks(album), changes), changes)
+
+    # --- enrichment ---
+
+    def enrich(self, tracks: list[dict[str, Any]], changes: Changes) -> list[Event]:
+        """Track events, plus artist and audio-feature events for what is not fresh yet."""
+        unique = {t["id"]: t for t in tracks}
+        events = [make_event("track", tid, track_payload(t), self.source) for tid, t in unique.items()]
+
+        artist_ids = sorted({a["id"] for t in unique.values() for a in t.get("artists") or [] if a.get("id")})
+        stale = [
+            a for a in artist_ids if a not in self.state.fresh("artist", artist_ids, self.settings.artist_ttl_seconds)
+        ]
+        if stale:
+            for artist in self.api.artists(stale):
+                events.append(make_event("artist", artist["id"], artist_payload(artist), self.source))
+            changes.fetched += [("artist", a) for a in stale]
+
+        wanted = [
+            t for t in unique if t not in self.state.fresh("audio_features", list(unique), FEATURES_RETRY_SECONDS)
+        ]
+        events += self.audio_features(wanted)
+        changes.fetched += [("audio_features", t) for t in wanted]
+        return events
+
+    def audio_features(self, track_ids: list[str]) -> list[Event]:
+        events: list[Event] = []
+        remaining = list(track_ids)
+        for provider in self.settings.audio_feature_providers:
+            if not remaining:
+                break
+            found: dict[str, dict[str, Any]] | None
+            if provider == "spotify":
+                found = self.api.spotify_audio_features(remaining)
+            elif provider == "reccobeats":
+                found = self.api.reccobeats_audio_features(remaining)
+            else:
+                found = self.catalogue.lookup(remaining) if self.catalogue else None
+            for track_id, features in (found or {}).items():
+                if track_id in remaining:
+                    payload = audio_features_payload(track_id, features, provider)
+                    events.append(make_event("audio_features", track_id, payload, self.source))
+            remaining = [t for t in remaining if t not in (found or {})]
+        return events
+
+
+class Emitter:
+    """Publishes a unit's new events, waits for Kafka, then commits the unit's state."""
+
+    def __init__(self, settings: ProducerSettings, publisher: Publisher, state: PollState) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.state = state
+        self.published: Counter[str] = Counter()
+
+    def emit(self, events: list[Event], changes: Changes) -> None:
+        """Publish what is new, wait for Kafka's confirmation, then record it and the unit's state."""
+        fresh_events = self.new_events(events)
+        topics = self.settings.topic_for
+        for event in fresh_events:
+            self.publisher.publish(topics[event.event_type], event.key, event.to_bytes())
+        self.publisher.confirm(self.settings.kafka_timeout_seconds * 6)
+        changes.published += [
+            (e.event_type, e.key, e.content_hash) for e in fresh_events if e.event_type != "playlist_membership"
+        ]
+        self.state.commit(changes)
+        self.published.update(e.event_type for e in fresh_events)
+
+    def new_events(self, events: list[Event]) -> list[Event]:
+        """Membership events always (they are diffs); entities only when their content changed."""
+        result: list[Event] = []
+        seen: set[tuple[str, str, str]] = set()
+        by_type: dict[str, list[Event]] = {}
+        for event in events:
+            by_type.setdefault(event.event_type, []).append(event)
+        for event_type, typed in by_type.items():
+            known = (
+                {}
+                if event_type == "playlist_membership"
+                else self.state.published_hashes(event_type, [e.key for e in typed])
+            )
+            for event in typed:
+                identity = (event.event_type, event.key, event.content_hash)
+                if known.get(event.key) == event.content_hash or (
+                    identity in seen and event_type != "playlist_membership"
+                ):
+                    continue
+                seen.add(identity)
+                result.append(event)
+        return result

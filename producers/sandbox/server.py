@@ -1,0 +1,570 @@
+"""An offline Spotify Web API (and a ReccoBeats-compatible audio-features endpoint) on 127.0.0.1.
+
+It serves a generated catalogue (producers.sandbox.catalogue) in either API generation:
+
+* `extended`: the pre-2026 shape: batch /tracks?ids= (50), /artists?ids= (50), /albums?ids= (20),
+  /audio-features?ids= (100), popularity/followers/label fields, playlist pages of 100 under /tracks.
+* `development`: the 2026 shape: one request per id (batch endpoints 403), audio-features 403 with a
+  bare body, /playlists/{id}/items pages of 50 with `item`, no popularity/followers/label/markets,
+  search at most 10 a call, artist albums `limit` at most 10, 403 for playlists the user does not own
+  (and for every playlist with a client-credentials token).
+
+Tokens: client credentials, and authorization code with PKCE and refresh (`/authorize` approves at
+once and redirects, so a login can run headless). Faults are switched by flags or at run time with
+`POST /_sandbox/faults`; `GET /_sandbox/stats` counts the requests per endpoint.
+"""
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from producers.sandbox.catalogue import SANDBOX_USER, Catalogue
+
+log = logging.getLogger(__name__)
+
+Generation = Literal["extended", "development"]
+DEFAULT_CLIENT_ID = "sandbox-client-id"
+DEFAULT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's own, public test credential
+LIMITS: dict[Generation, dict[str, int]] = {
+    "extended": {"playlist_page": 100, "search": 50, "artist_albums": 50, "tracks": 50, "artists": 50, "albums": 20},
+    "development": {"playlist_page": 50, "search": 10, "artist_albums": 10, "tracks": 0, "artists": 0, "albums": 0},
+}
+RECCOBEATS_MAX_IDS = 40
+AUDIO_FEATURES_MAX_IDS = 100
+
+
+@dataclass
+class Faults:
+    """What goes wrong, counted down per API request (`/v1/...`); all off by default."""
+
+    rate_limit: int = 0  # the next N API requests answer 429
+    retry_after: int = 1  # ... with this Retry-After (seconds)
+    quota_exceeded: bool = False  # ... with reason QUOTA_EXCEEDED
+    server_errors: int = 0  # the next N API requests answer 503
+    malformed: int = 0  # the next N API requests answer 200 with a body that is not JSON
+    slow_ms: int = 0  # every API request waits this long first
+    expire_tokens: bool = False  # set: every access token issued so far expires at once (401)
+    invalid_grant: bool = False  # refresh tokens are refused with invalid_grant
+    token_ttl: int = 3600  # expires_in of new access tokens
+
+
+@dataclass
+class Token:
+    kind: Literal["client", "user"]
+    expires_at: float
+
+
+@dataclass
+class SandboxState:
+    catalogue: Catalogue
+    generation: Generation
+    client_id: str = DEFAULT_CLIENT_ID
+    client_secret: str = DEFAULT_CLIENT_SECRET
+    faults: Faults = field(default_factory=Faults)
+    tokens: dict[str, Token] = field(default_factory=dict)
+    codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri, scope)
+    refresh_tokens: set[str] = field(default_factory=set)
+    requests: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return LIMITS[self.generation]
+
+    def issue_token(self, kind: Literal["client", "user"]) -> dict[str, Any]:
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = Token(kind, time.time() + self.faults.token_ttl)
+        return {"access_token": token, "token_type": "Bearer", "expires_in": self.faults.token_ttl}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.body = body
+        self.headers = headers or {}
+
+
+def snapshot_id(playlist: dict[str, Any]) -> str:
+    digest = hashlib.sha256(f"{playlist['id']}:{playlist['version']}".encode()).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    server: "SandboxServer"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sandbox: " + format, *args)
+
+    # --- plumbing ---
+
+    @property
+    def state(self) -> SandboxState:
+        return self.server.state
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.headers.get('Host', '127.0.0.1')}"
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self.send_bytes(status, json.dumps(body).encode(), headers)
+
+    def send_bytes(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            for route_method, pattern, name, handler in ROUTES:
+                match = re.fullmatch(pattern, path)
+                if route_method == method and match:
+                    with self.state.lock:
+                        self.state.requests[name] += 1
+                    if path.startswith("/v1/"):
+                        self.apply_faults()
+                    handler(self, query, *match.groups())
+                    return
+            raise ApiError(404, "Service not found")
+        except ApiError as error:
+            body = (
+                error.body
+                if error.body is not None
+                else json.dumps({"error": {"status": error.status, "message": error.message}}).encode()
+            )
+            self.send_bytes(error.status, body, error.headers)
+
+    def apply_faults(self) -> None:
+        faults = self.state.faults
+        if faults.slow_ms:
+            time.sleep(faults.slow_ms / 1000)
+        with self.state.lock:
+            if faults.rate_limit > 0:
+                faults.rate_limit -= 1
+                error: dict[str, Any] = {"status": 429, "message": "API rate limit exceeded"}
+                if faults.quota_exceeded:
+                    error = {"status": 429, "message": "Quota exceeded", "reason": "QUOTA_EXCEEDED"}
+                raise ApiError(429, error["message"], json.dumps({"error": error}).encode(),
+                               {"Retry-After": str(faults.retry_after)})  # fmt: skip
+            if faults.server_errors > 0:
+                faults.server_errors -= 1
+                raise ApiError(503, "Service unavailable")
+            if faults.malformed > 0:
+                faults.malformed -= 1
+                raise ApiError(200, "malformed", b'{"items": [{"id": "trunc')
+        self.authorise()
+
+    def authorise(self) -> Token:
+        header = self.headers.get("Authorization", "")
+        token = self.state.tokens.get(header.removeprefix("Bearer ").strip())
+        if token is None:
+            raise ApiError(401, "Invalid access token")
+        if token.expires_at < time.time():
+            raise ApiError(401, "The access token expired")
+        return token
+
+    # --- accounts ---
+
+    def token(self, _query: dict[str, str]) -> None:
+        form = {k: v[-1] for k, v in parse_qs(self.read_body().decode()).items()}
+        grant = form.get("grant_type")
+        state = self.state
+        if grant == "client_credentials":
+            auth = self.headers.get("Authorization", "")
+            expected = base64.b64encode(f"{state.client_id}:{state.client_secret}".encode()).decode()
+            if auth != f"Basic {expected}":
+                self.send_json(400, {"error": "invalid_client", "error_description": "Invalid client"})
+                return
+            self.send_json(200, state.issue_token("client"))
+            return
+        if grant == "authorization_code":
+            pending = state.codes.pop(form.get("code", ""), None)
+            verifier = form.get("code_verifier", "")
+            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if pending is None or pending[:2] != (challenge, form.get("redirect_uri")):
+                self.send_json(400, {"error": "invalid_grant", "error_description": "Invalid authorization code"})
+                return
+            refresh = secrets.token_urlsafe(24)
+            state.refresh_tokens.add(refresh)
+            self.send_json(200, {**state.issue_token("user"), "refresh_token": refresh, "scope": pending[2]})
+            return
+        if grant == "refresh_token":
+            if state.faults.invalid_grant or form.get("refresh_token") not in state.refresh_tokens:
+                self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
+                return
+            self.send_json(200, state.issue_token("user"))
+            return
+        self.send_json(400, {"error": "unsupported_grant_type"})
+
+    def authorize(self, query: dict[str, str]) -> None:
+        """Approves at once: redirects to redirect_uri with a code bound to the PKCE challenge."""
+        if query.get("client_id") != self.state.client_id or query.get("code_challenge_method") != "S256":
+            raise ApiError(400, "INVALID_CLIENT: Invalid client or missing PKCE")
+        code = secrets.token_urlsafe(16)
+        self.state.codes[code] = (query.get("code_challenge", ""), query.get("redirect_uri", ""), query.get("scope", ""))
+        location = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    # --- objects in the generation's shape ---
+
+    @property
+    def extended(self) -> bool:
+        return self.state.generation == "extended"
+
+    def artist_ref(self, artist_id: str) -> dict[str, Any]:
+        artist = self.state.catalogue.artists[artist_id]
+        return {"id": artist_id, "name": artist["name"], "type": "artist", "uri": f"spotify:artist:{artist_id}"}
+
+    def artist_obj(self, artist_id: str) -> dict[str, Any]:
+        artist = self.state.catalogue.artists[artist_id]
+        obj = {**self.artist_ref(artist_id), "genres": artist["genres"]}
+        if self.extended:
+            obj.update(popularity=artist["popularity"], followers={"href": None, "total": artist["followers"]})
+        return obj
+
+    def album_ref(self, album_id: str) -> dict[str, Any]:
+        album = self.state.catalogue.albums[album_id]
+        return {
+            "id": album_id, "name": album["name"], "type": "album", "album_type": "album",
+            "uri": f"spotify:album:{album_id}", "release_date": album["release_date"],
+            "release_date_precision": "day", "total_tracks": len(album["track_ids"]),
+            "artists": [self.artist_ref(a) for a in album["artist_ids"]],
+        }  # fmt: skip
+
+    def album_obj(self, album_id: str) -> dict[str, Any]:
+        album = self.state.catalogue.albums[album_id]
+        obj = self.album_ref(album_id)
+        obj["tracks"] = self.page([self.track_obj(t, simplified=True) for t in album["track_ids"]], 0, 50, "")
+        if self.extended:
+            obj.update(label=album["label"], popularity=album["popularity"])
+        return obj
+
+    def track_obj(self, track_id: str, simplified: bool = False) -> dict[str, Any]:
+        track = self.state.catalogue.tracks[track_id]
+        obj: dict[str, Any] = {
+            "id": track_id, "name": track["name"], "type": "track", "uri": f"spotify:track:{track_id}",
+            "duration_ms": track["duration_ms"], "explicit": track["explicit"], "track_number": track["track_number"],
+            "artists": [self.artist_ref(a) for a in track["artist_ids"]],
+        }  # fmt: skip
+        if not simplified:
+            obj["album"] = self.album_ref(track["album_id"])
+            obj["external_ids"] = {"isrc": track["isrc"]}
+            if self.extended:
+                obj.update(popularity=track["popularity"], available_markets=["DE", "GB", "US"])
+        return obj
+
+    def page(self, items: list[Any], offset: int, limit: int, next_base: str) -> dict[str, Any]:
+        chunk = items[offset : offset + limit]
+        following = offset + limit
+        return {
+            "href": next_base, "items": chunk, "limit": limit, "offset": offset, "total": len(items),
+            "next": f"{next_base}{'&' if '?' in next_base else '?'}offset={following}&limit={limit}"
+            if following < len(items) and next_base else None,
+            "previous": None,
+        }  # fmt: skip
+
+    def paging_args(self, query: dict[str, str], default: int, maximum: int) -> tuple[int, int]:
+        try:
+            limit, offset = int(query.get("limit", default)), int(query.get("offset", 0))
+        except ValueError:
+            raise ApiError(400, "Invalid limit") from None
+        if not 1 <= limit <= maximum or offset < 0:
+            raise ApiError(400, "Invalid limit")
+        return limit, offset
+
+    def ids(self, query: dict[str, str], maximum: int) -> list[str]:
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not ids or len(ids) > maximum:
+            raise ApiError(400, "Invalid ids")
+        return ids
+
+    # --- the Web API ---
+
+    def me(self, _query: dict[str, str]) -> None:
+        if self.authorise().kind != "user":
+            raise ApiError(401, "This endpoint needs a user access token")
+        self.send_json(200, {"id": SANDBOX_USER, "display_name": "Sandbox User", "type": "user", "product": "premium"})
+
+    def me_playlists(self, query: dict[str, str]) -> None:
+        if self.authorise().kind != "user":
+            raise ApiError(401, "This endpoint needs a user access token")
+        limit, offset = self.paging_args(query, 20, 50)
+        own = [self.playlist_summary(p) for p in self.state.catalogue.playlists.values() if p["owner"] == SANDBOX_USER]
+        self.send_json(200, self.page(own, offset, limit, f"{self.base_url}/v1/me/playlists"))
+
+    def me_tracks(self, query: dict[str, str]) -> None:
+        if self.authorise().kind != "user":
+            raise ApiError(401, "This endpoint needs a user access token")
+        limit, offset = self.paging_args(query, 20, 50)
+        saved = sorted(self.state.catalogue.favourites)[:60]
+        items = [{"added_at": f"2026-01-{1 + i % 28:02d}T12:00:00Z", "track": self.track_obj(t)}
+                 for i, t in enumerate(saved)]  # fmt: skip
+        self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/me/tracks"))
+
+    def playlist_summary(self, playlist: dict[str, Any]) -> dict[str, Any]:
+        key = "tracks" if self.extended else "items"
+        return {
+            "id": playlist["id"], "name": playlist["name"], "snapshot_id": snapshot_id(playlist),
+            "owner": {"id": playlist["owner"]}, "type": "playlist", "uri": f"spotify:playlist:{playlist['id']}",
+            key: {"total": len(playlist["track_ids"])},
+        }  # fmt: skip
+
+    def find_playlist(self, playlist_id: str) -> dict[str, Any]:
+        playlist = self.state.catalogue.playlists.get(playlist_id)
+        if playlist is None:
+            raise ApiError(404, "Resource not found")
+        return playlist
+
+    def check_playlist_access(self, playlist: dict[str, Any]) -> None:
+        token = self.authorise()
+        if not self.extended and (token.kind != "user" or playlist["owner"] != SANDBOX_USER):
+            raise ApiError(403, "Forbidden")
+
+    def playlist(self, _query: dict[str, str], playlist_id: str) -> None:
+        playlist = self.find_playlist(playlist_id)
+        self.check_playlist_access(playlist)
+        self.send_json(200, self.playlist_summary(playlist))
+
+    def playlist_tracks(self, query: dict[str, str], playlist_id: str) -> None:
+        if not self.extended:
+            raise ApiError(404, "Service not found")  # became /items in 2026
+        self.playlist_page(query, playlist_id, "tracks", "track")
+
+    def playlist_items(self, query: dict[str, str], playlist_id: str) -> None:
+        if self.extended:
+            raise ApiError(404, "Service not found")
+        self.playlist_page(query, playlist_id, "items", "item")
+
+    def playlist_page(self, query: dict[str, str], playlist_id: str, path: str, key: str) -> None:
+        playlist = self.find_playlist(playlist_id)
+        self.check_playlist_access(playlist)
+        maximum = self.state.limits["playlist_page"]
+        limit, offset = self.paging_args(query, maximum, maximum)
+        items = [{"added_at": "2026-02-01T00:00:00Z", key: self.track_obj(t)} for t in playlist["track_ids"]]
+        self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/playlists/{playlist_id}/{path}"))
+
+    def batch(
+        self, query: dict[str, str], kind: str, make: Callable[[str], dict[str, Any]], table: dict[str, Any]
+    ) -> None:
+        maximum = self.state.limits[kind]
+        if not maximum:
+            raise ApiError(403, "Forbidden")  # batch endpoints are gone in development mode
+        self.authorise()
+        ids = self.ids(query, maximum)
+        self.send_json(200, {kind: [make(i) if i in table else None for i in ids]})
+
+    def tracks(self, query: dict[str, str]) -> None:
+        self.batch(query, "tracks", self.track_obj, self.state.catalogue.tracks)
+
+    def artists(self, query: dict[str, str]) -> None:
+        self.batch(query, "artists", self.artist_obj, self.state.catalogue.artists)
+
+    def albums(self, query: dict[str, str]) -> None:
+        self.batch(query, "albums", self.album_obj, self.state.catalogue.albums)
+
+    def one(self, table: dict[str, Any], item_id: str, make: Callable[[str], dict[str, Any]]) -> None:
+        self.authorise()
+        if item_id not in table:
+            raise ApiError(404, "Resource not found")
+        self.send_json(200, make(item_id))
+
+    def track(self, _query: dict[str, str], track_id: str) -> None:
+        self.one(self.state.catalogue.tracks, track_id, self.track_obj)
+
+    def artist(self, _query: dict[str, str], artist_id: str) -> None:
+        self.one(self.state.catalogue.artists, artist_id, self.artist_obj)
+
+    def album(self, _query: dict[str, str], album_id: str) -> None:
+        self.one(self.state.catalogue.albums, album_id, self.album_obj)
+
+    def audio_features(self, query: dict[str, str]) -> None:
+        if not self.extended:
+            raise ApiError(403, "Forbidden", body=b"")  # gone for new apps since Nov 2024: a bare 403
+        self.authorise()
+        catalogue = self.state.catalogue
+        ids = self.ids(query, AUDIO_FEATURES_MAX_IDS)
+        features = [{"id": i, "type": "audio_features", **catalogue.audio_features[i]} if i in catalogue.tracks
+                    else None for i in ids]  # fmt: skip
+        self.send_json(200, {"audio_features": features})
+
+    def artist_albums(self, query: dict[str, str], artist_id: str) -> None:
+        self.authorise()
+        if artist_id not in self.state.catalogue.artists:
+            raise ApiError(404, "Resource not found")
+        limit, offset = self.paging_args(query, 20, self.state.limits["artist_albums"])
+        albums = [
+            self.album_ref(a) for a, album in self.state.catalogue.albums.items() if artist_id in album["artist_ids"]
+        ]
+        self.send_json(200, self.page(albums, offset, limit, f"{self.base_url}/v1/artists/{artist_id}/albums"))
+
+    def album_tracks(self, query: dict[str, str], album_id: str) -> None:
+        self.authorise()
+        album = self.state.catalogue.albums.get(album_id)
+        if album is None:
+            raise ApiError(404, "Resource not found")
+        limit, offset = self.paging_args(query, 20, 50)
+        items = [self.track_obj(t, simplified=True) for t in album["track_ids"]]
+        self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/albums/{album_id}/tracks"))
+
+    def search(self, query: dict[str, str]) -> None:
+        self.authorise()
+        limit, offset = self.paging_args(query, 10, self.state.limits["search"])
+        if offset + limit > 1000 or query.get("type", "track") != "track":
+            raise ApiError(400, "Invalid search")
+        found = search_tracks(self.state.catalogue, query.get("q", ""))
+        base = f"{self.base_url}/v1/search?{urlencode({'q': query.get('q', ''), 'type': 'track'})}"
+        self.send_json(200, {"tracks": self.page([self.track_obj(t) for t in found], offset, limit, base)})
+
+    def reccobeats(self, query: dict[str, str]) -> None:
+        catalogue = self.state.catalogue
+        ids = self.ids(query, RECCOBEATS_MAX_IDS)
+        content = []
+        for spotify_id in ids:
+            track = catalogue.tracks.get(spotify_id)
+            if track is None or not track["reccobeats"]:
+                continue  # ReccoBeats omits ids it does not know
+            features = {k: v for k, v in catalogue.audio_features[spotify_id].items() if k != "time_signature"}
+            content.append({"id": hashlib.md5(spotify_id.encode()).hexdigest(),  # noqa: S324 - an id, not security
+                            "href": f"https://open.spotify.com/track/{spotify_id}", **features})  # fmt: skip
+        self.send_json(200, {"content": content})
+
+    # --- control ---
+
+    def set_faults(self, _query: dict[str, str]) -> None:
+        changes = json.loads(self.read_body() or b"{}")
+        with self.state.lock:
+            for key, value in changes.items():
+                if not hasattr(self.state.faults, key):
+                    raise ApiError(400, f"unknown fault {key}")
+                setattr(self.state.faults, key, value)
+            if self.state.faults.expire_tokens:
+                for token in self.state.tokens.values():
+                    token.expires_at = 0
+                self.state.faults.expire_tokens = False
+        self.send_json(200, asdict(self.state.faults))
+
+    def stats(self, _query: dict[str, str]) -> None:
+        with self.state.lock:
+            counts = dict(self.state.requests)
+        self.send_json(200, {"requests": counts, "total": sum(counts.values()), "generation": self.state.generation})
+
+    def reset_stats(self, _query: dict[str, str]) -> None:
+        with self.state.lock:
+            self.state.requests.clear()
+        self.send_json(200, {"requests": {}, "total": 0})
+
+    def change_playlist(self, _query: dict[str, str], playlist_id: str) -> None:
+        playlist = self.find_playlist(playlist_id)
+        changes = json.loads(self.read_body() or b"{}")
+        with self.state.lock:
+            removed = set(changes.get("remove", []))
+            playlist["track_ids"] = [t for t in playlist["track_ids"] if t not in removed]
+            playlist["track_ids"] += [t for t in changes.get("add", []) if t not in playlist["track_ids"]]
+            playlist["version"] += 1
+        self.send_json(200, {"snapshot_id": snapshot_id(playlist), "tracks": len(playlist["track_ids"])})
+
+
+def search_tracks(catalogue: Catalogue, q: str) -> list[str]:
+    """Track ids matching a query: `tag:new` (the newest albums' tracks), else words in a track's name,
+    its artists' names or genres."""
+    if q.strip().startswith("tag:new"):
+        newest = sorted(catalogue.albums.values(), key=lambda a: a["release_date"], reverse=True)[:20]
+        return [t for album in newest for t in album["track_ids"]]
+    words = [w for w in re.split(r"\W+", q.lower()) if w]
+    found = []
+    for tid, track in catalogue.tracks.items():
+        artists = [catalogue.artists[a] for a in track["artist_ids"]]
+        text = " ".join([track["name"], *(a["name"] for a in artists), *(g for a in artists for g in a["genres"])])
+        if words and all(w in text.lower() for w in words):
+            found.append(tid)
+    return found
+
+
+H = SandboxHandler
+ID = r"([0-9A-Za-z]+)"
+ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
+    ("POST", r"/api/token", "token", H.token),
+    ("GET", r"/authorize", "authorize", H.authorize),
+    ("GET", r"/v1/me", "me", H.me),
+    ("GET", r"/v1/me/playlists", "me/playlists", H.me_playlists),
+    ("GET", r"/v1/me/tracks", "me/tracks", H.me_tracks),
+    ("GET", rf"/v1/playlists/{ID}", "playlists/{id}", H.playlist),
+    ("GET", rf"/v1/playlists/{ID}/tracks", "playlists/{id}/tracks", H.playlist_tracks),
+    ("GET", rf"/v1/playlists/{ID}/items", "playlists/{id}/items", H.playlist_items),
+    ("GET", r"/v1/tracks", "tracks", H.tracks),
+    ("GET", rf"/v1/tracks/{ID}", "tracks/{id}", H.track),
+    ("GET", r"/v1/artists", "artists", H.artists),
+    ("GET", rf"/v1/artists/{ID}", "artists/{id}", H.artist),
+    ("GET", rf"/v1/artists/{ID}/albums", "artists/{id}/albums", H.artist_albums),
+    ("GET", r"/v1/albums", "albums", H.albums),
+    ("GET", rf"/v1/albums/{ID}", "albums/{id}", H.album),
+    ("GET", rf"/v1/albums/{ID}/tracks", "albums/{id}/tracks", H.album_tracks),
+    ("GET", r"/v1/audio-features", "audio-features", H.audio_features),
+    ("GET", r"/v1/search", "search", H.search),
+    ("GET", r"/reccobeats/v1/audio-features", "reccobeats/audio-features", H.reccobeats),
+    ("POST", r"/_sandbox/faults", "_sandbox", H.set_faults),
+    ("GET", r"/_sandbox/stats", "_sandbox", H.stats),
+    ("POST", r"/_sandbox/stats/reset", "_sandbox", H.reset_stats),
+    ("POST", rf"/_sandbox/playlists/{ID}", "_sandbox", H.change_playlist),
+]
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state: SandboxState, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__((host, port), SandboxHandler)
+        self.state = state
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="spotify-sandbox", daemon=True)
+        thread.start()
+        return thread
+
+    def env(self) -> dict[str, str]:
+        """The settings that point the producer at this sandbox."""
+        return {
+            "SPOTIFY_API_URL": f"{self.url}/v1/",
+            "SPOTIFY_ACCOUNTS_URL": self.url,
+            "RECCOBEATS_API_URL": f"{self.url}/reccobeats/v1/",
+            "SPOTIFY_CLIENT_ID": self.state.client_id,
+            "SPOTIFY_CLIENT_SECRET": self.state.client_secret,
+        }
