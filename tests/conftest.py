@@ -7,8 +7,9 @@ variables never change what the tests do.
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,9 @@ from pipeline_runtime.settings import SparkSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from producers.sandbox.server import SandboxServer
+    from producers.settings import ProducerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 JARS_DIR = Path(os.environ.get("JARS_DIR", ROOT / "jars")).resolve()
@@ -98,3 +102,115 @@ def spark(spark_settings: SparkSettings) -> Iterator["SparkSession"]:
     session = build_spark_session(spark_settings, "tests")
     yield session
     session.stop()
+
+
+# --- the Spotify sandbox (the only faked part: Spotify, at the HTTP boundary) ---
+
+SMALL_CATALOGUE = {"tracks": 300, "artists": 40, "albums": 60, "playlists": 6, "favourite_playlists": 2}
+
+
+@pytest.fixture
+def sandbox_factory() -> Iterator["Callable[..., SandboxServer]"]:
+    """Start sandboxes (real HTTP on 127.0.0.1, in this process) for a test; all stopped after it."""
+    from producers.sandbox.catalogue import CatalogueSize, generate_catalogue
+    from producers.sandbox.server import SandboxServer, SandboxState
+
+    servers: list[SandboxServer] = []
+
+    def start(generation: str = "development", seed: int = 3, **size: int) -> SandboxServer:
+        catalogue = generate_catalogue(seed, CatalogueSize(**{**SMALL_CATALOGUE, **size}))
+        server = SandboxServer(SandboxState(catalogue, generation))  # type: ignore[arg-type]
+        server.start_in_thread()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def sandbox_settings(server: "SandboxServer", data_dir: Path, **overrides: object) -> "ProducerSettings":
+    """Producer settings pointed at a sandbox, with topics of their own."""
+    from producers.settings import ProducerSettings
+
+    env = server.env()
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "spotify_client_id": env["SPOTIFY_CLIENT_ID"],
+        "spotify_client_secret": env["SPOTIFY_CLIENT_SECRET"],
+        "spotify_api_url": env["SPOTIFY_API_URL"],
+        "spotify_accounts_url": env["SPOTIFY_ACCOUNTS_URL"],
+        "reccobeats_api_url": env["RECCOBEATS_API_URL"],
+        "playlists": list(server.state.catalogue.playlists),
+        "favourite_playlists": server.state.catalogue.favourite_playlist_ids,
+        "topic_tracks": f"tracks-{suffix}",
+        "topic_artists": f"artists-{suffix}",
+        "topic_audio_features": f"features-{suffix}",
+        "topic_playlist_membership": f"membership-{suffix}",
+        "topic_partitions": 2,
+        "http_retries": 2,
+        "request_timeout_seconds": 5,
+    }
+    values.update(overrides)
+    return ProducerSettings(_env_file=None, **values)
+
+
+def sandbox_login(settings: "ProducerSettings") -> None:
+    """Log in the sandbox user the way a browser would: follow /authorize, exchange the code (PKCE)."""
+    from collections import Counter
+
+    import requests
+
+    from producers.spotify import http_session, user_auth
+
+    auth = user_auth(settings, http_session(settings, Counter()))
+    auth.get_pkce_handshake_parameters()
+    location = requests.get(auth.get_authorize_url("state"), allow_redirects=False, timeout=10).headers["Location"]
+    code = location.split("code=")[1].split("&")[0]
+    auth.get_access_token(code, check_cache=False)
+
+
+def sandbox_stats(server: "SandboxServer", reset: bool = False) -> dict[str, int]:
+    import requests
+
+    counts: dict[str, int] = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["requests"]
+    counts.pop("_sandbox", None)
+    if reset:
+        requests.post(f"{server.url}/_sandbox/stats/reset", timeout=10)
+    return counts
+
+
+def set_faults(server: "SandboxServer", **faults: object) -> None:
+    import requests
+
+    requests.post(f"{server.url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+
+
+def read_topic(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> list[dict]:  # type: ignore[type-arg]
+    """Every event in a topic (all partitions), decoded; stops when the end is reached."""
+    import json
+
+    from confluent_kafka import Consumer, KafkaError
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex,
+                         "auto.offset.reset": "earliest", "enable.partition.eof": True})  # fmt: skip
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = len(metadata.topics[topic].partitions) if topic in metadata.topics else 0
+    consumer.subscribe([topic])
+    events, finished = [], set()
+    deadline = time.monotonic() + timeout
+    try:
+        while partitions and len(finished) < partitions and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    finished.add(message.partition())
+                continue
+            events.append({"key": message.key().decode(), **json.loads(message.value())})
+    finally:
+        consumer.close()
+    return events

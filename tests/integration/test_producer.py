@@ -1,0 +1,283 @@
+"""The producer against the sandbox over real HTTP (spotipy for real), into the real broker."""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from producers.poller import Poller
+from producers.publish import open_publisher
+from producers.sandbox.server import SandboxServer
+from producers.settings import ProducerSettings
+from producers.spotify import SpotifyApi
+from producers.state import PollState
+from tests.conftest import read_topic, sandbox_login, sandbox_settings, sandbox_stats, set_faults
+
+EVENT_TOPICS = ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
+
+
+class Producer:
+    """One producer process's parts, as `python -m producers run` wires them."""
+
+    def __init__(self, settings: ProducerSettings) -> None:
+        self.settings = settings
+        self.api = SpotifyApi(settings)
+        self.api.detect_generation()
+        self.publisher = open_publisher(settings.kafka_client, settings.kafka_bootstrap_servers, settings.topics,
+                                        settings.topic_partitions, settings.kafka_timeout_seconds)  # fmt: skip
+        self.state = PollState(settings.state_file)
+        self.poller = Poller(settings, self.api, self.publisher, self.state)
+
+    def close(self) -> None:
+        self.publisher.close()
+        self.state.close()
+
+
+@pytest.fixture
+def producers() -> Iterator[Callable[[ProducerSettings], Producer]]:
+    made: list[Producer] = []
+
+    def make(settings: ProducerSettings) -> Producer:
+        made.append(Producer(settings))
+        return made[-1]
+
+    yield make
+    for producer in made:
+        producer.close()
+
+
+def events_by_topic(settings: ProducerSettings) -> dict[str, list[dict]]:  # type: ignore[type-arg]
+    return {name: read_topic(settings.kafka_bootstrap_servers, getattr(settings, name)) for name in EVENT_TOPICS}
+
+
+def readable_playlists(server: SandboxServer, generation: str) -> dict[str, dict]:  # type: ignore[type-arg]
+    playlists = server.state.catalogue.playlists
+    return {pid: p for pid, p in playlists.items() if generation == "extended" or p["owner"] == "sandbox-user"}
+
+
+def check_envelopes(events: list[dict]) -> None:  # type: ignore[type-arg]
+    for event in events:
+        assert event["schema_version"] == 1
+        assert {"event_id", "event_type", "source", "observed_at", "payload"} <= set(event)
+    assert len({e["event_id"] for e in events}) == len(events), "no event is published twice"
+
+
+def test_extended_app_publishes_everything_once(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:
+    server = sandbox_factory("extended")
+    catalogue = server.state.catalogue
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
+    producer = producers(settings)
+    assert producer.api.generation == "extended"
+    assert sandbox_stats(server, reset=True) == {"token": 1, "search": 1}, "one request tells the generation"
+    report = producer.poller.poll_once()
+
+    playlists = readable_playlists(server, "extended")
+    expected_tracks = {t for p in playlists.values() for t in p["track_ids"]}
+    expected_artists = {a for t in expected_tracks for a in catalogue.tracks[t]["artist_ids"]}
+    events = events_by_topic(settings)
+    for topic_events in events.values():
+        check_envelopes(topic_events)
+    tracks = {e["key"]: e for e in events["topic_tracks"]}
+    assert set(tracks) == expected_tracks
+    assert {e["key"] for e in events["topic_artists"]} == expected_artists
+    sample = next(iter(tracks.values()))
+    assert sample["source"] == "spotify-api/extended"
+    assert sample["payload"]["popularity"] == catalogue.tracks[sample["key"]]["popularity"]
+    features = events["topic_audio_features"]
+    assert {e["key"] for e in features} == expected_tracks
+    assert {e["payload"]["provider"] for e in features} == {"spotify"}
+    membership = events["topic_playlist_membership"]
+    assert len(membership) == sum(len(p["track_ids"]) for p in playlists.values())
+    favourite_flags = {e["payload"]["playlist_id"]: e["payload"]["is_favourite_playlist"] for e in membership}
+    assert favourite_flags == {pid: p["favourite"] for pid, p in playlists.items()}
+    assert {e["payload"]["action"] for e in membership} == {"added"}
+
+    requests_made = sum(sandbox_stats(server).values())
+    print(f"\nextended: {requests_made} requests for {len(expected_tracks)} new tracks "
+          f"= {requests_made / len(expected_tracks):.3f} per track")  # fmt: skip
+    assert report.requests == requests_made
+    assert report.events["track"] == len(expected_tracks)
+
+
+def test_development_app_with_login(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    server = sandbox_factory("development")
+    catalogue = server.state.catalogue
+    csv = tmp_path / "catalogue.csv"
+    catalogue.export_tracks_csv(csv)
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, catalogue_file=csv,
+                                include_saved_tracks=False)  # fmt: skip
+    sandbox_login(settings)
+    assert settings.token_file.stat().st_mode & 0o777 == 0o600
+    producer = producers(settings)
+    assert producer.api.generation == "development" and producer.api.user
+    with caplog.at_level(logging.INFO):
+        producer.poller.poll_once()
+        producer.poller.poll_once()
+
+    own = readable_playlists(server, "development")
+    assert len(own) < len(catalogue.playlists), "the catalogue has playlists of other users"
+    expected_tracks = {t for p in own.values() for t in p["track_ids"]}
+    events = events_by_topic(settings)
+    tracks = {e["key"]: e["payload"] for e in events["topic_tracks"]}
+    assert set(tracks) == expected_tracks
+    assert all(t["popularity"] is None for t in tracks.values()), "development mode has no popularity"
+    assert all(e["payload"]["followers"] is None for e in events["topic_artists"])
+    providers = Counter(e["payload"]["provider"] for e in events["topic_audio_features"])
+    unknown_to_reccobeats = {t for t in expected_tracks if not catalogue.tracks[t]["reccobeats"]}
+    assert providers == {"reccobeats": len(expected_tracks) - len(unknown_to_reccobeats),
+                         "catalogue": len(unknown_to_reccobeats)}  # fmt: skip
+    assert unknown_to_reccobeats, "some tracks come from the catalogue file"
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("audio-features" in w for w in warnings) == 1, "a removed endpoint is reported once"
+    assert sandbox_stats(server)["audio-features"] == 1, "and never asked again"
+    for pid in set(catalogue.playlists) - set(own):
+        assert sum(pid in w for w in warnings) == 1
+
+    stats = sandbox_stats(server)
+    assert "tracks" not in stats and "artists" not in stats, "no batch endpoints in development mode"
+    assert stats["artists/{id}"] == len({a for t in expected_tracks for a in catalogue.tracks[t]["artist_ids"]})
+
+
+@pytest.mark.parametrize("generation", ["extended", "development"])
+def test_unchanged_playlist_costs_one_request_and_changes_are_diffed(
+    generation: str, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str,
+    producers: Callable[..., Producer], tmp_path: Path,
+) -> None:  # fmt: skip
+    server = sandbox_factory(generation)
+    catalogue = server.state.catalogue
+    playlist_id = catalogue.favourite_playlist_ids[0]
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, playlists=[playlist_id],
+                                favourite_playlists=[playlist_id], include_my_playlists=False,
+                                include_saved_tracks=False)  # fmt: skip
+    if generation == "development":
+        sandbox_login(settings)
+    producer = producers(settings)
+    first = producer.poller.poll_once()
+    assert first.events["playlist_membership"] == len(catalogue.playlists[playlist_id]["track_ids"])
+    sandbox_stats(server, reset=True)
+
+    second = producer.poller.poll_once()
+    assert sandbox_stats(server, reset=True) == {"playlists/{id}": 1}
+    assert second.unchanged_playlists == 1 and sum(second.events.values()) == 0
+
+    members = catalogue.playlists[playlist_id]["track_ids"]
+    outsiders = [t for t in catalogue.tracks if t not in members][:2]
+    requests.post(f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": outsiders, "remove": [members[0]]},
+                  timeout=10)  # fmt: skip
+    third = producer.poller.poll_once()
+    membership = read_topic(bootstrap_servers, settings.topic_playlist_membership)
+    latest = [
+        e["payload"] for e in membership if e["payload"]["snapshot_id"] != membership[0]["payload"]["snapshot_id"]
+    ]
+    assert sorted((p["action"], p["track_id"]) for p in latest) == sorted(
+        [("added", outsiders[0]), ("added", outsiders[1]), ("removed", members[0])]
+    )
+    assert third.events["track"] == 2, "only the two new tracks were not published before"
+
+    # A restart (new process, same data dir) resumes: nothing is published again.
+    producer.close()
+    again = Producer(settings)
+    try:
+        assert sum(again.poller.poll_once().events.values()) == 0
+    finally:
+        again.close()
+
+
+def test_kafka_python_client_publishes_the_same(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:
+    server = sandbox_factory("extended")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client",
+                                kafka_client="kafka-python")  # fmt: skip
+    report = producers(settings).poller.poll_once()
+    tracks = read_topic(bootstrap_servers, settings.topic_tracks)
+    expected = {t for p in server.state.catalogue.playlists.values() for t in p["track_ids"]}
+    assert {e["key"] for e in tracks} == expected
+    assert len(tracks) == len(expected) == report.events["track"]
+
+
+def test_rate_limit_is_scheduled_not_slept(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    server = sandbox_factory("extended")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
+    producer = producers(settings)
+    set_faults(server, rate_limit=1, retry_after=7200)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        report = producer.poller.poll_once()
+    assert time.monotonic() - started < 10, "the 429 came back at once, nothing slept inside a call"
+    assert report.rate_limited == 1 and report.resume_at is not None
+    assert 7190 < report.resume_at - time.time() <= 7200
+    assert any("rate limited: Retry-After 7200s" in r.getMessage() and "no requests until" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+    set_faults(server, rate_limit=1, retry_after=60, quota_exceeded=True)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        producer.poller.poll_once()
+    assert any("QUOTA_EXCEEDED" in r.getMessage() for r in caplog.records)
+
+    # After the wait, the poll goes on where it was and publishes every track once.
+    producer.poller.poll_once()
+    tracks = read_topic(bootstrap_servers, settings.topic_tracks)
+    expected = {t for p in server.state.catalogue.playlists.values() for t in p["track_ids"]}
+    assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
+
+
+def test_server_errors_malformed_json_and_expired_tokens(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    server = sandbox_factory("extended")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
+    producer = producers(settings)
+    set_faults(server, server_errors=2)  # a burst shorter than the retries: absorbed inside the session
+    set_faults(server, expire_tokens=True)  # the next call gets 401 and a new token
+    report = producer.poller.poll_once()
+    assert report.failed_units == 0
+    assert sandbox_stats(server)["token"] == 2
+
+    first_playlist = next(iter(server.state.catalogue.playlists.values()))
+    requests.post(f"{server.url}/_sandbox/playlists/{first_playlist['id']}",
+                  json={"remove": first_playlist["track_ids"][:1]}, timeout=10)  # fmt: skip
+    set_faults(server, malformed=1)  # the first request of the next poll: that playlist's unit fails
+    broken = producer.poller.poll_once()
+    assert broken.failed_units == 1
+    healed = producer.poller.poll_once()
+    assert healed.failed_units == 0 and healed.events["playlist_membership"] == 1
+    membership = read_topic(bootstrap_servers, settings.topic_playlist_membership)
+    assert len({e["event_id"] for e in membership}) == len(membership)
+
+
+def test_timeouts_fail_the_unit_not_the_producer(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    server = sandbox_factory("extended")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client",
+                                request_timeout_seconds=0.3, http_retries=0, playlists=list(server.state.catalogue.playlists)[:2],
+                                favourite_playlists=[], include_my_playlists=False)  # fmt: skip
+    producer = producers(settings)
+    set_faults(server, slow_ms=1000)
+    report = producer.poller.poll_once()
+    assert report.failed_units == 2 and sum(report.events.values()) == 0
+    set_faults(server, slow_ms=0)
+    assert producer.poller.poll_once().failed_units == 0
