@@ -207,7 +207,7 @@ def read_topic(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> lis
             if message is None:
                 continue
             if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+                if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
                     finished.add(message.partition())
                 continue
             events.append({"key": message.key().decode(), **json.loads(message.value())})

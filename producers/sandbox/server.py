@@ -231,7 +231,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if query.get("client_id") != self.state.client_id or query.get("code_challenge_method") != "S256":
             raise ApiError(400, "INVALID_CLIENT: Invalid client or missing PKCE")
         code = secrets.token_urlsafe(16)
-        self.state.codes[code] = (query.get("code_challenge", ""), query.get("redirect_uri", ""), query.get("scope", ""))
+        pending = (query.get("code_challenge", ""), query.get("redirect_uri", ""), query.get("scope", ""))
+        self.state.codes[code] = pending
         location = f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
         self.send_response(HTTPStatus.FOUND)
         self.send_header("Location", location)

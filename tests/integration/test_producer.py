@@ -272,8 +272,9 @@ def test_timeouts_fail_the_unit_not_the_producer(
     tmp_path: Path,
 ) -> None:  # fmt: skip
     server = sandbox_factory("extended")
+    two_playlists = list(server.state.catalogue.playlists)[:2]
     settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client",
-                                request_timeout_seconds=0.3, http_retries=0, playlists=list(server.state.catalogue.playlists)[:2],
+                                request_timeout_seconds=0.3, http_retries=0, playlists=two_playlists,
                                 favourite_playlists=[], include_my_playlists=False)  # fmt: skip
     producer = producers(settings)
     set_faults(server, slow_ms=1000)
