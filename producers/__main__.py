@@ -112,7 +112,7 @@ def install_stop_handlers() -> threading.Event:
 
 
 def run_command(settings: ProducerSettings, once: bool, interval: float | None) -> int:
-    from producers.poller import Poller  # noqa: PLC0415
+    from producers.poller import Poller, describe_wait  # noqa: PLC0415
     from producers.publish import open_publisher  # noqa: PLC0415
     from producers.spotify import RateLimited, SpotifyApi  # noqa: PLC0415
     from producers.state import PollState  # noqa: PLC0415
@@ -125,9 +125,11 @@ def run_command(settings: ProducerSettings, once: bool, interval: float | None) 
             api.detect_generation()
             break
         except RateLimited as exc:
-            log.warning("%s; waiting before the first request", exc)
-            if once or stop.wait(exc.retry_after):
+            log.warning("%s", describe_wait(exc))
+            if once:
                 return EXIT_TEMPFAIL
+            if stop.wait(exc.retry_after):
+                return 0
     publisher = open_publisher(
         settings.kafka_client,
         settings.kafka_bootstrap_servers,

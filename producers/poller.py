@@ -56,6 +56,11 @@ class PollReport:
         )
 
 
+def describe_wait(exc: RateLimited) -> str:
+    resume = datetime.fromtimestamp(time.time() + exc.retry_after, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{exc}; no requests until {resume} (in {timedelta(seconds=round(exc.retry_after))})"
+
+
 class Poller:
     def __init__(
         self,
@@ -108,13 +113,7 @@ class Poller:
                     log.warning("%s: %s; it is retried next poll", name, exc)
         except RateLimited as exc:
             report.resume_at = time.time() + exc.retry_after
-            resume = datetime.fromtimestamp(report.resume_at, UTC)
-            log.warning(
-                "%s; no requests until %s (in %s). Already published events are kept; the poll resumes then.",
-                exc,
-                resume.strftime("%Y-%m-%d %H:%M:%S UTC"),
-                timedelta(seconds=round(exc.retry_after)),
-            )
+            log.warning("%s. What was published is kept; the poll resumes then.", describe_wait(exc))
         except ServiceUnavailable as exc:
             report.failed_units += 1
             log.warning("poll stopped early: %s; retried next poll", exc)

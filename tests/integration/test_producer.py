@@ -147,6 +147,9 @@ def test_development_app_with_login(
         assert sum(pid in w for w in warnings) == 1
 
     stats = sandbox_stats(server)
+    first_poll = sum(stats.values()) - stats["token"] - stats["authorize"] - 1  # less login and the generation probe
+    print(f"\ndevelopment: about {first_poll} requests over two polls for {len(expected_tracks)} new tracks "
+          f"= {first_poll / len(expected_tracks):.3f} per track")  # fmt: skip
     assert "tracks" not in stats and "artists" not in stats, "no batch endpoints in development mode"
     assert stats["artists/{id}"] == len({a for t in expected_tracks for a in catalogue.tracks[t]["artist_ids"]})
 

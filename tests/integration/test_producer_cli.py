@@ -1,0 +1,196 @@
+"""`python -m producers ...` as a user runs it: login, run, backfill, sandbox; faults and secrets."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from pipeline_runtime.broker import free_port
+from producers.sandbox.server import SandboxServer
+from tests.conftest import clean_env, read_topic, run_module, sandbox_login, sandbox_settings, set_faults
+
+
+def producer_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, **extra: str) -> dict[str, str]:
+    catalogue = server.state.catalogue
+    return clean_env(
+        **server.env(),
+        DATA_DIR=str(data_dir),
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        PRODUCER_PLAYLISTS=",".join(catalogue.playlists),
+        PRODUCER_FAVOURITE_PLAYLISTS=",".join(catalogue.favourite_playlist_ids),
+        PRODUCER_TOPIC_PARTITIONS="1",
+        **extra,
+    )
+
+
+def start_module(module: str, *args: str, env: dict[str, str], cwd: Path) -> "subprocess.Popen[str]":
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def read_until(process: "subprocess.Popen[str]", pattern: str, timeout: float = 60) -> tuple[str, str]:
+    """Lines of output until one matches `pattern`: (everything read, the match)."""
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return "".join(seen), match.group(0)
+    raise AssertionError(f"{pattern!r} not seen in:\n{''.join(seen)}")
+
+
+def test_login_with_pkce_keeps_a_private_token(sandbox_factory: Callable[..., SandboxServer], tmp_path: Path) -> None:
+    server = sandbox_factory("development")
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    env = producer_env(server, tmp_path / "data", "127.0.0.1:1", PRODUCER_REDIRECT_URI=redirect)
+    process = start_module("producers", "login", "--no-browser", "--timeout", "60", env=env, cwd=tmp_path)
+    try:
+        _, url = read_until(process, r"http://\S+/authorize\?\S+")
+        assert "code_challenge_method=S256" in url and "client_id=sandbox-client-id" in url
+        answer = requests.get(url, timeout=10)  # what the browser does: approve, follow the redirect home
+        assert answer.status_code == 200 and "Logged in" in answer.text
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "logged in as Sandbox User" in output
+    token_file = tmp_path / "data" / "state" / "spotify-token.json"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = json.loads(token_file.read_text())
+    assert token["refresh_token"] in server.state.refresh_tokens
+    assert token["access_token"] not in output and token["refresh_token"] not in output
+
+
+def test_run_waits_out_a_long_retry_after_and_stops_on_sigterm(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path
+) -> None:
+    server = sandbox_factory("extended")
+    set_faults(server, rate_limit=1000, retry_after=3 * 3600)
+    env = producer_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client")
+    process = start_module("producers", "run", env=env, cwd=tmp_path)
+    try:
+        seen, _ = read_until(process, r"no requests until")
+        assert "Retry-After 10800s" in seen and "(in 3:00:00)" in seen
+        time.sleep(1)
+        requests_before = server.state.requests["search"]
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert time.monotonic() - started < 15
+    assert server.state.requests["search"] == requests_before == 1, "no request while the wait lasted"
+
+
+def test_expired_login_is_one_clear_line(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path
+) -> None:
+    server = sandbox_factory("development")
+    sandbox_login(sandbox_settings(server, tmp_path / "data"))
+    set_faults(server, invalid_grant=True, expire_tokens=True)
+    env = producer_env(server, tmp_path / "data", bootstrap_servers)
+    result = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "invalid_grant" in result.stdout and "run `python -m producers login` again" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unreachable_broker_fails_fast(sandbox_factory: Callable[..., SandboxServer], tmp_path: Path) -> None:
+    server = sandbox_factory("extended")
+    env = producer_env(server, tmp_path / "data", f"127.0.0.1:{free_port()}", PRODUCER_AUTH="client",
+                       PRODUCER_KAFKA_TIMEOUT_SECONDS="3")  # fmt: skip
+    started = time.monotonic()
+    result = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "did not answer within 3s" in result.stdout and "KAFKA_BOOTSTRAP_SERVERS" in result.stdout
+    assert time.monotonic() - started < 30
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_secrets_never_reach_logs_or_events(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path
+) -> None:
+    server = sandbox_factory("extended")
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    server.state.client_secret = secret
+    env = producer_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client", LOG_LEVEL="DEBUG",
+                       PRODUCER_KAFKA_CLIENT="kafka-python")  # fmt: skip
+    assert env["SPOTIFY_CLIENT_SECRET"] == secret
+    result = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "published" in output and "API request(s)" in output
+    import base64
+
+    tokens = list(server.state.tokens)
+    assert tokens
+    basic = base64.b64encode(f"sandbox-client-id:{secret}".encode()).decode()
+    for leaked in (secret, basic, *tokens):
+        assert leaked not in output
+    check = run_module("producers", "check", env=env, cwd=tmp_path)
+    assert secret not in check.stdout + check.stderr and "**********" in check.stdout
+    for topic in ("spotify.tracks", "spotify.artists", "spotify.audio_features", "spotify.playlist_membership"):
+        events = read_topic(bootstrap_servers, topic, timeout=10)
+        assert events, topic
+        assert all(secret not in json.dumps(e) and not any(t in json.dumps(e) for t in tokens) for e in events)
+
+
+def test_backfill_publishes_a_catalogue_once(
+    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path
+) -> None:
+    server = sandbox_factory("development", tracks=500)
+    csv = tmp_path / "tracks.csv"
+    server.state.catalogue.export_tracks_csv(csv)
+    env = producer_env(server, tmp_path / "data", bootstrap_servers, KAFKA_TOPIC_TRACKS="backfill.tracks",
+                       KAFKA_TOPIC_AUDIO_FEATURES="backfill.features")  # fmt: skip
+    first = run_module("producers", "backfill", "--file", str(csv), env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "500 tracks read; published 500 audio_features, 500 track" in first.stdout
+    second = run_module("producers", "backfill", "--file", str(csv), env=env, cwd=tmp_path)
+    assert "published nothing new" in second.stdout
+    tracks = read_topic(bootstrap_servers, "backfill.tracks")
+    assert len(tracks) == 500 and all(e["source"] == "catalogue-file/tracks.csv" for e in tracks)
+    sample = tracks[0]["payload"]
+    catalogue = server.state.catalogue
+    assert sample["popularity"] == catalogue.tracks[sample["track_id"]]["popularity"]
+    assert set(sample["genres"]) <= set(
+        catalogue.artists[catalogue.tracks[sample["track_id"]]["artist_ids"][0]]["genres"]
+    )
+    missing = run_module("producers", "backfill", "--file", str(tmp_path / "nope.csv"), env=env, cwd=tmp_path)
+    assert missing.returncode == 2 and "not found" in missing.stdout
+
+
+def test_sandbox_command_serves_and_describes_its_model(tmp_path: Path) -> None:
+    env = clean_env(DATA_DIR=str(tmp_path / "data"))
+    process = start_module("producers", "sandbox", "--port", "0", "--tracks", "200", "--artists", "30",
+                           "--albums", "40", "--playlists", "4", "--favourite-playlists", "1", env=env, cwd=tmp_path)  # fmt: skip
+    try:
+        seen, api = read_until(process, r"SPOTIFY_API_URL=\S+")
+        assert "best reachable: popularity R²" in seen
+        base = api.split("=", 1)[1].removesuffix("/v1/")
+        token = requests.post(f"{base}/api/token", data={"grant_type": "client_credentials"},
+                              auth=("sandbox-client-id", "sandbox-client-secret"), timeout=10).json()  # fmt: skip
+        answer = requests.get(f"{base}/v1/search", params={"q": "tag:new", "type": "track", "limit": 11},
+                              headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)  # fmt: skip
+        assert answer.status_code == 400, "development mode: at most 10 search results a call"
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    model = json.loads((tmp_path / "data" / "sandbox" / "model.json").read_text())
+    assert 0.5 < model["best_popularity_r2"] < 1 and 0.7 < model["best_favourite_auc"] < 1
+    assert model["popularity"]["noise_sd"] > 0 and model["favourite"]["noise_sd"] > 0
