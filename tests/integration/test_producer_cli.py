@@ -175,8 +175,8 @@ def test_backfill_publishes_a_catalogue_once(
 
 def test_sandbox_command_serves_and_describes_its_model(tmp_path: Path) -> None:
     env = clean_env(DATA_DIR=str(tmp_path / "data"))
-    process = start_module("producers", "sandbox", "--port", "0", "--tracks", "200", "--artists", "30",
-                           "--albums", "40", "--playlists", "4", "--favourite-playlists", "1", env=env, cwd=tmp_path)  # fmt: skip
+    sizes = ["--tracks", "200", "--artists", "30", "--albums", "40", "--playlists", "4", "--favourite-playlists", "1"]
+    process = start_module("producers", "sandbox", "--port", "0", *sizes, env=env, cwd=tmp_path)
     try:
         seen, api = read_until(process, r"SPOTIFY_API_URL=\S+")
         assert "best reachable: popularity R²" in seen
