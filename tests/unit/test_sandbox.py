@@ -1,0 +1,119 @@
+"""The sandbox: its generated catalogue, and its Web API in both generations, through spotipy over HTTP."""
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import requests
+import spotipy
+from spotipy.cache_handler import MemoryCacheHandler
+from spotipy.exceptions import SpotifyException
+from spotipy.oauth2 import SpotifyClientCredentials
+
+from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, roc_auc
+from producers.sandbox.server import SandboxServer
+
+
+def client(server: SandboxServer) -> spotipy.Spotify:
+    env = server.env()
+    auth = SpotifyClientCredentials(env["SPOTIFY_CLIENT_ID"], env["SPOTIFY_CLIENT_SECRET"],
+                                    cache_handler=MemoryCacheHandler())  # fmt: skip
+    auth.OAUTH_TOKEN_URL = f"{env['SPOTIFY_ACCOUNTS_URL']}/api/token"
+    sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session())  # no retries: see every answer
+    sp.prefix = env["SPOTIFY_API_URL"]
+    return sp
+
+
+def status_of(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except SpotifyException as exc:
+        return int(exc.http_status)
+    return 200
+
+
+def test_catalogue_is_reproducible_and_its_model_known() -> None:
+    size = CatalogueSize(tracks=800, artists=80, albums=150, playlists=6, favourite_playlists=2)
+    first, again = generate_catalogue(11, size), generate_catalogue(11, size)
+    assert list(first.tracks) == list(again.tracks) and first.model == again.model
+    assert list(generate_catalogue(12, size).tracks) != list(first.tracks)
+    model = first.model
+    assert 0.1 < len(first.favourites) / len(first.tracks) < 0.3
+    assert 0.5 < model["best_popularity_r2"] < 0.95
+    assert 0.75 < model["best_favourite_auc"] < 0.99
+    assert model["popularity"]["noise_sd"] == 9.0 and model["favourite"]["noise_sd"] == 0.5
+    favourite_members = {t for pid in first.favourite_playlist_ids for t in first.playlists[pid]["track_ids"]}
+    assert favourite_members == first.favourites
+    assert all(0 <= t["popularity"] <= 100 for t in first.tracks.values())
+
+
+def test_roc_auc() -> None:
+    assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0, 1, 0, 1])) == 0.5
+    assert roc_auc(np.array([0.9, 0.1]), np.array([1, 0])) == 1.0
+
+
+def test_development_mode_limits(sandbox_factory: Callable[..., SandboxServer]) -> None:
+    server = sandbox_factory("development")
+    sp = client(server)
+    catalogue = server.state.catalogue
+    track, artist = next(iter(catalogue.tracks)), next(iter(catalogue.artists))
+    playlist = next(iter(catalogue.playlists))
+    assert len(sp.search("tag:new", limit=10)["tracks"]["items"]) == 10
+    assert status_of(lambda: sp.search("tag:new", limit=11)) == 400
+    assert status_of(lambda: sp.artist_albums(artist, limit=20)) == 400
+    assert status_of(lambda: sp.artist_albums(artist, limit=10)) == 200
+    assert status_of(lambda: sp.tracks([track])) == 403, "batch endpoints are gone"
+    assert "popularity" not in sp.track(track) and "followers" not in sp.artist(artist)
+    assert status_of(lambda: sp.playlist_items(playlist)) == 403, "client credentials read no playlist"
+    bare = requests.get(f"{server.url}/v1/audio-features", params={"ids": track}, timeout=10,
+                        headers={"Authorization": f"Bearer {sp.auth_manager.get_access_token(as_dict=False)}"})  # fmt: skip
+    assert bare.status_code == 403 and bare.content == b""
+
+
+def test_extended_mode_batches_and_pages(sandbox_factory: Callable[..., SandboxServer]) -> None:
+    server = sandbox_factory("extended")
+    sp = client(server)
+    catalogue = server.state.catalogue
+    ids = list(catalogue.tracks)
+    assert [t["popularity"] for t in sp.tracks(ids[:50])["tracks"]] == [
+        catalogue.tracks[i]["popularity"] for i in ids[:50]
+    ]
+    assert status_of(lambda: sp._get("tracks", ids=",".join(ids[:51]))) == 400  # noqa: SLF001
+    assert len(sp.audio_features(ids[:100])) == 100
+    playlist = max(catalogue.playlists.values(), key=lambda p: len(p["track_ids"]))
+    page = sp._get(f"playlists/{playlist['id']}/tracks", limit=100)  # noqa: SLF001
+    seen = [item["track"]["id"] for item in page["items"]]
+    while page["next"]:
+        assert page["next"].startswith("http://127.0.0.1:")
+        page = sp.next(page)
+        seen += [item["track"]["id"] for item in page["items"]]
+    assert seen == playlist["track_ids"]
+
+
+def test_reccobeats_omits_unknown_ids(sandbox_factory: Callable[..., SandboxServer]) -> None:
+    server = sandbox_factory("development")
+    catalogue = server.state.catalogue
+    ids = list(catalogue.tracks)[:40]
+    answer = requests.get(f"{server.url}/reccobeats/v1/audio-features", params={"ids": ",".join(ids)}, timeout=10)
+    content = answer.json()["content"]
+    known = [i for i in ids if catalogue.tracks[i]["reccobeats"]]
+    assert [item["href"].rsplit("/", 1)[1] for item in content] == known
+    assert all("time_signature" not in item for item in content)
+    forty_one = ",".join(list(catalogue.tracks)[:41])
+    too_many = requests.get(f"{server.url}/reccobeats/v1/audio-features", params={"ids": forty_one}, timeout=10)
+    assert too_many.status_code == 400
+
+
+@pytest.mark.parametrize("fault", [{"rate_limit": 1, "retry_after": 30}, {"rate_limit": 1, "quota_exceeded": True}])
+def test_rate_limit_faults(sandbox_factory: Callable[..., SandboxServer], fault: dict[str, object]) -> None:
+    server = sandbox_factory("development")
+    sp = client(server)
+    sp.search("a", limit=1)
+    requests.post(f"{server.url}/_sandbox/faults", json=fault, timeout=10)
+    with pytest.raises(SpotifyException) as caught:
+        sp.search("a", limit=1)
+    assert caught.value.http_status == 429
+    assert caught.value.headers["Retry-After"] == str(fault.get("retry_after", 1))
+    assert (caught.value.reason == "QUOTA_EXCEEDED") == bool(fault.get("quota_exceeded"))
+    assert sp.search("a", limit=1)["tracks"] is not None
