@@ -66,8 +66,8 @@ def test_development_mode_limits(sandbox_factory: Callable[..., SandboxServer]) 
     assert status_of(lambda: sp.tracks([track])) == 403, "batch endpoints are gone"
     assert "popularity" not in sp.track(track) and "followers" not in sp.artist(artist)
     assert status_of(lambda: sp.playlist_items(playlist)) == 403, "client credentials read no playlist"
-    bare = requests.get(f"{server.url}/v1/audio-features", params={"ids": track}, timeout=10,
-                        headers={"Authorization": f"Bearer {sp.auth_manager.get_access_token(as_dict=False)}"})  # fmt: skip
+    bearer = {"Authorization": f"Bearer {sp.auth_manager.get_access_token(as_dict=False)}"}
+    bare = requests.get(f"{server.url}/v1/audio-features", params={"ids": track}, headers=bearer, timeout=10)
     assert bare.status_code == 403 and bare.content == b""
 
 
