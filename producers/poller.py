@@ -26,7 +26,7 @@ from producers.events import (
     membership_payload,
     track_payload,
 )
-from producers.publish import Publisher
+from producers.publish import DeliveryFailed, Publisher
 from producers.settings import ProducerSettings
 from producers.spotify import RateLimited, ServiceUnavailable, SpotifyApi, parse_id
 from producers.state import Changes, PollState
@@ -117,6 +117,9 @@ class Poller:
         except ServiceUnavailable as exc:
             report.failed_units += 1
             log.warning("poll stopped early: %s; retried next poll", exc)
+        except DeliveryFailed as exc:
+            report.failed_units += 1
+            log.error("%s; nothing of that unit is recorded as published: it is sent again next poll", exc)
         report.requests = self.api.counter["requests"] - before["requests"]
         report.rate_limited = self.api.counter["429"] - before["429"]
         report.events = self.emitter.published - published_before
@@ -188,14 +191,25 @@ class Poller:
             if album["id"] in fresh or self.stop.is_set():
                 continue
             changes = Changes(fetched=[("album", album["id"])])
-            self.emitter.emit(self.enrich(self.api.album_tracks(album), changes), changes)
+            listed = self.api.album_tracks(album)
+            if self.api.generation == "extended":  # full objects cost one request per 50: same payload as elsewhere
+                full = self.api.tracks([t["id"] for t in listed])
+                self.emitter.emit(self.enrich(full, changes), changes)
+            else:  # one request per id would be dear: publish the listing only for tracks not published yet
+                self.emitter.emit(self.enrich(listed, changes, partial=True), changes)
 
     # --- enrichment ---
 
-    def enrich(self, tracks: list[dict[str, Any]], changes: Changes) -> list[Event]:
-        """Track events, plus artist and audio-feature events for what is not fresh yet."""
+    def enrich(self, tracks: list[dict[str, Any]], changes: Changes, partial: bool = False) -> list[Event]:
+        """Track events, plus artist and audio-feature events for what is not fresh yet.
+
+        `partial` tracks (an album's listing: no ISRC) never replace a track published from a full object,
+        or the two versions would be published in turn at every poll."""
         unique = {t["id"]: t for t in tracks}
-        events = [make_event("track", tid, track_payload(t), self.source) for tid, t in unique.items()]
+        known = self.state.published_hashes("track", list(unique)) if partial else {}
+        events = [
+            make_event("track", tid, track_payload(t), self.source) for tid, t in unique.items() if tid not in known
+        ]
 
         artist_ids = sorted({a["id"] for t in unique.values() for a in t.get("artists") or [] if a.get("id")})
         stale = [

@@ -122,8 +122,10 @@ def test_development_app_with_login(
     assert settings.token_file.stat().st_mode & 0o777 == 0o600
     producer = producers(settings)
     assert producer.api.generation == "development" and producer.api.user
+    sandbox_stats(server, reset=True)
     with caplog.at_level(logging.INFO):
-        producer.poller.poll_once()
+        first = producer.poller.poll_once()
+        first_poll_requests = sum(sandbox_stats(server).values())
         producer.poller.poll_once()
 
     own = readable_playlists(server, "development")
@@ -147,9 +149,9 @@ def test_development_app_with_login(
         assert sum(pid in w for w in warnings) == 1
 
     stats = sandbox_stats(server)
-    first_poll = sum(stats.values()) - stats["token"] - stats["authorize"] - 1  # less login and the generation probe
-    print(f"\ndevelopment: about {first_poll} requests over two polls for {len(expected_tracks)} new tracks "
-          f"= {first_poll / len(expected_tracks):.3f} per track")  # fmt: skip
+    assert first.requests == first_poll_requests
+    print(f"\ndevelopment: {first_poll_requests} requests for {len(expected_tracks)} new tracks "
+          f"= {first_poll_requests / len(expected_tracks):.3f} per track")  # fmt: skip
     assert "tracks" not in stats and "artists" not in stats, "no batch endpoints in development mode"
     assert stats["artists/{id}"] == len({a for t in expected_tracks for a in catalogue.tracks[t]["artist_ids"]})
 
@@ -285,3 +287,73 @@ def test_timeouts_fail_the_unit_not_the_producer(
     assert report.failed_units == 2 and sum(report.events.values()) == 0
     set_faults(server, slow_ms=0)
     assert producer.poller.poll_once().failed_units == 0
+
+
+@pytest.mark.parametrize("generation", ["extended", "development"])
+def test_searches_artists_and_saved_tracks(
+    generation: str, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str,
+    producers: Callable[..., Producer], tmp_path: Path,
+) -> None:  # fmt: skip
+    server = sandbox_factory(generation)
+    catalogue = server.state.catalogue
+    artist = max(catalogue.artists, key=lambda a: sum(a in al["artist_ids"] for al in catalogue.albums.values()))
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, playlists=[],
+                                favourite_playlists=[], include_my_playlists=False, search_queries=["tag:new"],
+                                search_max_results=25, artists=[f"spotify:artist:{artist}"])  # fmt: skip
+    sandbox_login(settings)
+    producer = producers(settings)
+    sandbox_stats(server, reset=True)
+    producer.poller.poll_once()
+    stats = sandbox_stats(server, reset=True)
+    assert stats["search"] == (3 if generation == "development" else 1), "10 results a call in development mode"
+    albums = [a for a in catalogue.albums.values() if artist in a["artist_ids"]]
+    assert stats["albums/{id}/tracks"] == len(albums)
+    saved = sorted(catalogue.favourites)[:60]
+    expected = set(saved) | {t for a in albums for t in a["track_ids"]}
+    from producers.sandbox.server import search_tracks
+
+    expected |= set(search_tracks(catalogue, "tag:new")[:25])
+    tracks = read_topic(bootstrap_servers, settings.topic_tracks)
+    assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
+    album_track = next(e["payload"] for e in tracks if e["key"] == albums[0]["track_ids"][0])
+    assert album_track["release_date"] == albums[0]["release_date"] and album_track["album_id"] == albums[0]["id"]
+    membership = read_topic(bootstrap_servers, settings.topic_playlist_membership)
+    assert sorted(e["payload"]["track_id"] for e in membership) == saved
+    assert all(e["payload"]["is_favourite_playlist"] for e in membership)
+
+    # Again: saved tracks are read down to the cursor, albums are fresh, nothing is new.
+    report = producer.poller.poll_once()
+    stats = sandbox_stats(server)
+    assert sum(report.events.values()) == 0
+    assert "albums/{id}/tracks" not in stats and stats["me/tracks"] == 1
+
+
+def test_nothing_is_recorded_until_kafka_confirms(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
+    from tests.conftest import JARS_DIR
+
+    server = sandbox_factory("extended")
+    broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "kafka", jars_dir=JARS_DIR, port=0))
+    running = broker.start()
+    playlist = server.state.catalogue.favourite_playlist_ids[0]
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=running.bootstrap_servers, auth="client",
+                                playlists=[playlist], favourite_playlists=[], kafka_timeout_seconds=1)  # fmt: skip
+    producer = Producer(settings)
+    try:
+        broker.stop()
+        report = producer.poller.poll_once()
+        assert report.failed_units == 1 and sum(report.events.values()) == 0
+        assert producer.state.snapshot(playlist) is None and producer.state.counts() == {}
+        broker.settings = broker.settings.model_copy(update={"port": running.port})
+        broker.start()
+        report = producer.poller.poll_once()
+        assert report.failed_units == 0 and producer.state.snapshot(playlist) is not None
+        members = read_topic(running.bootstrap_servers, settings.topic_playlist_membership)
+        expected = server.state.catalogue.playlists[playlist]["track_ids"]
+        assert {e["payload"]["track_id"] for e in members} == set(expected)
+        assert len({e["event_id"] for e in members}) == len(expected), "a re-send is the same event"
+    finally:
+        producer.close()
+        broker.stop()
