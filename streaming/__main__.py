@@ -1,33 +1,98 @@
 """Command line of the streaming service.
 
-python -m streaming check    show the effective settings, check that Kafka answers and that Spark
-                             starts with the Delta and Kafka data sources
+python -m streaming run [--available-now]   Kafka -> bronze -> quarantine/silver/gold until stopped
+python -m streaming tail [--follow] [--json] the progress log, as a live table or raw JSON lines
+python -m streaming maintain                 OPTIMIZE and VACUUM every table once
+python -m streaming check                    settings, Kafka reachable, Spark with Delta and Kafka
 """
 
 import argparse
+import logging
+import signal
 import sys
+import threading
+import time
+from types import FrameType
 
 from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.logs import configure_logging
-from pipeline_runtime.spark import build_spark_session, has_data_source
 from streaming.settings import StreamingSettings
+
+log = logging.getLogger("streaming")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m streaming",
-        description="Spark Structured Streaming from the Kafka topics into Delta tables.",
+        prog="python -m streaming", description="Spark Structured Streaming from the Kafka topics into Delta tables."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run the streaming job until stopped (SIGTERM stops it between batches)",
+        description="Kafka -> bronze (Delta sink) -> quarantine, silver and gold (foreachBatch + idempotent MERGE). "
+        "Trigger: STREAMING_TRIGGER_INTERVAL; upkeep (OPTIMIZE, VACUUM) every STREAMING_MAINTENANCE_INTERVAL_SECONDS.",
+    )
+    run.add_argument("--available-now", action="store_true", help="process what is in Kafka now, then exit")
+    tail = commands.add_parser("tail", help="show the progress log (works while the job runs elsewhere)")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep the table live as batches arrive")
+    tail.add_argument("--json", action="store_true", help="print the raw JSON lines (for scripts)")
+    tail.add_argument("--lines", "-n", type=int, default=20, help="how many batches to show (default 20)")
+    commands.add_parser("maintain", help="compact (OPTIMIZE) and VACUUM every table once")
     commands.add_parser(
         "check", help="show the effective settings; check Kafka and that Spark starts with Delta and Kafka"
     )
     return parser
 
 
-def check(settings: StreamingSettings) -> int:
+def install_stop_handlers() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def tail_command(settings: StreamingSettings, follow: bool, as_json: bool, lines: int) -> int:
+    import json  # noqa: PLC0415
+
+    from streaming.progress import progress_table, read_progress  # noqa: PLC0415
+
+    path = settings.progress_file
+    if as_json:
+        seen = 0
+        while True:
+            records = read_progress(path)
+            start = seen if follow and seen else max(0, len(records) - lines)
+            for record in records[start:]:
+                print(json.dumps(record), flush=True)
+            seen = len(records)
+            if not follow:
+                return 0
+            time.sleep(1)
+    if not follow:
+        records = read_progress(path, lines)
+        if not records:
+            console.print(f"No progress yet in {path}: is `python -m streaming run` running with this DATA_DIR?")
+            return 0
+        console.print(progress_table(records, f"streaming progress ({path})"))
+        return 0
+    from rich.live import Live  # noqa: PLC0415
+
+    with Live(progress_table(read_progress(path, lines), str(path)), console=console, refresh_per_second=2) as live:
+        while True:
+            time.sleep(1)
+            live.update(progress_table(read_progress(path, lines), f"streaming progress ({path}) - Ctrl-C to stop"))
+
+
+def check_command(settings: StreamingSettings) -> int:
+    from pipeline_runtime.spark import build_spark_session, has_data_source  # noqa: PLC0415
+
     print_settings(settings, "streaming settings")
     brokers = require_kafka(settings.kafka_bootstrap_servers)
     console.print(f"✓ Kafka at {settings.kafka_bootstrap_servers} answers ({brokers} broker(s))")
@@ -43,12 +108,31 @@ def check(settings: StreamingSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     def body() -> int:
         settings = StreamingSettings()
         configure_logging(settings.log_level)
-        return check(settings)
+        if args.command == "run":
+            from streaming.job import run_job  # noqa: PLC0415
+
+            require_kafka(settings.kafka_bootstrap_servers)
+            return run_job(settings, args.available_now, install_stop_handlers())
+        if args.command == "tail":
+            return tail_command(settings, args.follow, args.json, args.lines)
+        if args.command == "maintain":
+            from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
+            from streaming.job import ensure_tables, maintain_tables  # noqa: PLC0415
+
+            spark = build_spark_session(settings, "streaming-maintain")
+            try:
+                ensure_tables(spark, settings)
+                removed = maintain_tables(spark, settings)
+            finally:
+                spark.stop()
+            console.print(f"✓ OPTIMIZE and VACUUM done; files removed: {sum(removed.values())}")
+            return 0
+        return check_command(settings)
 
     return run_cli(body)
 

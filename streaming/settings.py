@@ -1,9 +1,22 @@
 """Settings of the streaming service (env prefix `STREAMING_`; shared names such as SPARK_MASTER unprefixed)."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.settings import KafkaSettings, SparkSettings
+
+TABLES = (
+    "bronze",
+    "quarantine",
+    "silver_tracks",
+    "silver_artists",
+    "silver_audio_features",
+    "silver_playlist_members",
+    "silver_playlist_history",
+    "track_features",
+)
 
 
 class StreamingSettings(KafkaSettings, SparkSettings):
@@ -11,3 +24,28 @@ class StreamingSettings(KafkaSettings, SparkSettings):
 
     trigger_interval: str = Field("30 seconds", description="Processing-time trigger of the long-running job.")
     max_offsets_per_trigger: int = Field(100_000, gt=0, description="Upper bound of records in one micro-batch.")
+    max_event_bytes: int = Field(262_144, gt=0, description="Larger records are quarantined as oversize.")
+    maintenance_interval_seconds: float = Field(
+        6 * 3600.0, gt=0, description="How often the running job compacts (OPTIMIZE) and VACUUMs its tables."
+    )
+    vacuum_retention_hours: int = Field(168, ge=168, description="VACUUM keeps files this long (7 days at least).")
+    stop_timeout_seconds: float = Field(120.0, gt=0, description="On SIGTERM, how long to wait for a batch to end.")
+    progress_log: Path | None = Field(
+        None, description="JSON-lines progress log; default DATA_DIR/logs/streaming-progress.jsonl"
+    )
+
+    @property
+    def progress_file(self) -> Path:
+        return self.progress_log or self.data_dir / "logs" / "streaming-progress.jsonl"
+
+    def table(self, name: str) -> str:
+        return self.table_uri(name)
+
+    @property
+    def topic_event_types(self) -> dict[str, str]:
+        return {
+            self.topic_tracks: "track",
+            self.topic_artists: "artist",
+            self.topic_audio_features: "audio_features",
+            self.topic_playlist_membership: "playlist_membership",
+        }

@@ -1,0 +1,342 @@
+"""The streaming job's I/O: Kafka -> bronze (Delta sink), bronze -> quarantine + silver + gold (foreachBatch).
+
+Two queries in one Spark application, each with its own checkpoint:
+
+* `bronze`: Spark's Kafka source into the bronze Delta table (append, partitioned by ingest date). The
+  checkpoint and the Delta sink make it exactly once.
+* `silver`: a Delta stream of bronze; each micro-batch is parsed, bad records appended to quarantine,
+  good ones MERGEd into the silver tables (latest `observed_at` wins) and the affected gold rows
+  re-built. Every write carries Delta's idempotent-write session settings (txnAppId = query and table,
+  txnVersion = batch id), so a batch replayed after a crash writes nothing twice.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from pipeline_runtime.errors import SetupError
+from streaming.progress import BATCH_FACTS, ProgressLog, delta_version
+from streaming.settings import StreamingSettings
+from streaming.transforms import (
+    KEYS,
+    PAYLOADS,
+    entity_rows,
+    latest_per_key,
+    member_rows,
+    newer_condition,
+    parse_events,
+    quarantine_rows,
+    to_bronze,
+    track_features,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+SILVER = {
+    "track": "silver_tracks",
+    "artist": "silver_artists",
+    "audio_features": "silver_audio_features",
+}
+# Compaction runs on the job's own schedule (maintain_tables), not after every small write.
+TABLE_PROPERTIES = {
+    "delta.autoOptimize.optimizeWrite": "false",
+    "delta.autoOptimize.autoCompact": "false",
+}
+
+
+def ddl_type(spark_type: str) -> str:
+    return spark_type.upper() if "<" not in spark_type else spark_type
+
+
+def table_schemas() -> dict[str, str]:
+    """DDL column lists of every table the job writes."""
+    meta = "event_id STRING, source STRING, schema_version INT, observed_at TIMESTAMP"
+    payload = {etype: ", ".join(f"{name} {ddl_type(t)}" for name, t, _ in fields) for etype, fields in PAYLOADS.items()}
+    audio = ", ".join(
+        f"{n} DOUBLE"
+        for n in (
+            "danceability",
+            "energy",
+            "speechiness",
+            "acousticness",
+            "instrumentalness",
+            "liveness",
+            "valence",
+            "loudness",
+            "tempo",
+        )
+    )
+    return {
+        "bronze": "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, kafka_timestamp TIMESTAMP, "
+        "ingested_at TIMESTAMP, ingest_date DATE",
+        "quarantine": "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "
+        "kafka_timestamp TIMESTAMP, reason STRING, quarantined_at TIMESTAMP",
+        "silver_tracks": f"{payload['track']}, {meta}",
+        "silver_artists": f"{payload['artist']}, {meta}",
+        "silver_audio_features": f"{payload['audio_features']}, {meta}",
+        "silver_playlist_members": "playlist_id STRING, track_id STRING, playlist_name STRING, is_member BOOLEAN, "
+        "is_favourite_playlist BOOLEAN, last_action STRING, snapshot_id STRING, observed_at TIMESTAMP, event_id STRING",
+        "silver_playlist_history": f"{payload['playlist_membership']}, {meta}",
+        "track_features": "track_id STRING, name STRING, primary_artist_id STRING, artist_names ARRAY<STRING>, "
+        "album_name STRING, release_date STRING, release_year INT, duration_ms BIGINT, explicit BOOLEAN, "
+        "popularity INT, artist_name STRING, artist_popularity INT, artist_followers BIGINT, "
+        f"features_provider STRING, {audio}, key INT, mode INT, time_signature INT, is_favourite BOOLEAN, "
+        "playlist_count BIGINT, genres ARRAY<STRING>, updated_at TIMESTAMP",
+    }
+
+
+class QueryFailed(SetupError):
+    """A streaming query died: one line here, the whole error in the log above it."""
+
+    def __init__(self, name: str | None, error: object) -> None:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        log.error("the %s query failed:\n%s", name, error)
+        super().__init__(
+            f"the {name} streaming query failed: {first[:300]} (full error above; the checkpoint is intact, "
+            "so a restart resumes where it stopped)"
+        )
+
+
+def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
+    """Create the Delta tables that do not exist yet (bronze partitioned by ingest date)."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    for name, columns in table_schemas().items():
+        location = settings.table(name)
+        if DeltaTable.isDeltaTable(spark, location):
+            continue
+        partition = " PARTITIONED BY (ingest_date)" if name == "bronze" else ""
+        props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING DELTA{partition} TBLPROPERTIES ({props})"
+        )
+        log.info("created Delta table %s", location)
+
+
+@contextmanager
+def idempotent(spark: "SparkSession", app_id: str, version: int) -> Iterator[None]:
+    """Delta skips a write whose (txnAppId, txnVersion) the table already committed."""
+    spark.conf.set("spark.databricks.delta.write.txnAppId", app_id)
+    spark.conf.set("spark.databricks.delta.write.txnVersion", str(version))
+    try:
+        yield
+    finally:
+        spark.conf.unset("spark.databricks.delta.write.txnAppId")
+        spark.conf.unset("spark.databricks.delta.write.txnVersion")
+
+
+class SilverWriter:
+    """The foreachBatch function of the silver query."""
+
+    def __init__(self, settings: StreamingSettings, query_name: str) -> None:
+        self.settings = settings
+        self.query_name = query_name
+
+    def __call__(self, batch: "DataFrame", batch_id: int) -> None:
+        from pyspark.sql import functions as F  # noqa: N812, PLC0415
+
+        spark = batch.sparkSession
+        settings = self.settings
+        started = time.monotonic()
+        parsed = parse_events(batch, settings.topic_event_types, settings.max_event_bytes).persist()
+        try:
+            facts: dict[str, Any] = {"rows_written": {}}
+            summary = parsed.groupBy("event_type", F.col("reason").isNull().alias("good")).count().collect()
+            counts = {row["event_type"]: row["count"] for row in summary if row["good"]}
+            quarantined = sum(row["count"] for row in summary if not row["good"])
+            bad = quarantine_rows(parsed)
+            if quarantined:
+                with idempotent(spark, f"{self.query_name}:quarantine", batch_id):
+                    bad.write.format("delta").mode("append").save(settings.table("quarantine"))
+            facts["quarantined"] = quarantined
+
+            touched: list[DataFrame] = []
+            for event_type, table in SILVER.items():
+                count = counts.get(event_type, 0)
+                if not count:
+                    continue
+                rows = latest_per_key(entity_rows(parsed, event_type), KEYS[event_type])
+                self._merge(spark, table, rows, KEYS[event_type], batch_id, newer_condition())
+                facts["rows_written"][table] = count
+                if event_type in {"track", "audio_features"}:
+                    touched.append(rows.select("track_id"))
+                else:
+                    tracks = spark.read.format("delta").load(settings.table("silver_tracks"))
+                    touched.append(
+                        tracks.join(
+                            rows.select(F.col("artist_id")), F.col("artist_ids")[0] == F.col("artist_id")
+                        ).select("track_id")
+                    )
+
+            memberships = entity_rows(parsed, "playlist_membership")
+            count = counts.get("playlist_membership", 0)
+            if count:
+                history = memberships.dropDuplicates(["event_id"])
+                self._merge(spark, "silver_playlist_history", history, ["event_id"], batch_id, None)
+                self._merge(
+                    spark,
+                    "silver_playlist_members",
+                    member_rows(memberships),
+                    KEYS["playlist_membership"],
+                    batch_id,
+                    newer_condition(),
+                )
+                facts["rows_written"]["silver_playlist_history"] = count
+                touched.append(memberships.select("track_id"))
+
+            if touched:
+                affected = touched[0]
+                for more in touched[1:]:
+                    affected = affected.unionByName(more)
+                self._update_gold(spark, affected.distinct(), batch_id)
+            facts["delta_versions"] = {
+                name: delta_version(settings.table(name))
+                for name in ("quarantine", *SILVER.values(), "silver_playlist_members", "track_features")
+            }
+            BATCH_FACTS[(self.query_name, batch_id)] = facts
+            log.info("silver batch %d: %s, %d quarantined, in %.1fs", batch_id, facts["rows_written"], quarantined,
+                     time.monotonic() - started)  # fmt: skip
+        finally:
+            parsed.unpersist()
+
+    def _merge(
+        self, spark: "SparkSession", table: str, rows: "DataFrame", keys: list[str], batch_id: int, newer: str | None
+    ) -> None:
+        from delta.tables import DeltaTable  # noqa: PLC0415
+
+        target = DeltaTable.forPath(spark, self.settings.table(table)).alias("t")
+        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        merge = target.merge(rows.alias("s"), condition)
+        merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
+        with idempotent(spark, f"{self.query_name}:{table}", batch_id):
+            merge.whenNotMatchedInsertAll().execute()
+
+    def _update_gold(self, spark: "SparkSession", affected: "DataFrame", batch_id: int) -> None:
+        from pyspark.sql import functions as F  # noqa: N812, PLC0415
+
+        def read(name: str) -> "DataFrame":
+            return spark.read.format("delta").load(self.settings.table(name))
+
+        tracks = read("silver_tracks").join(affected, "track_id", "left_semi")
+        gold = track_features(
+            tracks,
+            read("silver_artists"),
+            read("silver_audio_features"),
+            read("silver_playlist_members").join(affected, "track_id", "left_semi"),
+        )
+        gold = gold.select(*[F.col(c) for c in read("track_features").columns])
+        self._merge(spark, "track_features", gold, ["track_id"], batch_id, "true")
+
+
+def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
+    records = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("subscribe", ",".join(settings.topics))
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+        .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        .load()
+    )
+    writer = (
+        to_bronze(records)
+        .writeStream.format("delta")
+        .queryName("bronze")
+        .outputMode("append")
+        .partitionBy("ingest_date")
+        .option("checkpointLocation", settings.checkpoint_uri("bronze"))
+    )
+    writer = (
+        writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
+    )
+    return writer.start(settings.table("bronze"))
+
+
+def start_silver(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
+    bronze = spark.readStream.format("delta").option("maxFilesPerTrigger", 1000).load(settings.table("bronze"))
+    writer = (
+        bronze.writeStream.queryName("silver")
+        .foreachBatch(SilverWriter(settings, "silver"))
+        .option("checkpointLocation", settings.checkpoint_uri("silver"))
+    )
+    writer = (
+        writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
+    )
+    return writer.start()
+
+
+def maintain_tables(spark: "SparkSession", settings: StreamingSettings) -> dict[str, int]:
+    """Compact small files (OPTIMIZE) and VACUUM with the configured retention; files removed per table."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    removed = {}
+    for name in table_schemas():
+        table = DeltaTable.forPath(spark, settings.table(name))
+        table.optimize().executeCompaction()
+        removed[name] = table.vacuum(settings.vacuum_retention_hours).count()
+    log.info("table upkeep done (OPTIMIZE, VACUUM %dh)", settings.vacuum_retention_hours)
+    return removed
+
+
+def stop_between_batches(query: "StreamingQuery", timeout: float) -> None:
+    """Wait for the running micro-batch (if any) to finish, then stop the query."""
+    deadline = time.monotonic() + timeout
+    while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    query.stop()
+
+
+def run_job(
+    settings: StreamingSettings, available_now: bool, stop: threading.Event, spark: "SparkSession | None" = None
+) -> int:
+    """Run both queries until `stop` is set (or, with available_now, until caught up). A session passed
+    in (tests) is left running; one built here is stopped at the end."""
+    from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
+
+    own_session = spark is None
+    if spark is None:
+        spark = build_spark_session(settings, "streaming")
+    progress = ProgressLog(settings.progress_file)
+    spark.streams.addListener(progress)
+    try:
+        ensure_tables(spark, settings)
+        if available_now:
+            for start in (start_bronze, start_silver):
+                query = start(spark, settings, True)
+                try:
+                    while not query.awaitTermination(1):
+                        if stop.is_set():
+                            stop_between_batches(query, settings.stop_timeout_seconds)
+                            return 0
+                except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
+                    raise QueryFailed(query.name, exc) from None
+            progress.flush(timeout=10)
+            return 0
+        queries = [start_bronze(spark, settings, False), start_silver(spark, settings, False)]
+        next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
+        while not stop.wait(2):
+            for query in queries:
+                if not query.isActive:
+                    raise QueryFailed(query.name, query.exception())
+            if time.monotonic() >= next_upkeep:
+                maintain_tables(spark, settings)
+                next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
+        for query in queries:
+            stop_between_batches(query, settings.stop_timeout_seconds)
+        return 0
+    finally:
+        progress.flush(timeout=5)
+        spark.streams.removeListener(progress)
+        if own_session:
+            spark.stop()
+
+
+def table_counts(spark: "SparkSession", settings: StreamingSettings) -> dict[str, int]:
+    return {name: spark.read.format("delta").load(settings.table(name)).count() for name in table_schemas()}

@@ -1,0 +1,263 @@
+"""Pure DataFrame transforms of the streaming job: the same functions run on a stream and on a batch
+DataFrame in tests. Nothing here reads or writes a table.
+
+Parsing uses Spark's VARIANT (`try_parse_json`, `try_variant_get`): a record that is not valid UTF-8,
+not JSON, of an unknown `event_type` or `schema_version`, missing a required field, with a field of the
+wrong type, or larger than the limit gets a `reason` and goes to quarantine instead of failing the job.
+"""
+
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column, Window
+from pyspark.sql import functions as F  # noqa: N812
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+AUDIO = (
+    "danceability",
+    "energy",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "loudness",
+    "tempo",
+)
+
+# (field, Spark type, required) of each payload, schema version 1 (version 2 may add fields).
+PAYLOADS: dict[str, list[tuple[str, str, bool]]] = {
+    "track": [
+        ("track_id", "string", True),
+        ("name", "string", False),
+        ("artist_ids", "array<string>", False),
+        ("artist_names", "array<string>", False),
+        ("album_id", "string", False),
+        ("album_name", "string", False),
+        ("release_date", "string", False),
+        ("duration_ms", "bigint", False),
+        ("explicit", "boolean", False),
+        ("popularity", "int", False),
+        ("isrc", "string", False),
+        ("genres", "array<string>", False),
+    ],
+    "artist": [
+        ("artist_id", "string", True),
+        ("name", "string", False),
+        ("genres", "array<string>", False),
+        ("popularity", "int", False),
+        ("followers", "bigint", False),
+    ],
+    "audio_features": [
+        ("track_id", "string", True),
+        ("provider", "string", True),
+        *((name, "double", False) for name in AUDIO),
+        ("key", "int", False),
+        ("mode", "int", False),
+        ("time_signature", "int", False),
+    ],
+    "playlist_membership": [
+        ("playlist_id", "string", True),
+        ("playlist_name", "string", False),
+        ("track_id", "string", True),
+        ("action", "string", True),
+        ("snapshot_id", "string", False),
+        ("is_favourite_playlist", "boolean", True),
+    ],
+}
+KEYS = {
+    "track": ["track_id"],
+    "artist": ["artist_id"],
+    "audio_features": ["track_id"],
+    "playlist_membership": ["playlist_id", "track_id"],
+}
+META = ["event_id", "source", "schema_version", "observed_at"]
+
+
+def to_bronze(records: "DataFrame") -> "DataFrame":
+    """Kafka source rows as bronze rows: the record as received plus when it was ingested."""
+    return records.select(
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.current_timestamp().alias("ingested_at"),
+        F.current_date().alias("ingest_date"),
+    )
+
+
+def _present(v: Column, path: str) -> Column:
+    value = F.try_variant_get(v, path, "variant")
+    return value.isNotNull() & ~F.is_variant_null(value)
+
+
+def _check_field(v: Column, path: str, name: str, spark_type: str, required: bool) -> Column:
+    """The reason a field fails (missing when required, or not of its type), else null."""
+    present = _present(v, path)
+    if spark_type == "string":  # a number would cast to a string: ask for a JSON string itself
+        well_typed = F.schema_of_variant(F.try_variant_get(v, path, "variant")) == F.lit("STRING")
+    else:
+        well_typed = F.try_variant_get(v, path, spark_type).isNotNull()
+    missing = F.lit(f"missing field {name}") if required else F.lit(None)
+    return F.when(~present, missing).when(~well_typed, F.lit(f"wrong type of {name} (expected {spark_type})"))
+
+
+def parse_events(bronze: "DataFrame", topic_event_types: dict[str, str], max_bytes: int) -> "DataFrame":
+    """Bronze rows with the parsed envelope (`doc` VARIANT, `event_type`, ...) and a `reason`, null
+    for a good record. The first failing check gives the reason."""
+    text = F.col("value").cast("string")
+    doc = F.try_parse_json(text)
+    topic_type = F.create_map(*(F.lit(x) for pair in topic_event_types.items() for x in pair))[F.col("topic")]
+    event_type = F.try_variant_get(F.col("doc"), "$.event_type", "string")
+    version = F.try_variant_get(F.col("doc"), "$.schema_version", "int")
+    observed = F.try_to_timestamp(F.try_variant_get(F.col("doc"), "$.observed_at", "string"))
+
+    envelope_checks = [
+        F.when(F.length("value") > max_bytes, F.format_string(f"oversize: %d bytes > {max_bytes}", F.length("value"))),
+        F.when(~F.is_valid_utf8(text), F.lit("invalid UTF-8")),
+        F.when(F.col("doc").isNull(), F.lit("not JSON")),
+        F.when(~F.schema_of_variant(F.col("doc")).startswith("OBJECT"), F.lit("not a JSON object")),
+        _check_field(F.col("doc"), "$.schema_version", "schema_version", "int", True),
+        F.when(~version.isin(*SUPPORTED_SCHEMA_VERSIONS), F.format_string("unknown schema_version %s", version)),
+        _check_field(F.col("doc"), "$.event_type", "event_type", "string", True),
+        F.when(~event_type.isin(*PAYLOADS), F.format_string("unknown event_type %s", event_type)),
+        F.when(
+            topic_type.isNotNull() & (event_type != topic_type),
+            F.format_string("event_type %s on topic %s", event_type, F.col("topic")),
+        ),
+        _check_field(F.col("doc"), "$.event_id", "event_id", "string", True),
+        _check_field(F.col("doc"), "$.source", "source", "string", False),
+        _check_field(F.col("doc"), "$.observed_at", "observed_at", "string", True),
+        F.when(observed.isNull(), F.lit("observed_at is not a timestamp")),
+        F.when(
+            ~F.coalesce(
+                F.schema_of_variant(F.try_variant_get(F.col("doc"), "$.payload", "variant")).startswith("OBJECT"),
+                F.lit(False),
+            ),
+            F.lit("missing field payload"),
+        ),
+    ]
+    payload_checks = []
+    for etype, fields in PAYLOADS.items():
+        for name, spark_type, required in fields:
+            check = _check_field(F.col("doc"), f"$.payload.{name}", f"payload.{name}", spark_type, required)
+            payload_checks.append(F.when(event_type == etype, check))
+    action = F.try_variant_get(F.col("doc"), "$.payload.action", "string")
+    payload_checks.append(
+        F.when(
+            (event_type == "playlist_membership") & ~action.isin("added", "removed"),
+            F.format_string("unknown action %s", action),
+        )
+    )
+    return (
+        bronze.withColumn("doc", doc)
+        .withColumn("reason", F.coalesce(*envelope_checks, *payload_checks))
+        .withColumn("event_type", event_type)
+        .withColumn("schema_version", version)
+        .withColumn("event_id", F.try_variant_get(F.col("doc"), "$.event_id", "string"))
+        .withColumn("source", F.try_variant_get(F.col("doc"), "$.source", "string"))
+        .withColumn("observed_at", observed)
+    )
+
+
+def quarantine_rows(parsed: "DataFrame") -> "DataFrame":
+    return parsed.where(F.col("reason").isNotNull()).select(
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        "kafka_timestamp",
+        "reason",
+        F.current_timestamp().alias("quarantined_at"),
+    )
+
+
+def entity_rows(parsed: "DataFrame", event_type: str) -> "DataFrame":
+    """The good events of one type as typed columns (envelope metadata last)."""
+    columns = [
+        F.try_variant_get(F.col("doc"), f"$.payload.{name}", spark_type).alias(name)
+        for name, spark_type, _ in PAYLOADS[event_type]
+    ]
+    return parsed.where(F.col("reason").isNull() & (F.col("event_type") == event_type)).select(*columns, *META)
+
+
+def latest_per_key(rows: "DataFrame", keys: list[str]) -> "DataFrame":
+    """One row per key: the latest `observed_at` (ties broken by event id, so replays agree)."""
+    order = Window.partitionBy(*keys).orderBy(F.col("observed_at").desc(), F.col("event_id").desc())
+    return rows.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
+
+
+def newer_condition(target: str = "t", source: str = "s") -> str:
+    """MERGE condition: the incoming row is newer than the stored one (late or replayed rows are not)."""
+    return (
+        f"{source}.observed_at > {target}.observed_at OR "
+        f"({source}.observed_at = {target}.observed_at AND {source}.event_id > {target}.event_id)"
+    )
+
+
+def member_rows(memberships: "DataFrame") -> "DataFrame":
+    """Current membership per (playlist, track) from the latest add/remove."""
+    return latest_per_key(memberships, KEYS["playlist_membership"]).select(
+        "playlist_id",
+        "track_id",
+        "playlist_name",
+        (F.col("action") == "added").alias("is_member"),
+        "is_favourite_playlist",
+        F.col("action").alias("last_action"),
+        "snapshot_id",
+        "observed_at",
+        "event_id",
+    )
+
+
+def track_features(
+    tracks: "DataFrame", artists: "DataFrame", features: "DataFrame", members: "DataFrame"
+) -> "DataFrame":
+    """The gold row of each track: track fields, the primary artist's genres and popularity, audio
+    features with their provider, and the favourite label (in a current favourite playlist)."""
+    favourite = (
+        members.where("is_member")
+        .groupBy("track_id")
+        .agg(
+            F.max(F.col("is_favourite_playlist").cast("int")).cast("boolean").alias("is_favourite"),
+            F.count("*").alias("playlist_count"),
+        )
+    )
+    artist = artists.select(
+        F.col("artist_id").alias("primary_artist_id"),
+        F.col("name").alias("artist_name"),
+        F.col("genres").alias("artist_genres"),
+        F.col("popularity").alias("artist_popularity"),
+        F.col("followers").alias("artist_followers"),
+    )
+    audio = features.select(
+        "track_id", F.col("provider").alias("features_provider"), *AUDIO, "key", "mode", "time_signature"
+    )
+    return (
+        tracks.select(
+            "track_id",
+            "name",
+            F.col("artist_ids")[0].alias("primary_artist_id"),
+            "artist_names",
+            "album_name",
+            "release_date",
+            F.substring("release_date", 1, 4).try_cast("int").alias("release_year"),
+            "duration_ms",
+            "explicit",
+            "popularity",
+            F.col("genres").alias("track_genres"),
+        )
+        .join(artist, "primary_artist_id", "left")
+        .join(audio, "track_id", "left")
+        .join(favourite, "track_id", "left")
+        .withColumn("genres", F.coalesce("artist_genres", "track_genres", F.array().cast("array<string>")))
+        .withColumn("is_favourite", F.coalesce("is_favourite", F.lit(False)))
+        .withColumn("playlist_count", F.coalesce("playlist_count", F.lit(0)))
+        .withColumn("updated_at", F.current_timestamp())
+        .drop("artist_genres", "track_genres")
+    )
