@@ -293,6 +293,34 @@ def stop_between_batches(query: "StreamingQuery", timeout: float) -> None:
     query.stop()
 
 
+def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
+    """availableNow: bronze takes what Kafka has now, then silver takes what bronze has; then return."""
+    for start in (start_bronze, start_silver):
+        query = start(spark, settings, True)
+        try:
+            while not query.awaitTermination(1):
+                if stop.is_set():
+                    stop_between_batches(query, settings.stop_timeout_seconds)
+                    return
+        except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
+            raise QueryFailed(query.name, exc) from None
+
+
+def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
+    """Both queries on the processing-time trigger, table upkeep on its schedule, until `stop`."""
+    queries = [start_bronze(spark, settings, False), start_silver(spark, settings, False)]
+    next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
+    while not stop.wait(2):
+        for query in queries:
+            if not query.isActive:
+                raise QueryFailed(query.name, query.exception())
+        if time.monotonic() >= next_upkeep:
+            maintain_tables(spark, settings)
+            next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
+    for query in queries:
+        stop_between_batches(query, settings.stop_timeout_seconds)
+
+
 def run_job(
     settings: StreamingSettings, available_now: bool, stop: threading.Event, spark: "SparkSession | None" = None
 ) -> int:
@@ -307,29 +335,7 @@ def run_job(
     spark.streams.addListener(progress)
     try:
         ensure_tables(spark, settings)
-        if available_now:
-            for start in (start_bronze, start_silver):
-                query = start(spark, settings, True)
-                try:
-                    while not query.awaitTermination(1):
-                        if stop.is_set():
-                            stop_between_batches(query, settings.stop_timeout_seconds)
-                            return 0
-                except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
-                    raise QueryFailed(query.name, exc) from None
-            progress.flush(timeout=10)
-            return 0
-        queries = [start_bronze(spark, settings, False), start_silver(spark, settings, False)]
-        next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
-        while not stop.wait(2):
-            for query in queries:
-                if not query.isActive:
-                    raise QueryFailed(query.name, query.exception())
-            if time.monotonic() >= next_upkeep:
-                maintain_tables(spark, settings)
-                next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
-        for query in queries:
-            stop_between_batches(query, settings.stop_timeout_seconds)
+        (catch_up if available_now else run_continuously)(spark, settings, stop)
         return 0
     finally:
         progress.flush(timeout=5)
