@@ -80,6 +80,9 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        # Delta rebuilds a table's state from its log with 50 partitions by default: on a small machine
+        # that is most of the cost of a small MERGE.
+        "spark.databricks.delta.snapshotPartitions": str(settings.spark_shuffle_partitions),
         "spark.ui.enabled": str(settings.spark_ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",

@@ -171,7 +171,7 @@ class SilverWriter:
                     tracks = spark.read.format("delta").load(settings.table("silver_tracks"))
                     touched.append(
                         tracks.join(
-                            rows.select(F.col("artist_id")), F.col("artist_ids")[0] == F.col("artist_id")
+                            rows.select(F.col("artist_id")), F.get(F.col("artist_ids"), 0) == F.col("artist_id")
                         ).select("track_id")
                     )
 
@@ -260,7 +260,11 @@ def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_n
 
 
 def start_silver(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
-    bronze = spark.readStream.format("delta").option("maxFilesPerTrigger", 1000).load(settings.table("bronze"))
+    bronze = (
+        spark.readStream.format("delta")
+        .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
+        .load(settings.table("bronze"))
+    )
     writer = (
         bronze.writeStream.queryName("silver")
         .foreachBatch(SilverWriter(settings, "silver"))

@@ -24,6 +24,7 @@ class StreamingSettings(KafkaSettings, SparkSettings):
 
     trigger_interval: str = Field("30 seconds", description="Processing-time trigger of the long-running job.")
     max_offsets_per_trigger: int = Field(100_000, gt=0, description="Upper bound of records in one micro-batch.")
+    silver_max_files_per_trigger: int = Field(1000, gt=0, description="Bronze files one silver micro-batch reads.")
     max_event_bytes: int = Field(262_144, gt=0, description="Larger records are quarantined as oversize.")
     maintenance_interval_seconds: float = Field(
         6 * 3600.0, gt=0, description="How often the running job compacts (OPTIMIZE) and VACUUMs its tables."

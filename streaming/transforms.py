@@ -242,7 +242,7 @@ def track_features(
         tracks.select(
             "track_id",
             "name",
-            F.col("artist_ids")[0].alias("primary_artist_id"),
+            F.get(F.col("artist_ids"), 0).alias("primary_artist_id"),
             "artist_names",
             "album_name",
             "release_date",

@@ -210,7 +210,8 @@ def read_topic(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> lis
                 if message.error().code() == KafkaError._PARTITION_EOF:  # noqa: SLF001
                     finished.add(message.partition())
                 continue
-            events.append({"key": message.key().decode(), **json.loads(message.value())})
+            key = message.key()
+            events.append({"key": key.decode() if key else None, **json.loads(message.value())})
     finally:
         consumer.close()
     return events

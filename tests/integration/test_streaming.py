@@ -1,0 +1,211 @@
+"""The streaming job on the real stack: Kafka -> bronze -> quarantine/silver/gold, exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Producer as KafkaProducer
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+
+from pipeline_runtime.broker import ensure_topics
+from producers.events import make_event, membership_payload, track_payload
+from producers.poller import Poller
+from producers.publish import open_publisher
+from producers.sandbox.server import SandboxServer
+from producers.spotify import SpotifyApi
+from producers.state import PollState
+from streaming.job import maintain_tables, run_job
+from streaming.progress import read_progress
+from streaming.settings import StreamingSettings
+from tests.conftest import JARS_DIR, clean_env, read_topic, run_module, sandbox_settings
+
+
+def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: object) -> StreamingSettings:
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data", "jars_dir": JARS_DIR, "kafka_bootstrap_servers": bootstrap_servers,
+        "spark_master": "local[2]", "spark_shuffle_partitions": 2, "spark_ui_enabled": False,
+        "topic_tracks": f"tracks-{suffix}", "topic_artists": f"artists-{suffix}",
+        "topic_audio_features": f"features-{suffix}", "topic_playlist_membership": f"membership-{suffix}",
+    }  # fmt: skip
+    values.update(overrides)
+    return StreamingSettings(_env_file=None, **values)
+
+
+def table(spark: SparkSession, settings: StreamingSettings, name: str):  # type: ignore[no-untyped-def]
+    return spark.read.format("delta").load(settings.table(name))
+
+
+def catch_up(spark: SparkSession, settings: StreamingSettings) -> None:
+    assert run_job(settings, True, threading.Event(), spark) == 0
+
+
+def publish_raw(bootstrap_servers: str, records: list[tuple[str, bytes]]) -> None:
+    producer = KafkaProducer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
+    for topic, value in records:
+        producer.produce(topic, value=value)
+    assert producer.flush(30) == 0
+
+
+def test_producer_events_reach_gold_with_nothing_quarantined(
+    spark: SparkSession, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path
+) -> None:
+    server = sandbox_factory("extended")
+    catalogue = server.state.catalogue
+    settings = streaming_settings(tmp_path, bootstrap_servers)
+    producer_settings = sandbox_settings(server, tmp_path / "producer", kafka_bootstrap_servers=bootstrap_servers,
+                                         auth="client", topic_tracks=settings.topic_tracks,
+                                         topic_artists=settings.topic_artists,
+                                         topic_audio_features=settings.topic_audio_features,
+                                         topic_playlist_membership=settings.topic_playlist_membership)  # fmt: skip
+    api = SpotifyApi(producer_settings)
+    api.detect_generation()
+    publisher = open_publisher("confluent-kafka", bootstrap_servers, producer_settings.topics, 2, 10)
+    report = Poller(producer_settings, api, publisher, PollState(producer_settings.state_file)).poll_once()
+    publisher.close()
+    published = sum(report.events.values())
+
+    started = time.monotonic()
+    catch_up(spark, settings)
+    took = time.monotonic() - started
+    tracks = {t for p in catalogue.playlists.values() for t in p["track_ids"]}
+    favourites = {t for pid in catalogue.favourite_playlist_ids for t in catalogue.playlists[pid]["track_ids"]}
+    assert table(spark, settings, "bronze").count() == published
+    assert table(spark, settings, "quarantine").count() == 0, "the contract: producer events all parse"
+    assert table(spark, settings, "silver_tracks").count() == len(tracks)
+    assert table(spark, settings, "silver_artists").count() == report.events["artist"]
+    gold = {r.track_id: r for r in table(spark, settings, "track_features").collect()}
+    assert set(gold) == tracks
+    assert {t for t, r in gold.items() if r.is_favourite} == favourites
+    sample = gold[next(iter(tracks))]
+    assert sample.popularity == catalogue.tracks[sample.track_id]["popularity"]
+    assert sample.features_provider == "spotify" and sample.genres
+    assert sample.artist_popularity == catalogue.artists[sample.primary_artist_id]["popularity"]
+    print(f"\ncatch-up of {published} events through bronze, silver and gold: {took:.1f}s")
+
+    # Progress: one line per micro-batch and query, with the figures tail shows.
+    lines = read_progress(settings.progress_file)
+    assert {line["query"] for line in lines} == {"bronze", "silver"}
+    assert sum(line["input_rows"] for line in lines if line["query"] == "bronze") == published
+    silver = [line for line in lines if line["query"] == "silver"]
+    assert silver[-1]["delta_versions"]["track_features"] >= 1 and silver[-1]["quarantined"] == 0
+    assert all(line["lag"] == 0 for line in lines if line["query"] == "bronze")
+    env = clean_env(DATA_DIR=str(settings.data_dir))
+    raw = run_module("streaming", "tail", "--json", env=env, cwd=tmp_path)
+    assert [json.loads(x)["batch_id"] for x in raw.stdout.splitlines()] == [line["batch_id"] for line in lines]
+    shown = run_module("streaming", "tail", env=env, cwd=tmp_path)
+    assert shown.returncode == 0 and "bronze" in shown.stdout and f"{published:,}" in shown.stdout
+
+    # Nothing new: no table changes. Upkeep keeps the contents.
+    versions = {name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0]
+                for name in ("bronze", "silver_tracks", "track_features")}  # fmt: skip
+    catch_up(spark, settings)
+    assert versions == {name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0]
+                        for name in versions}  # fmt: skip
+    maintain_tables(spark, settings)
+    assert table(spark, settings, "track_features").count() == len(tracks)
+    assert table(spark, settings, "bronze").count() == published
+
+
+def test_late_out_of_order_duplicate_and_poison_records(
+    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = streaming_settings(tmp_path, bootstrap_servers)
+    ensure_topics(bootstrap_servers, settings.topics)
+    track = {"id": "T" * 22, "name": "v2", "artists": [{"id": "A" * 22, "name": "A"}], "album": {}, "popularity": 50}
+
+    def track_event(name: str, day: int) -> bytes:
+        return make_event("track", "T" * 22, track_payload({**track, "name": name}), "test",
+                          f"2026-01-{day:02d}T00:00:00.000Z").to_bytes()  # fmt: skip
+
+    membership = membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True)
+    member = make_event("playlist_membership", "P" * 22, membership, "test").to_bytes()
+    poison = [b"{not json", b"\xc3\x28 bad utf-8", json.dumps({"schema_version": 9}).encode()]
+    publish_raw(bootstrap_servers, [
+        (settings.topic_tracks, track_event("v2", 2)), (settings.topic_tracks, poison[0]),
+        (settings.topic_tracks, track_event("v1", 1)),  # out of order: older, later in the stream
+        (settings.topic_playlist_membership, member), (settings.topic_playlist_membership, member),  # a retry
+        (settings.topic_tracks, poison[1]), (settings.topic_artists, poison[2]),
+    ])  # fmt: skip
+    catch_up(spark, settings)
+    assert [r.name for r in table(spark, settings, "silver_tracks").collect()] == ["v2"]
+    assert table(spark, settings, "silver_playlist_history").count() == 1, "a retried event lands once"
+    quarantine = table(spark, settings, "quarantine").orderBy("offset").collect()
+    assert sorted(r.reason for r in quarantine) == ["invalid UTF-8", "not JSON", "unknown schema_version 9"]
+    assert {bytes(r.value) for r in quarantine} == set(poison), "the raw bytes are kept"
+
+    publish_raw(bootstrap_servers, [(settings.topic_tracks, track_event("v3", 3))])
+    catch_up(spark, settings)
+    publish_raw(bootstrap_servers, [(settings.topic_tracks, track_event("v0-late", 1))])  # late: older than v3
+    catch_up(spark, settings)
+    assert [r.name for r in table(spark, settings, "silver_tracks").collect()] == ["v3"]
+    assert [r.name for r in table(spark, settings, "track_features").collect()] == ["v3"]
+    gold = table(spark, settings, "track_features").first()
+    assert gold is not None and gold.is_favourite
+    assert table(spark, settings, "bronze").count() == 9
+
+
+def test_sigkill_mid_batch_then_restart_keeps_every_record_once(
+    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = streaming_settings(tmp_path, bootstrap_servers, max_offsets_per_trigger=700)
+    ensure_topics(bootstrap_servers, settings.topics, partitions=2)
+    records = []
+    for i in range(2000):
+        track_id = f"{i:022d}"
+        track = track_payload({"id": track_id, "name": f"t{i}"})
+        records.append((settings.topic_tracks, make_event("track", track_id, track, "test").to_bytes()))
+        payload = membership_payload("P" * 22, "P", track_id, "added", "s", i % 5 == 0)
+        records.append((settings.topic_playlist_membership, make_event("playlist_membership", "P" * 22, payload,
+                                                                       "test").to_bytes()))  # fmt: skip
+    publish_raw(bootstrap_servers, records)
+    env = clean_env(
+        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
+        STREAMING_MAX_OFFSETS_PER_TRIGGER="700", STREAMING_SILVER_MAX_FILES_PER_TRIGGER="4",
+        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
+        KAFKA_TOPIC_ARTISTS=settings.topic_artists, KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
+        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+    )  # fmt: skip
+
+    def run_until_killed(query: str, batches: int) -> None:
+        output = (tmp_path / f"killed-{query}.log").open("w")
+        process = subprocess.Popen([sys.executable, "-m", "streaming", "run", "--available-now"], env=env,
+                                   cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+        before = len([x for x in read_progress(settings.progress_file) if x["query"] == query])
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            done = len([x for x in read_progress(settings.progress_file) if x["query"] == query])
+            if done >= before + batches:
+                time.sleep(0.7)  # into the next batch
+                break
+            time.sleep(0.1)
+        assert process.poll() is None, (tmp_path / f"killed-{query}.log").read_text()[-3000:]
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+        output.close()
+
+    run_until_killed("bronze", 2)
+    run_until_killed("silver", 1)
+    finished = run_module("streaming", "run", "--available-now", env=env, cwd=tmp_path, timeout=600)
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+
+    bronze = table(spark, settings, "bronze")
+    assert bronze.count() == len(records)
+    assert bronze.select("topic", "partition", "offset").distinct().count() == len(records)
+    assert table(spark, settings, "silver_tracks").count() == 2000
+    assert table(spark, settings, "silver_playlist_history").count() == 2000
+    members = table(spark, settings, "silver_playlist_members")
+    assert members.count() == 2000 and members.where("is_member").count() == 2000
+    gold = table(spark, settings, "track_features")
+    assert gold.count() == 2000 and gold.where(F.col("is_favourite")).count() == 400
+    assert table(spark, settings, "quarantine").count() == 0
+    assert len(read_topic(bootstrap_servers, settings.topic_tracks)) == 2000

@@ -1,0 +1,130 @@
+"""The streaming job's pure transforms on batch DataFrames (real Spark): parsing, quarantine reasons,
+latest-wins, the gold row."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pyspark.sql import SparkSession
+
+from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
+from streaming.transforms import entity_rows, latest_per_key, member_rows, parse_events, track_features
+
+TOPICS = {
+    "t.tracks": "track",
+    "t.artists": "artist",
+    "t.features": "audio_features",
+    "t.members": "playlist_membership",
+}
+TRACK = {"id": "T" * 22, "name": "Song", "artists": [{"id": "A" * 22, "name": "Artist"}],
+         "album": {"id": "B" * 22, "name": "Album", "release_date": "2019-05-01"}, "duration_ms": 1000,
+         "explicit": False, "popularity": 40}  # fmt: skip
+
+
+def good_event(observed_at: str = "2026-01-01T00:00:00.000Z", **track: object) -> bytes:
+    return make_event("track", "T" * 22, track_payload({**TRACK, **track}), "test", observed_at).to_bytes()
+
+
+def envelope(**changes: object) -> bytes:
+    event = json.loads(good_event())
+    for key, value in changes.items():
+        if value is None:
+            event.pop(key, None)
+        else:
+            event[key] = value
+    return json.dumps(event).encode()
+
+
+def payload_with(**changes: object) -> bytes:
+    event = json.loads(good_event())
+    event["payload"].update(changes)
+    return json.dumps(event).encode()
+
+
+POISON = [
+    (b"not json at all", "t.tracks", "not JSON"),
+    (good_event()[:40], "t.tracks", "not JSON"),
+    (b"\xff\xfe\x00garbage", "t.tracks", "invalid UTF-8"),
+    (b"[1, 2, 3]", "t.tracks", "not a JSON object"),
+    (envelope(schema_version=7), "t.tracks", "unknown schema_version 7"),
+    (envelope(schema_version="one"), "t.tracks", "wrong type of schema_version (expected int)"),
+    (envelope(event_type="podcast"), "t.tracks", "unknown event_type podcast"),
+    (good_event(), "t.artists", "event_type track on topic t.artists"),
+    (envelope(event_id=None), "t.tracks", "missing field event_id"),
+    (envelope(observed_at="yesterday"), "t.tracks", "observed_at is not a timestamp"),
+    (envelope(payload=None), "t.tracks", "missing field payload"),
+    (payload_with(track_id=None), "t.tracks", "missing field payload.track_id"),
+    (payload_with(duration_ms="long"), "t.tracks", "wrong type of payload.duration_ms (expected bigint)"),
+    (payload_with(track_id=12345), "t.tracks", "wrong type of payload.track_id (expected string)"),
+    (payload_with(artist_ids="A"), "t.tracks", "wrong type of payload.artist_ids (expected array<string>)"),
+    (b"{" + b'"x": "' + b"y" * 3000 + b'"}', "t.tracks", "oversize: 3009 bytes > 2048"),
+]
+
+
+def bronze_frame(spark: SparkSession, records: list[tuple[bytes, str]]):  # type: ignore[no-untyped-def]
+    rows = [
+        (None, value, topic, 0, offset, datetime(2026, 1, 1, tzinfo=UTC))
+        for offset, (value, topic) in enumerate(records)
+    ]
+    return spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp"
+    )
+
+
+def test_every_kind_of_poison_gets_its_reason(spark: SparkSession) -> None:
+    records = [(value, topic) for value, topic, _ in POISON] + [(good_event(), "t.tracks")]
+    parsed = parse_events(bronze_frame(spark, records), TOPICS, max_bytes=2048)
+    reasons = [row.reason for row in parsed.orderBy("offset").collect()]
+    assert reasons == [reason for _, _, reason in POISON] + [None]
+
+
+def test_schema_version_2_with_an_extra_field_is_read_as_version_1(spark: SparkSession) -> None:
+    event = json.loads(payload_with(mood="happy"))
+    event["schema_version"] = 2
+    event["trace"] = {"hop": 1}
+    parsed = parse_events(bronze_frame(spark, [(json.dumps(event).encode(), "t.tracks")]), TOPICS, 2048)
+    rows = entity_rows(parsed, "track").collect()
+    assert len(rows) == 1 and rows[0].track_id == "T" * 22 and rows[0].schema_version == 2
+    assert "mood" not in rows[0].asDict()
+
+
+def test_latest_observation_wins_within_a_batch(spark: SparkSession) -> None:
+    records = [(good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks"),
+               (good_event("2026-01-01T00:00:00.000Z", name="old"), "t.tracks"),
+               (good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks")]  # fmt: skip
+    parsed = parse_events(bronze_frame(spark, records), TOPICS, 2048)
+    rows = latest_per_key(entity_rows(parsed, "track"), ["track_id"]).collect()
+    assert [r.name for r in rows] == ["new"]
+
+
+@pytest.mark.parametrize(("actions", "is_member"), [(["added"], True), (["added", "removed"], False),
+                                                    (["removed", "added"], True)])  # fmt: skip
+def test_membership_follows_the_latest_action(spark: SparkSession, actions: list[str], is_member: bool) -> None:
+    records = []
+    for day, action in enumerate(actions, start=1):
+        payload = membership_payload("P" * 22, "Favs", "T" * 22, action, f"snap{day}", True)  # type: ignore[arg-type]
+        event = make_event("playlist_membership", "P" * 22, payload, "test", f"2026-01-0{day}T00:00:00.000Z")
+        records.append((event.to_bytes(), "t.members"))
+    parsed = parse_events(bronze_frame(spark, records), TOPICS, 2048)
+    members = member_rows(entity_rows(parsed, "playlist_membership")).collect()
+    assert [(m.is_member, m.last_action) for m in members] == [(is_member, actions[-1])]
+
+
+def test_gold_row_joins_artist_features_and_label(spark: SparkSession) -> None:
+    artist = make_event("artist", "A" * 22, artist_payload({"id": "A" * 22, "name": "Artist", "genres": ["jazz"],
+                                                            "popularity": 70}), "test")  # fmt: skip
+    features = make_event(
+        "audio_features", "T" * 22, audio_features_payload("T" * 22, {"energy": 0.5}, "reccobeats"), "test"
+    )
+    member = make_event("playlist_membership", "P" * 22,
+                        membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True), "test")  # fmt: skip
+    records = [(good_event(), "t.tracks"), (artist.to_bytes(), "t.artists"), (features.to_bytes(), "t.features"),
+               (member.to_bytes(), "t.members")]  # fmt: skip
+    parsed = parse_events(bronze_frame(spark, records), TOPICS, 4096)
+    gold = track_features(entity_rows(parsed, "track"), entity_rows(parsed, "artist"),
+                          entity_rows(parsed, "audio_features"),
+                          member_rows(entity_rows(parsed, "playlist_membership"))).collect()  # fmt: skip
+    assert len(gold) == 1
+    row = gold[0]
+    assert (row.genres, row.artist_popularity, row.energy, row.features_provider) == (["jazz"], 70, 0.5, "reccobeats")
+    assert row.is_favourite is True and row.release_year == 2019 and row.popularity == 40
