@@ -281,6 +281,7 @@ def maintain_tables(spark: "SparkSession", settings: StreamingSettings) -> dict[
     from delta.tables import DeltaTable  # noqa: PLC0415
 
     removed = {}
+    spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")  # VACUUM shows in DESCRIBE HISTORY
     for name in table_schemas():
         table = DeltaTable.forPath(spark, settings.table(name))
         table.optimize().executeCompaction()

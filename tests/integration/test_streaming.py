@@ -209,3 +209,52 @@ def test_sigkill_mid_batch_then_restart_keeps_every_record_once(
     assert gold.count() == 2000 and gold.where(F.col("is_favourite")).count() == 400
     assert table(spark, settings, "quarantine").count() == 0
     assert len(read_topic(bootstrap_servers, settings.topic_tracks)) == 2000
+
+
+def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
+    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = streaming_settings(tmp_path, bootstrap_servers)
+    ensure_topics(bootstrap_servers, settings.topics)
+    env = clean_env(
+        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
+        STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="20",
+        KAFKA_TOPIC_TRACKS=settings.topic_tracks, KAFKA_TOPIC_ARTISTS=settings.topic_artists,
+        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
+        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+    )  # fmt: skip
+    log = (tmp_path / "streaming.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        for wave in range(2):  # records that arrive while the job runs are picked up by the next trigger
+            events = [make_event("track", f"{wave}{i:021d}", track_payload({"id": f"{wave}{i:021d}", "name": "x"}),
+                                 "test").to_bytes() for i in range(50)]  # fmt: skip
+            publish_raw(bootstrap_servers, [(settings.topic_tracks, e) for e in events])
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                written = sum(line["rows_written"].get("silver_tracks", 0)
+                              for line in read_progress(settings.progress_file) if line["query"] == "silver")  # fmt: skip
+                if written >= 50 * (wave + 1):
+                    break
+                assert process.poll() is None, (tmp_path / "streaming.log").read_text()[-3000:]
+                time.sleep(1)
+        deadline = time.monotonic() + 120
+        history = ""
+        while time.monotonic() < deadline and "VACUUM END" not in history:
+            time.sleep(2)
+            history = " ".join(
+                r.operation for r in spark.sql(f"DESCRIBE HISTORY delta.`{settings.table('silver_tracks')}`").collect()
+            )
+        assert "OPTIMIZE" in history and "VACUUM END" in history, history
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(120) == 0, (tmp_path / "streaming.log").read_text()[-3000:]
+        assert time.monotonic() - started < 120
+    finally:
+        process.kill()
+        log.close()
+    assert table(spark, settings, "silver_tracks").count() == 100
+    assert table(spark, settings, "bronze").count() == 100
+    assert "SIGTERM received: stopping after the current batch" in (tmp_path / "streaming.log").read_text()
