@@ -244,9 +244,8 @@ def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
         history = ""
         while time.monotonic() < deadline and "VACUUM END" not in history:
             time.sleep(2)
-            history = " ".join(
-                r.operation for r in spark.sql(f"DESCRIBE HISTORY delta.`{settings.table('silver_tracks')}`").collect()
-            )
+            rows = spark.sql(f"DESCRIBE HISTORY delta.`{settings.table('silver_tracks')}`").collect()
+            history = " ".join(r.operation for r in rows)
         assert "OPTIMIZE" in history and "VACUUM END" in history, history
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
