@@ -234,8 +234,8 @@ def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
             publish_raw(bootstrap_servers, [(settings.topic_tracks, e) for e in events])
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
-                written = sum(line["rows_written"].get("silver_tracks", 0)
-                              for line in read_progress(settings.progress_file) if line["query"] == "silver")  # fmt: skip
+                silver = [x for x in read_progress(settings.progress_file) if x["query"] == "silver"]
+                written = sum(x["rows_written"].get("silver_tracks", 0) for x in silver)
                 if written >= 50 * (wave + 1):
                     break
                 assert process.poll() is None, (tmp_path / "streaming.log").read_text()[-3000:]
