@@ -67,6 +67,7 @@ def main() -> int:
                     except BufferError:
                         producer.poll(0.2)
             producer.flush(60)
+            del producer  # no client left to reconnect once the broker stops
             env = {**os.environ, "DATA_DIR": str(data), "KAFKA_BOOTSTRAP_SERVERS": running.bootstrap_servers,
                    "SPARK_MASTER": os.environ.get("SPARK_MASTER", "local[2]"), "SPARK_UI_ENABLED": "false"}  # fmt: skip
             started = time.monotonic()
