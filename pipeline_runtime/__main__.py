@@ -8,13 +8,10 @@ python -m pipeline_runtime doctor
 import argparse
 import logging
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import TypeVar
 
 from rich.table import Table
@@ -26,7 +23,7 @@ from pipeline_runtime.broker import (
     ensure_topics,
     port_is_free,
 )
-from pipeline_runtime.cli import console, run_cli
+from pipeline_runtime.cli import console, install_stop_handlers, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.java import check_java
 from pipeline_runtime.logs import configure_logging
@@ -123,13 +120,7 @@ def broker_command(action: str, settings: BrokerSettings, lines: int) -> int:
 
 def run_in_foreground(broker: LocalKafkaBroker) -> int:
     """`broker run`: for supervisors and containers; SIGTERM or Ctrl-C stops the broker cleanly."""
-    stop = threading.Event()
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = install_stop_handlers(log, "the broker")
     running = broker.start()
     console.print(f"Kafka broker running at [bold]{running.bootstrap_servers}[/] (pid {running.pid}); Ctrl-C stops it.")
     while not stop.wait(1.0):

@@ -1,6 +1,10 @@
 """What every entry point shares: one-line errors instead of tracebacks, and the settings table."""
 
+import logging
+import signal
+import threading
 from collections.abc import Callable
+from types import FrameType
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -37,6 +41,19 @@ def run_cli(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         console.print("interrupted")
         return EXIT_INTERRUPTED
+
+
+def install_stop_handlers(log: logging.Logger, when: str) -> threading.Event:
+    """SIGTERM and Ctrl-C set the returned event; the service stops at its next safe point (`when`)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received: stopping %s", signal.Signals(signum).name, when)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
 
 
 def print_settings(settings: BaseSettings, title: str) -> None:

@@ -9,16 +9,13 @@ python -m producers check                               settings (secrets masked
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from pipeline_runtime.broker import require_kafka
-from pipeline_runtime.cli import console, print_settings, run_cli
+from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
@@ -99,25 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def install_stop_handlers() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping after the current unit", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
-
-
 def run_command(settings: ProducerSettings, once: bool, interval: float | None) -> int:
     from producers.poller import Poller, describe_wait  # noqa: PLC0415
     from producers.publish import open_publisher  # noqa: PLC0415
     from producers.spotify import RateLimited, SpotifyApi  # noqa: PLC0415
     from producers.state import PollState  # noqa: PLC0415
 
-    stop = install_stop_handlers()
+    stop = install_stop_handlers(log, "after the current unit")
     ensure_writable_dir(settings.state_dir, "producer state folder")
     api = SpotifyApi(settings)
     while True:
@@ -130,13 +115,7 @@ def run_command(settings: ProducerSettings, once: bool, interval: float | None) 
                 return EXIT_TEMPFAIL
             if stop.wait(exc.retry_after):
                 return 0
-    publisher = open_publisher(
-        settings.kafka_client,
-        settings.kafka_bootstrap_servers,
-        settings.topics,
-        settings.topic_partitions,
-        settings.kafka_timeout_seconds,
-    )
+    publisher = open_publisher(settings)
     state = PollState(settings.state_file)
     poller = Poller(settings, api, publisher, state, stop)
     every = interval or settings.poll_interval_seconds
@@ -183,7 +162,7 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
         raise SetupError(
             f"Cannot serve the sandbox on {args.host}:{args.port} ({exc.strerror}): choose --port."
         ) from None
-    stop = install_stop_handlers()
+    stop = install_stop_handlers(log, "after the current unit")
     server.start_in_thread()
     model = catalogue.model
     console.print(
@@ -215,13 +194,7 @@ def backfill_command(settings: ProducerSettings, file: Path) -> int:
 
     tracks = catalogue_rows(read_catalogue(file))
     ensure_writable_dir(settings.state_dir, "producer state folder")
-    publisher = open_publisher(
-        settings.kafka_client,
-        settings.kafka_bootstrap_servers,
-        settings.topics,
-        settings.topic_partitions,
-        settings.kafka_timeout_seconds,
-    )
+    publisher = open_publisher(settings)
     state = PollState(settings.state_file)
     emitter = Emitter(settings, publisher, state)
     ids = list(tracks)

@@ -7,9 +7,12 @@ raises DeliveryFailed if anything was not. Both clients are idempotent with acks
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline_runtime.broker import ensure_topics, require_kafka
+
+if TYPE_CHECKING:
+    from producers.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +109,13 @@ PUBLISHERS: dict[str, Callable[[str], Publisher]] = {
 }
 
 
-def open_publisher(
-    client: str, bootstrap_servers: str, topics: list[str], partitions: int, timeout: float
-) -> Publisher:
-    """Check the cluster answers (a clear error within `timeout`), create missing topics, open the client."""
+def open_publisher(settings: "ProducerSettings") -> Publisher:
+    """Check the cluster answers (a clear error within the Kafka timeout), create missing topics, open the
+    configured client."""
     started = time.monotonic()
-    require_kafka(bootstrap_servers, timeout)
-    ensure_topics(bootstrap_servers, topics, partitions=partitions, timeout=timeout)
-    publisher: Publisher = PUBLISHERS[client](bootstrap_servers)
-    log.info("publishing with %s to %s (ready in %.1fs)", client, bootstrap_servers, time.monotonic() - started)
+    servers, timeout = settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds
+    require_kafka(servers, timeout)
+    ensure_topics(servers, settings.topics, partitions=settings.topic_partitions, timeout=timeout)
+    publisher: Publisher = PUBLISHERS[settings.kafka_client](servers)
+    log.info("publishing with %s to %s (ready in %.1fs)", settings.kafka_client, servers, time.monotonic() - started)
     return publisher

@@ -8,14 +8,11 @@ python -m streaming check                    settings, Kafka reachable, Spark wi
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 import time
-from types import FrameType
 
 from pipeline_runtime.broker import require_kafka
-from pipeline_runtime.cli import console, print_settings, run_cli
+from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.logs import configure_logging
 from streaming.settings import StreamingSettings
@@ -44,18 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="show the effective settings; check Kafka and that Spark starts with Delta and Kafka"
     )
     return parser
-
-
-def install_stop_handlers() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
 
 
 def tail_command(settings: StreamingSettings, follow: bool, as_json: bool, lines: int) -> int:
@@ -117,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             from streaming.job import run_job  # noqa: PLC0415
 
             require_kafka(settings.kafka_bootstrap_servers)
-            return run_job(settings, args.available_now, install_stop_handlers())
+            return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))
         if args.command == "tail":
             return tail_command(settings, args.follow, args.json, args.lines)
         if args.command == "maintain":

@@ -21,6 +21,7 @@ from pipeline_runtime.errors import SetupError
 from streaming.progress import BATCH_FACTS, ProgressLog, delta_version
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
+    AUDIO,
     KEYS,
     PAYLOADS,
     entity_rows,
@@ -59,20 +60,7 @@ def table_schemas() -> dict[str, str]:
     """DDL column lists of every table the job writes."""
     meta = "event_id STRING, source STRING, schema_version INT, observed_at TIMESTAMP"
     payload = {etype: ", ".join(f"{name} {ddl_type(t)}" for name, t, _ in fields) for etype, fields in PAYLOADS.items()}
-    audio = ", ".join(
-        f"{n} DOUBLE"
-        for n in (
-            "danceability",
-            "energy",
-            "speechiness",
-            "acousticness",
-            "instrumentalness",
-            "liveness",
-            "valence",
-            "loudness",
-            "tempo",
-        )
-    )
+    audio = ", ".join(f"{name} DOUBLE" for name in AUDIO)
     return {
         "bronze": "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, kafka_timestamp TIMESTAMP, "
         "ingested_at TIMESTAMP, ingest_date DATE",

@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -134,3 +136,22 @@ def test_stop_kills_a_broker_that_ignores_sigterm(tmp_path: Path) -> None:
     assert time.monotonic() - started < 15
     assert not Path(f"/proc/{running.pid}").exists()
     assert broker.status() is None
+
+
+def test_broker_run_in_the_foreground_stops_on_sigterm(tmp_path: Path) -> None:
+    env = clean_env(DATA_DIR=str(tmp_path / "data"), LOCAL_KAFKA_PORT="0")
+    process = subprocess.Popen([sys.executable, "-m", "pipeline_runtime", "broker", "run"], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        while line and "running at" not in line:
+            line = process.stdout.readline()
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        assert accepts_connections(port)
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "Kafka broker stopped." in output
+    assert not accepts_connections(port)

@@ -27,8 +27,7 @@ class Producer:
         self.settings = settings
         self.api = SpotifyApi(settings)
         self.api.detect_generation()
-        self.publisher = open_publisher(settings.kafka_client, settings.kafka_bootstrap_servers, settings.topics,
-                                        settings.topic_partitions, settings.kafka_timeout_seconds)  # fmt: skip
+        self.publisher = open_publisher(settings)
         self.state = PollState(settings.state_file)
         self.poller = Poller(settings, self.api, self.publisher, self.state)
 

@@ -68,7 +68,7 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
                                          topic_playlist_membership=settings.topic_playlist_membership)  # fmt: skip
     api = SpotifyApi(producer_settings)
     api.detect_generation()
-    publisher = open_publisher("confluent-kafka", bootstrap_servers, producer_settings.topics, 2, 10)
+    publisher = open_publisher(producer_settings)
     report = Poller(producer_settings, api, publisher, PollState(producer_settings.state_file)).poll_once()
     publisher.close()
     published = sum(report.events.values())
