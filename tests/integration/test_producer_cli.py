@@ -161,6 +161,12 @@ def test_backfill_publishes_a_catalogue_once(
     assert "500 tracks read; published 500 audio_features, 500 track" in first.stdout
     second = run_module("producers", "backfill", "--file", str(csv), env=env, cwd=tmp_path)
     assert "published nothing new" in second.stdout
+    import pandas as pd
+
+    parquet = tmp_path / "tracks.parquet"
+    pd.read_csv(csv).to_parquet(parquet)
+    same = run_module("producers", "backfill", "--file", str(parquet), env=env, cwd=tmp_path)
+    assert same.returncode == 0 and "500 tracks read; published nothing new" in same.stdout, "Parquet = CSV"
     tracks = read_topic(bootstrap_servers, "backfill.tracks")
     assert len(tracks) == 500 and all(e["source"] == "catalogue-file/tracks.csv" for e in tracks)
     sample = tracks[0]["payload"]
