@@ -18,8 +18,6 @@ from pipeline_runtime.settings import SparkSettings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-log = logging.getLogger(__name__)
-
 
 class SmokeSettings(SparkSettings):
     """`SMOKE_MESSAGES`, `SMOKE_TOPIC`; the table and checkpoint live under the data dir."""

@@ -324,7 +324,7 @@ def run_job(
     own_session = spark is None
     if spark is None:
         spark = build_spark_session(settings, "streaming")
-    progress = ProgressLog(settings.progress_file)
+    progress = ProgressLog(settings.progress_file, settings.table("bronze"))
     spark.streams.addListener(progress)
     try:
         ensure_tables(spark, settings)
@@ -335,7 +335,3 @@ def run_job(
         spark.streams.removeListener(progress)
         if own_session:
             spark.stop()
-
-
-def table_counts(spark: "SparkSession", settings: StreamingSettings) -> dict[str, int]:
-    return {name: spark.read.format("delta").load(settings.table(name)).count() for name in table_schemas()}

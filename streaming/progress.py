@@ -77,12 +77,11 @@ def progress_line(progress: Any, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 class ProgressLog(StreamingQueryListener):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, bronze_location: str) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.Lock()
-        self.pending = 0
-        self.bronze_location: str | None = None
+        self.bronze_location = bronze_location
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - the listener API's names
         log.info("query %s started (id %s)", event.name, event.id)
@@ -92,9 +91,8 @@ class ProgressLog(StreamingQueryListener):
         if progress.numInputRows == 0 and progress.batchId < 0:
             return
         facts = BATCH_FACTS.pop((progress.name, progress.batchId), {})
-        if progress.name == "bronze" and "DeltaSink" in str(progress.sink.description):
-            location = str(progress.sink.description).split("[", 1)[-1].rstrip("]")
-            facts = {"delta_versions": {"bronze": delta_version(location)}}
+        if progress.name == "bronze":  # the Delta sink's query: its facts are the table's version
+            facts = {"delta_versions": {"bronze": delta_version(self.bronze_location)}}
         line = progress_line(progress, facts)
         with self.lock, self.path.open("a") as handle:
             handle.write(json.dumps(line) + "\n")

@@ -7,17 +7,6 @@ from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.settings import KafkaSettings, SparkSettings
 
-TABLES = (
-    "bronze",
-    "quarantine",
-    "silver_tracks",
-    "silver_artists",
-    "silver_audio_features",
-    "silver_playlist_members",
-    "silver_playlist_history",
-    "track_features",
-)
-
 
 class StreamingSettings(KafkaSettings, SparkSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMING_")
