@@ -5,7 +5,7 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
-NOISY_LOGGERS = ("py4j", "urllib3", "alembic", "git")
+NOISY_LOGGERS = ("py4j", "urllib3", "alembic", "git", "mlflow.spark")
 # spotipy logs request headers (tokens, client secrets) at DEBUG and every HTTP error at ERROR; the
 # producer reports each condition itself, once, in words a user understands.
 SILENCED_LOGGERS = ("spotipy",)

@@ -1,42 +1,167 @@
 """Command line of the training service.
 
-python -m training check    show the effective settings, check the MLflow store and that Spark starts
+python -m training run [--once | --interval SECONDS]   train when the gold table has new data (a loop by default)
+python -m training recommend [--top N]                   the champion's top tracks that are not favourites yet
+python -m training check                                 the effective settings; MLflow answers; Spark starts
 """
 
 import argparse
+import logging
 import sys
 
-from pipeline_runtime.cli import console, print_settings, run_cli
+from rich.table import Table
+
+from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
+from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.logs import configure_logging
-from pipeline_runtime.mlflow_setup import configure_mlflow
 from pipeline_runtime.spark import build_spark_session, has_data_source
+from training import registry
+from training.cycle import (
+    GOLD,
+    TASKS,
+    CycleReport,
+    Stopped,
+    cancel_on_stop,
+    current_version,
+    describe_metrics,
+    read_version,
+    require_mlflow,
+    run_cycle,
+)
 from training.settings import TrainingSettings
+
+log = logging.getLogger("training")
+EXIT_FAILED = 1
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Rebuilds the models from the Delta tables and tracks them in MLflow.",
+        description="Rebuilds the popularity and favourite models from the gold Delta table, tracks them in "
+        "MLflow and promotes a new model only when it beats the champion.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="train whenever the gold table has enough new rows (every TRAINING_INTERVAL_SECONDS)",
+        description="Each cycle checks the gold table's version and trains only when it has at least "
+        "TRAINING_MIN_NEW_ROWS new or changed rows since the last trained version. One trainer at a time.",
+    )
+    when = run.add_mutually_exclusive_group()
+    when.add_argument("--once", action="store_true", help="one cycle, then exit")
+    when.add_argument(
+        "--interval", type=positive_seconds, metavar="SECONDS", help="seconds between cycles (default: settings)"
+    )
+    recommend = commands.add_parser("recommend", help="print the champion's top tracks that are not favourites yet")
+    recommend.add_argument("--top", type=int, default=10, metavar="N", help="how many tracks (default 10)")
     commands.add_parser("check", help="show the effective settings; check the MLflow store and that Spark starts")
     return parser
 
 
+def print_cycle(report: CycleReport) -> None:
+    if report.skipped:
+        console.print(f"[yellow]skipped:[/] {report.skipped}", highlight=False)
+        return
+    table = Table(title=f"training cycle on gold version {report.gold_version} ({report.rows} tracks)")
+    for column in ("model", "notebook baseline", "ours (candidate)", "champion before", "decision"):
+        table.add_column(column, overflow="fold")
+    for model in report.models:
+        task = TASKS[model.task][0]
+        if model.skipped:
+            table.add_row(model.task, "-", f"skipped: {model.skipped}", "-", "-")
+            continue
+        decision = f"v{model.version} → {'champion' if model.promoted else 'challenger'}: {model.reason}"
+        table.add_row(
+            model.task,
+            describe_metrics(model.baseline, task),
+            f"{model.best}\n{describe_metrics(model.candidate, task)}",
+            describe_metrics(model.champion, task),
+            decision,
+        )
+    console.print(table)
+    console.print(f"{report.recommendations} recommendations written; cycle took {report.seconds:.0f} s")
+
+
+def run(settings: TrainingSettings, once: bool, interval: float) -> int:
+    stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
+    require_mlflow(settings)
+    with ProcessLock(settings.state_dir / "training.lock", "trainer"):
+        spark = build_spark_session(settings, "training")
+        cancel_on_stop(spark, stop)
+        status = 0
+        try:
+            while not stop.is_set():
+                try:
+                    print_cycle(run_cycle(spark, settings, stop))
+                    status = 0
+                except Stopped:
+                    break
+                except Exception as exc:
+                    if stop.is_set():
+                        break
+                    if once:
+                        log.exception("the training cycle failed")
+                        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                        raise SetupError(f"the training cycle failed: {first} (full error in the log above)") from None
+                    log.exception("the training cycle failed (%s); the next one starts in %.0f s", exc, interval)
+                    status = EXIT_FAILED
+                if once:
+                    break
+                log.info("next cycle in %.0f s", interval)
+                stop.wait(interval)
+        finally:
+            spark.stop()
+    if stop.is_set():
+        console.print("stopped")
+    return status
+
+
+def recommend(settings: TrainingSettings, top: int) -> int:
+    import mlflow.spark  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    from training.recommend import top_recommendations  # noqa: PLC0415
+
+    require_mlflow(settings)
+    name = registry.model_name("favourite")
+    champion = registry.version_by_alias(MlflowClient(), name, registry.CHAMPION)
+    if champion is None:
+        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+    spark = build_spark_session(settings, "training-recommend")
+    try:
+        location = settings.table_uri(GOLD)
+        version = current_version(spark, location)
+        if version is None:
+            raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
+        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+        rows = top_recommendations(model, read_version(spark, location, version), top, name, str(champion.version),
+                                   version)  # fmt: skip
+    finally:
+        spark.stop()
+    table = Table(title=f"top {len(rows)} tracks for you ({name} v{champion.version}, gold version {version})")
+    for column in ("#", "track", "artists", "genres", "score", "because"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(str(row["rank"]), row["name"] or row["track_id"], ", ".join(row["artist_names"]),
+                      ", ".join(row["genres"]), f"{row['score']:.3f}", row["because"])  # fmt: skip
+    console.print(table)
+    return 0
+
+
 def check(settings: TrainingSettings) -> int:
-    import mlflow  # noqa: PLC0415 - heavy import
+    import mlflow  # noqa: PLC0415
 
     print_settings(settings, "training settings")
-    uri = configure_mlflow(settings)
-    try:
-        experiments = mlflow.search_experiments(max_results=100)
-    except Exception as exc:  # noqa: BLE001 - any store failure is reported as one line
-        raise SetupError(
-            f"The MLflow tracking store at {uri} did not answer ({type(exc).__name__}): "
-            "check MLFLOW_TRACKING_URI or unset it for the local SQLite store."
-        ) from None
-    console.print(f"✓ MLflow tracking at {uri} ({len(experiments)} experiment(s))")
+    uri = require_mlflow(settings)
+    console.print(f"✓ MLflow tracking at {uri} ({len(mlflow.search_experiments(max_results=100))} experiment(s))")
     spark = build_spark_session(settings, "training-check")
     try:
         if not has_data_source(spark, "delta"):
@@ -48,11 +173,17 @@ def check(settings: TrainingSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     def body() -> int:
         settings = TrainingSettings()
         configure_logging(settings.log_level)
+        if args.command == "run":
+            return run(settings, args.once, args.interval or settings.interval_seconds)
+        if args.command == "recommend":
+            if args.top < 1:
+                raise SetupError("--top must be at least 1")
+            return recommend(settings, args.top)
         return check(settings)
 
     return run_cli(body)

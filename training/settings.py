@@ -1,9 +1,13 @@
 """Settings of the training service (env prefix `TRAINING_`; MLflow keeps its own MLFLOW_TRACKING_URI)."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.settings import MlflowSettings, SparkSettings
+
+Tuning = Literal["quick", "full"]
 
 
 class TrainingSettings(SparkSettings, MlflowSettings):
@@ -11,3 +15,27 @@ class TrainingSettings(SparkSettings, MlflowSettings):
 
     interval_seconds: float = Field(3600.0, gt=0, description="Seconds between two training cycles.")
     seed: int = Field(1, description="Seed of every random step (splits, models).")
+    holdout_fraction: float = Field(
+        0.4, gt=0, lt=1, description="Share of tracks held out for evaluation (0.4: the notebook's 60/40 split)."
+    )
+    min_rows: int = Field(200, ge=20, description="Fewest labelled tracks a model is trained on.")
+    min_new_rows: int = Field(
+        100, ge=0, description="A cycle trains only when this many gold rows are new or changed since the last run."
+    )
+    promotion_margin: float = Field(
+        0.01,
+        ge=0,
+        description="The candidate becomes champion when it beats the champion's RMSE (popularity) or AUC-PR "
+        "(favourites) on the current holdout by this relative margin.",
+    )
+    tuning: Tuning = Field("full", description="Hyper-parameter grid: `full`, or `quick` for tests and demos.")
+    min_feature_coverage: float = Field(
+        0.5, gt=0, le=1, description="A feature is used when at least this share of the tracks has a value."
+    )
+    exclude_features: list[str] = Field(
+        default_factory=list, description='Features never used, as JSON, e.g. ["artist_followers"].'
+    )
+    precision_at_k: int = Field(50, ge=1, description="k of the favourite model's precision@k.")
+    recommendations: int = Field(
+        1000, ge=1, description="Rows kept in the recommendations table (the best-scored non-favourites)."
+    )

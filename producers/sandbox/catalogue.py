@@ -310,3 +310,47 @@ def load_catalogue(folder: Path) -> Catalogue:
     catalogue.favourites = set(data["favourites"])
     catalogue.model = json.loads((folder / "model.json").read_text())
     return catalogue
+
+
+def gold_rows(catalogue: Catalogue, generation: str = "extended") -> list[dict[str, Any]]:
+    """The `track_features` rows the pipeline would build from this catalogue, without running it.
+
+    `extended` has Spotify's audio features and popularity fields for every track; `development` has
+    what a 2026 development-mode app gets: no popularity or followers, ReccoBeats features for the
+    tracks it knows and no `time_signature`. Every track is included (as if found by search). For
+    trainer tests and benchmarks that need a gold table of a chosen size in seconds.
+    """
+    extended = generation == "extended"
+    playlists_of: dict[str, list[dict[str, Any]]] = {}
+    for playlist in catalogue.playlists.values():
+        for tid in playlist["track_ids"]:
+            playlists_of.setdefault(tid, []).append(playlist)
+    rows = []
+    for tid, track in catalogue.tracks.items():
+        artist = catalogue.artists[track["artist_ids"][0]]
+        album = catalogue.albums[track["album_id"]]
+        has_features = extended or track["reccobeats"]
+        features = catalogue.audio_features[tid] if has_features else {}
+        member_of = playlists_of.get(tid, [])
+        rows.append({
+            "track_id": tid,
+            "name": track["name"],
+            "primary_artist_id": artist["id"],
+            "artist_names": [catalogue.artists[a]["name"] for a in track["artist_ids"]],
+            "album_name": album["name"],
+            "release_date": album["release_date"],
+            "release_year": int(album["release_date"][:4]),
+            "duration_ms": track["duration_ms"],
+            "explicit": track["explicit"],
+            "popularity": track["popularity"] if extended else None,
+            "artist_name": artist["name"],
+            "artist_popularity": artist["popularity"] if extended else None,
+            "artist_followers": artist["followers"] if extended else None,
+            "features_provider": ("spotify" if extended else "reccobeats") if has_features else None,
+            **{name: features.get(name) for name in (*MODEL_FEATURES, "key", "mode")},
+            "time_signature": features.get("time_signature") if extended else None,
+            "is_favourite": any(p["favourite"] for p in member_of),
+            "playlist_count": len(member_of),
+            "genres": list(artist["genres"]),
+        })  # fmt: skip
+    return rows

@@ -1,0 +1,579 @@
+"""One training cycle: gold table (pinned version) -> both models -> MLflow -> gated promotion -> recommendations.
+
+A cycle
+1. reads the current version of the gold `track_features` table and skips in seconds when the last
+   finished candidate run (read back from MLflow) saw fewer than `min_new_rows` fewer new or changed rows;
+2. for each task (popularity regression, favourite classifier) with a usable target: trains the
+   notebook's baseline and our tuned pipeline on the same split, scores both and the current champion
+   on the same holdout, logs everything to the task's experiment and registers the candidate;
+3. moves `champion` to the candidate only when it beats the champion by the margin, else marks it
+   `challenger`; the decision and its reason are tags of the candidate run;
+4. ranks the non-favourite tracks with the favourite champion into the `recommendations` table.
+
+A stop request (SIGTERM) cancels the running Spark jobs; the run is then marked KILLED and no alias moves.
+"""
+
+import json
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F  # noqa: N812
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline_runtime.cli import console
+from pipeline_runtime.errors import SetupError
+from training import plots, registry
+from training.data import (
+    FAVOURITE,
+    GENRE_FEATURES,
+    NOTEBOOK_FEATURES,
+    POPULARITY,
+    TRACK_FEATURES,
+    FeatureSet,
+    choose_features,
+    complete_rows,
+    coverage_expressions,
+    holdout_flag,
+    model_input,
+    with_class_weights,
+)
+from training.models import (
+    PRIMARY_METRIC,
+    Candidate,
+    Task,
+    baseline_pipeline,
+    best_f1_threshold,
+    candidate_pipeline,
+    classification_metrics,
+    decide_promotion,
+    feature_names,
+    importances,
+    regression_metrics,
+    tuning_grid,
+)
+from training.recommend import top_recommendations, write_recommendations
+from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+GOLD = "track_features"
+RECOMMENDATIONS = "recommendations"
+TASKS: dict[str, tuple[Task, str]] = {
+    "popularity": ("regression", POPULARITY),
+    "favourite": ("classification", FAVOURITE),
+}
+MIN_CLASS_ROWS = 20
+VALIDATION_FRACTION = 0.25
+
+
+class Stopped(Exception):
+    """A stop was requested while a cycle was running."""
+
+
+@dataclass
+class ModelReport:
+    task: str
+    skipped: str | None = None
+    features: tuple[str, ...] = ()
+    missing: dict[str, str] = field(default_factory=dict)
+    baseline: dict[str, float] | None = None
+    candidate: dict[str, float] = field(default_factory=dict)
+    champion: dict[str, float] | None = None
+    best: str = ""
+    version: str | None = None
+    promoted: bool = False
+    reason: str = ""
+    run_id: str | None = None
+
+
+@dataclass
+class CycleReport:
+    gold_version: int | None = None
+    rows: int = 0
+    new_rows: int | None = None
+    skipped: str | None = None
+    models: list[ModelReport] = field(default_factory=list)
+    recommendations: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Steps:
+    """Progress of a cycle: a bar in a terminal, a log line per step everywhere."""
+
+    progress: Progress
+    task_id: Any = None
+
+    @classmethod
+    @contextmanager
+    def show(cls) -> Iterator["Steps"]:
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        with progress:
+            yield cls(progress)
+
+    def begin(self, total: int) -> None:
+        self.task_id = self.progress.add_task("training", total=total)
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        log.info("%s ...", description)
+        if self.task_id is not None:
+            self.progress.update(self.task_id, description=description)
+        started = time.monotonic()
+        yield
+        log.info("%s: done in %.1f s", description, time.monotonic() - started)
+        if self.task_id is not None:
+            self.progress.advance(self.task_id)
+
+
+# --- reading the gold table ---
+
+
+def current_version(spark: "SparkSession", location: str) -> int | None:
+    """The latest version of the Delta table at `location`, or None when there is no table."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    if not DeltaTable.isDeltaTable(spark, location):
+        return None
+    return int(DeltaTable.forPath(spark, location).history(1).first()["version"])  # type: ignore[index]
+
+
+def read_version(spark: "SparkSession", location: str, version: int) -> "DataFrame":
+    return spark.read.format("delta").option("versionAsOf", version).load(location)
+
+
+def changed_rows(gold: "DataFrame", since: datetime | None) -> int:
+    """Rows new or changed after `since` (the gold job stamps `updated_at` on every row it writes)."""
+    if since is None:
+        return int(gold.count())
+    return int(gold.where(F.col("updated_at") > F.lit(since)).count())
+
+
+# --- scoring ---
+
+
+def score_column(task: Task) -> Any:
+    return vector_to_array(F.col("probability"))[1] if task == "classification" else F.col("prediction")
+
+
+def scores(model: Any, rows: "DataFrame", task: Task, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, scores) of `rows`, in track id order so ties rank the same on every run."""
+    frame = (
+        model.transform(rows)
+        .select("track_id", F.col(label).alias("label"), score_column(task).alias("score"))
+        .orderBy("track_id")
+        .toPandas()
+    )
+    return frame["label"].to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
+
+
+def evaluate(task: Task, labels: np.ndarray, predicted: np.ndarray, threshold: float, k: int) -> dict[str, float]:
+    if task == "regression":
+        return regression_metrics(labels, predicted)
+    return classification_metrics(labels.astype(int), predicted, threshold, k)
+
+
+# --- one task ---
+
+
+@dataclass
+class TaskData:
+    train: "DataFrame"
+    holdout: "DataFrame"
+    features: FeatureSet
+    baseline_features: tuple[str, ...]
+    missing: dict[str, str]
+    train_rows: int
+    holdout_rows: int
+    positive_share: float | None
+
+
+def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> TaskData | str:
+    """Split and feature choice of one task, or the reason it cannot be trained on this data."""
+    task, label = TASKS[name]
+    labelled = data.where(F.col(label).isNotNull())
+    candidates = [*TRACK_FEATURES, *((POPULARITY,) if task == "classification" else ())]
+    summary = labelled.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.col(label)).alias("positives"),
+        F.avg((F.size("genres") > 0).cast("double")).alias("genres"),
+        *coverage_expressions(candidates),
+    ).first()
+    assert summary is not None  # noqa: S101 - an aggregate always has a row
+    rows = int(summary["rows"])
+    total = int(data.count())
+    if task == "regression" and rows < settings.min_rows:
+        return (
+            f"only {rows} of {total} tracks have a popularity (needs {settings.min_rows}): a 2026 development-mode "
+            "Spotify app gets no popularity fields, so the popularity model is skipped"
+        )
+    if task == "classification":
+        positives = int(summary["positives"] or 0)
+        if min(positives, rows - positives) < MIN_CLASS_ROWS or rows < settings.min_rows:
+            return (
+                f"{positives} favourites among {rows} tracks (needs {MIN_CLASS_ROWS} favourites and "
+                f"{MIN_CLASS_ROWS} others, {settings.min_rows} tracks in all): name favourite playlists in "
+                "PRODUCER_FAVOURITE_PLAYLISTS or save tracks in Spotify"
+            )
+    coverage = {name: float(summary[name] or 0.0) for name in candidates}
+    numeric, missing = choose_features(coverage, candidates, settings.min_feature_coverage, settings.exclude_features)
+    genres_share = float(summary["genres"] or 0.0)
+    genres = genres_share >= settings.min_feature_coverage and not set(GENRE_FEATURES) & set(settings.exclude_features)
+    if not genres:
+        missing["genres"] = f"{genres_share:.0%} of tracks have genres (need {settings.min_feature_coverage:.0%})"
+    if not numeric and not genres:
+        return "no feature has enough values to train on"
+    baseline_features, _ = choose_features(coverage, NOTEBOOK_FEATURES, settings.min_feature_coverage)
+    is_holdout = holdout_flag(settings.seed, settings.holdout_fraction)
+    train = labelled.where(~is_holdout)
+    # The holdout is the same rows for baseline, candidate and champion: those the baseline can score.
+    holdout = labelled.where(is_holdout & complete_rows(labelled, baseline_features))
+    share = None
+    if task == "classification":
+        share = float(train.agg(F.avg(label)).first()[0] or 0.0)  # type: ignore[index]
+        train = with_class_weights(train, label, share)
+    return TaskData(
+        train=train,
+        holdout=holdout,
+        features=FeatureSet(numeric, genres),
+        baseline_features=baseline_features,
+        missing=missing,
+        train_rows=int(train.count()),
+        holdout_rows=int(holdout.count()),
+        positive_share=share,
+    )
+
+
+def tune(
+    task: Task, prepared: TaskData, label: str, settings: TrainingSettings, steps: Steps, stop: threading.Event
+) -> tuple[Candidate, float, list[dict[str, Any]]]:
+    """Each grid point fitted on 75 % of the training side, scored on the other 25 % (split by hash);
+    returns the best point, the F1-best threshold on validation (classification), and the table."""
+    inner = holdout_flag(settings.seed + 1, VALIDATION_FRACTION)
+    fit_rows, validation = prepared.train.where(~inner), prepared.train.where(inner)
+    metric, higher_is_better = PRIMARY_METRIC[task]
+    results: list[dict[str, Any]] = []
+    best: tuple[Candidate, float, float] | None = None
+    for point in tuning_grid(settings.tuning):
+        if stop.is_set():
+            raise Stopped
+        with steps.step(f"{label}: tune {point.label}"):
+            model = candidate_pipeline(task, prepared.features, point, label, settings.seed).fit(fit_rows)
+            labels, predicted = scores(model, validation, task, label)
+        threshold = best_f1_threshold(labels.astype(int), predicted) if task == "classification" else 0.0
+        value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
+        results.append({"candidate": point.label, f"validation_{metric}": value})
+        if best is None or (value > best[1] if higher_is_better else value < best[1]):
+            best = (point, value, threshold)
+    assert best is not None  # noqa: S101 - the grid is never empty
+    return best[0], best[2], results
+
+
+def champion_metrics(
+    client: "MlflowClient", task: Task, name: str, label: str, holdout: "DataFrame", k: int
+) -> tuple[str | None, dict[str, float] | None, str]:
+    """The current champion's version and its metrics on the current holdout ('' or why it could not score)."""
+    import mlflow.spark  # noqa: PLC0415
+
+    version = registry.version_by_alias(client, name, registry.CHAMPION)
+    if version is None:
+        return None, None, ""
+    try:
+        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+        threshold = client.get_run(str(version.run_id)).data.metrics.get("threshold", 0.5)
+        labels, predicted = scores(model, holdout, task, label)
+    except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's data is replaced
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return str(version.version), None, f"champion v{version.version} cannot score the current data ({first})"
+    return str(version.version), evaluate(task, labels, predicted, threshold, k), ""
+
+
+def log_figures(
+    mlflow: Any, task: Task, names: list[str], weights: list[float], labels: np.ndarray, predicted: np.ndarray,
+    threshold: float,
+) -> None:  # fmt: skip
+    mlflow.log_figure(plots.importance_figure(names, weights, "feature importance"), "plots/feature_importance.png")
+    if task == "regression":
+        mlflow.log_figure(plots.regression_figure(labels, predicted, "popularity"), "plots/predicted_vs_actual.png")
+    else:
+        mlflow.log_figure(plots.roc_pr_figure(labels, predicted, "favourites"), "plots/roc_pr.png")
+        mlflow.log_figure(plots.confusion_figure(labels, predicted, threshold, "favourites"), "plots/confusion.png")
+
+
+def gold_tags(location: str, version: int, rows: int, max_updated: datetime | None) -> dict[str, str]:
+    return {
+        registry.TAG_TABLE: location,
+        registry.TAG_VERSION: str(version),
+        registry.TAG_ROWS: str(rows),
+        registry.TAG_UPDATED: max_updated.isoformat() if max_updated else "",
+    }
+
+
+def train_task(  # noqa: PLR0915 - the steps of one model, in order
+    spark: "SparkSession",
+    client: "MlflowClient",
+    name: str,
+    data: "DataFrame",
+    settings: TrainingSettings,
+    gold: dict[str, str],
+    steps: Steps,
+    stop: threading.Event,
+) -> ModelReport:
+    import mlflow  # noqa: PLC0415
+    import mlflow.spark  # noqa: PLC0415
+    import pyspark  # noqa: PLC0415
+    from mlflow.data.spark_dataset import load_delta  # noqa: PLC0415
+    from mlflow.models import infer_signature  # noqa: PLC0415
+
+    task, label = TASKS[name]
+    report = ModelReport(task=name)
+    prepared = prepare_task(data, name, settings)
+    if isinstance(prepared, str):
+        report.skipped = prepared
+        log.warning("%s model skipped: %s", name, prepared)
+        return report
+    report.features, report.missing = tuple(prepared.features.columns), prepared.missing
+    if prepared.missing:
+        log.info("%s model: features left out: %s", name, "; ".join(f"{k} ({v})" for k, v in prepared.missing.items()))
+    experiment = registry.experiment_id(settings, name)
+    model_name = registry.model_name(name)
+    k = settings.precision_at_k
+    with warnings.catch_warnings():  # its schema hint about integer columns is about pandas inputs, not ours
+        warnings.simplefilter("ignore", UserWarning)
+        source = load_delta(path=gold[registry.TAG_TABLE], version=gold[registry.TAG_VERSION], name=GOLD)
+    common_tags = {**gold, "task": name, "tuning": settings.tuning}
+
+    # The notebook's baseline: its own run, scored on the same holdout.
+    if prepared.baseline_features:
+        with steps.step(f"{name}: notebook baseline"):
+            baseline_rows = prepared.train.where(complete_rows(prepared.train, prepared.baseline_features))
+            pipeline = baseline_pipeline(task, prepared.baseline_features, label, settings.seed)
+            baseline = pipeline.fit(baseline_rows)
+            labels, predicted = scores(baseline, prepared.holdout, task, label)
+            report.baseline = evaluate(task, labels, predicted, 0.5, k)
+            with mlflow.start_run(experiment_id=experiment, run_name="notebook baseline", tags={
+                **common_tags, registry.TAG_ROLE: "baseline"}):  # fmt: skip
+                mlflow.log_input(source, context="training")
+                mlflow.log_params({"model": "GBT (defaults)", "features": ",".join(prepared.baseline_features),
+                                   "scaled": "instrumentalness,key,liveness,speechiness", "seed": settings.seed,
+                                   "holdout_fraction": settings.holdout_fraction})  # fmt: skip
+                mlflow.log_metrics(report.baseline)
+    else:
+        log.warning("%s: no audio features in the data, so the notebook's baseline (audio only) is skipped", name)
+
+    best, threshold, tuning = tune(task, prepared, label, settings, steps, stop)
+    report.best = best.label
+    run = mlflow.start_run(
+        experiment_id=experiment,
+        run_name=f"candidate gold v{gold[registry.TAG_VERSION]}",
+        tags={**common_tags, registry.TAG_ROLE: "candidate"},
+    )
+    report.run_id = run.info.run_id
+    try:
+        with steps.step(f"{name}: fit {best.label} on all training rows"):
+            model = candidate_pipeline(task, prepared.features, best, label, settings.seed).fit(prepared.train)
+            labels, predicted = scores(model, prepared.holdout, task, label)
+            report.candidate = evaluate(task, labels, predicted, threshold, k)
+        if stop.is_set():
+            raise Stopped
+        with steps.step(f"{name}: log to MLflow and register"):
+            mlflow.log_input(source, context="training")
+            mlflow.log_params({
+                "family": best.family, **best.params, "features": ",".join(prepared.features.numeric),
+                "genres_encoded": prepared.features.genres, "seed": settings.seed, "tuning": settings.tuning,
+                "holdout_fraction": settings.holdout_fraction, "train_rows": prepared.train_rows,
+                "holdout_rows": prepared.holdout_rows, "class_weights": task == "classification",
+            })  # fmt: skip
+            mlflow.log_metrics(report.candidate)
+            if report.baseline:
+                mlflow.log_metrics({f"baseline_{key}": value for key, value in report.baseline.items()})
+            mlflow.log_dict({"used": prepared.features.columns, "left_out": prepared.missing,
+                             "baseline": list(prepared.baseline_features)}, "feature_set.json")  # fmt: skip
+            mlflow.log_dict({"grid": tuning, "chosen": best.label}, "tuning.json")
+            names, weights = feature_names(model, prepared.features), importances(model)
+            mlflow.log_dict(dict(zip(names, weights, strict=True)), "feature_importance.json")
+            log_figures(mlflow, task, names, weights, labels, predicted, threshold)
+            example = prepared.holdout.select(*prepared.features.columns).limit(5)
+            output = model.transform(example).select(score_column(task).alias("score")).toPandas()
+            info = mlflow.spark.log_model(
+                model,
+                "model",
+                registered_model_name=model_name,
+                signature=infer_signature(example.toPandas(), output),
+                input_example=example.toPandas(),
+                pip_requirements=[f"pyspark=={pyspark.__version__}"],
+            )
+            report.version = str(info.registered_model_version)
+        with steps.step(f"{name}: score the champion on the same holdout"):
+            champion_version, report.champion, problem = champion_metrics(
+                client, task, model_name, label, prepared.holdout, k
+            )
+        if stop.is_set():
+            raise Stopped
+        metric = PRIMARY_METRIC[task][0]
+        if problem:
+            report.promoted, report.reason = True, problem
+        else:
+            report.promoted, report.reason = decide_promotion(
+                task,
+                report.candidate[metric],
+                report.champion[metric] if report.champion else None,
+                settings.promotion_margin,
+                champion_version,
+            )
+        if report.champion:
+            mlflow.log_metrics({f"champion_{key}": value for key, value in report.champion.items()})
+        alias = registry.CHAMPION if report.promoted else registry.CHALLENGER
+        registry.set_alias(client, model_name, alias, report.version)
+        mlflow.set_tags({registry.TAG_DECISION: alias, registry.TAG_REASON: report.reason,
+                         "champion_before": champion_version or "none"})  # fmt: skip
+        log.info("%s v%s -> %s: %s", model_name, report.version, alias, report.reason)
+    except Stopped:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+    return report
+
+
+# --- recommendations ---
+
+
+def refresh_recommendations(
+    spark: "SparkSession", client: "MlflowClient", settings: TrainingSettings, gold: "DataFrame", version: int
+) -> int:
+    """Rank the non-favourites with the favourite champion into the recommendations table; rows written."""
+    import mlflow.spark  # noqa: PLC0415
+
+    name = registry.model_name("favourite")
+    champion = registry.version_by_alias(client, name, registry.CHAMPION)
+    if champion is None:
+        log.info("no favourite champion yet: the recommendations table is not written")
+        return 0
+    model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    rows = top_recommendations(model, gold, settings.recommendations, name, str(champion.version), version)
+    write_recommendations(spark, rows, settings.table_uri(RECOMMENDATIONS))
+    return len(rows)
+
+
+# --- the cycle ---
+
+
+def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:
+    """One cycle (see the module docstring). Raises Stopped when a stop was requested mid-way."""
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    started = time.monotonic()
+    report = CycleReport()
+    location = settings.table_uri(GOLD)
+    version = current_version(spark, location)
+    if version is None:
+        report.skipped = f"the gold table {location} does not exist yet: run the streaming job first"
+        return report
+    report.gold_version = version
+    client = MlflowClient()
+    experiments = [registry.experiment_id(settings, task) for task in TASKS]
+    last = registry.last_trained(client, experiments)
+    if last is not None and last.version == version:
+        report.skipped = f"gold is still at version {version}, which the last run trained on"
+        return report
+    gold = read_version(spark, location, version).cache()
+    try:
+        report.rows = int(gold.count())
+        report.new_rows = changed_rows(gold, last.max_updated_at if last else None)
+        if last is not None and report.new_rows < settings.min_new_rows:
+            report.skipped = (
+                f"{report.new_rows} new or changed rows since gold version {last.version} "
+                f"(a cycle needs TRAINING_MIN_NEW_ROWS={settings.min_new_rows})"
+            )
+            return report
+        max_updated = gold.agg(F.max("updated_at")).first()[0]  # type: ignore[index]
+        tags = gold_tags(location, version, report.rows, max_updated)
+        data = model_input(gold).cache()
+        with Steps.show() as steps:
+            steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 4) + 1)
+            for name in TASKS:
+                report.models.append(train_task(spark, client, name, data, settings, tags, steps, stop))
+            with steps.step("recommendations"):
+                report.recommendations = refresh_recommendations(spark, client, settings, gold, version)
+        data.unpersist()
+    finally:
+        gold.unpersist()
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def cancel_on_stop(spark: "SparkSession", stop: threading.Event) -> threading.Thread:
+    """A watcher that cancels the running Spark jobs as soon as a stop is requested (a fit can take minutes)."""
+
+    def watch() -> None:
+        stop.wait()
+        log.info("cancelling the running Spark jobs")
+        spark.sparkContext.cancelAllJobs()
+
+    watcher = threading.Thread(target=watch, name="cancel-on-stop", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def describe_metrics(metrics: dict[str, float] | None, task: Task) -> str:
+    if not metrics:
+        return "-"
+    keys = ("rmse", "mae", "r2") if task == "regression" else ("auc_roc", "auc_pr", "f1", "precision_at_k")
+    return " ".join(f"{key} {metrics[key]:.3f}" for key in keys if key in metrics)
+
+
+def summary_json(report: CycleReport) -> str:
+    """The cycle as JSON (for scripts and the demo)."""
+    return json.dumps(
+        {
+            "gold_version": report.gold_version,
+            "rows": report.rows,
+            "new_rows": report.new_rows,
+            "skipped": report.skipped,
+            "recommendations": report.recommendations,
+            "seconds": round(report.seconds, 1),
+            "models": [m.__dict__ for m in report.models],
+        },
+        default=str,
+    )
+
+
+def require_mlflow(settings: TrainingSettings) -> str:
+    """Configure MLflow and prove the store answers; SetupError with the fix otherwise."""
+    import mlflow  # noqa: PLC0415
+
+    from pipeline_runtime.mlflow_setup import configure_mlflow  # noqa: PLC0415
+
+    uri = configure_mlflow(settings)
+    try:
+        mlflow.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any store failure is reported as one line
+        raise SetupError(
+            f"The MLflow tracking store at {uri} did not answer ({type(exc).__name__}): "
+            "check MLFLOW_TRACKING_URI or unset it for the local SQLite store."
+        ) from None
+    return uri

@@ -1,0 +1,117 @@
+"""From the gold `track_features` table to model inputs: pure DataFrame functions, no I/O.
+
+* `model_input` turns gold rows into the columns the models read (one row per track, numbers as
+  doubles, the labels beside them). A logged model's signature is these columns.
+* `with_holdout` puts each track on one side of the 60/40 split by a seeded hash of its id, so the
+  side a track is on never changes as the table grows: a champion trained on an older version never
+  saw the current holdout's tracks, and each track is on exactly one side (no leakage).
+* `choose_features` keeps the features the data has (a development-mode app has no popularity and
+  maybe no audio features) and says which are missing.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F  # noqa: N812
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+# The notebook's 12 audio features, and the 4 it standardised (REFERENCE §7).
+NOTEBOOK_FEATURES = (
+    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
+    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
+)  # fmt: skip
+NOTEBOOK_SCALED = ("instrumentalness", "key", "liveness", "speechiness")
+# Ours: everything known about a track before anyone listens to it (labels and playlist counts are not).
+TRACK_FEATURES = (
+    "artist_popularity", "artist_followers_log", "release_year", "duration_min", "explicit", *NOTEBOOK_FEATURES,
+)  # fmt: skip
+GENRE_FEATURES = ("genres", "primary_genre")
+POPULARITY = "popularity"
+FAVOURITE = "favourite"
+HOLDOUT_BUCKETS = 10_000
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The numeric columns a model uses and whether it uses the genre encodings."""
+
+    numeric: tuple[str, ...]
+    genres: bool
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *(GENRE_FEATURES if self.genres else ())]
+
+
+def model_input(gold: "DataFrame") -> "DataFrame":
+    """One row per track with the model columns: numbers as doubles, genres as an array and the
+    primary genre, plus both labels (`popularity` is also a feature of the favourite model)."""
+    numbers: dict[str, Column] = {
+        "artist_popularity": F.col("artist_popularity"),
+        "artist_followers_log": F.log1p(F.col("artist_followers")),
+        "release_year": F.col("release_year"),
+        "duration_min": F.col("duration_ms") / 60_000,
+        "explicit": F.col("explicit").cast("int"),
+        **{name: F.col(name) for name in NOTEBOOK_FEATURES},
+    }
+    genres = F.coalesce(F.col("genres"), F.array().cast("array<string>"))
+    return gold.select(
+        "track_id",
+        *[value.cast("double").alias(name) for name, value in numbers.items()],
+        genres.alias("genres"),
+        F.coalesce(F.get(genres, 0), F.lit("unknown")).alias("primary_genre"),
+        F.col("popularity").cast("double").alias(POPULARITY),
+        F.col("is_favourite").cast("double").alias(FAVOURITE),
+    )
+
+
+def holdout_flag(seed: int, fraction: float) -> Column:
+    """True for the tracks in the holdout: a seeded hash of the track id, stable across table versions."""
+    bucket = F.pmod(F.xxhash64(F.col("track_id"), F.lit(seed)), F.lit(HOLDOUT_BUCKETS))
+    return bucket < F.lit(round(fraction * HOLDOUT_BUCKETS))
+
+
+def with_holdout(rows: "DataFrame", seed: int, fraction: float) -> "DataFrame":
+    return rows.withColumn("is_holdout", holdout_flag(seed, fraction))
+
+
+def coverage_expressions(columns: Iterable[str]) -> list[Column]:
+    """One aggregate per column: the share of rows with a value (for `DataFrame.agg`)."""
+    return [F.avg(F.col(name).isNotNull().cast("double")).alias(name) for name in columns]
+
+
+def choose_features(
+    coverage: Mapping[str, float], candidates: Iterable[str], min_coverage: float, exclude: Iterable[str] = ()
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The candidate features with enough values, and why each other one is left out."""
+    excluded = set(exclude)
+    used: list[str] = []
+    missing: dict[str, str] = {}
+    for name in candidates:
+        share = coverage.get(name, 0.0)
+        if name in excluded:
+            missing[name] = "excluded by TRAINING_EXCLUDE_FEATURES"
+        elif share < min_coverage:
+            missing[name] = f"{share:.0%} of tracks have it (need {min_coverage:.0%})"
+        else:
+            used.append(name)
+    return tuple(used), missing
+
+
+def complete_rows(rows: "DataFrame", columns: Iterable[str]) -> Column:
+    """True where every one of `columns` has a value."""
+    condition = F.lit(True)
+    for name in columns:
+        condition = condition & F.col(name).isNotNull()
+    return condition
+
+
+def with_class_weights(rows: "DataFrame", label: str, positive_share: float) -> "DataFrame":
+    """A `weight` column that gives both classes the same total weight (the favourites are the few)."""
+    positive = 0.5 / positive_share
+    negative = 0.5 / (1 - positive_share)
+    return rows.withColumn("weight", F.when(F.col(label) == 1, positive).otherwise(negative))

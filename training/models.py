@@ -1,0 +1,183 @@
+"""The models: the notebook's baselines, our pipelines and their tuning grid, metrics and the promotion rule.
+
+Pure functions apart from `fit`/`transform` inside the callers: nothing here reads a table or talks
+to MLflow. Metrics are computed with scikit-learn on the collected holdout (label, score) pairs, so
+baseline, candidate and champion are scored by the same code on the same rows.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from pyspark.ml import Pipeline
+from pyspark.ml.classification import GBTClassifier, LogisticRegression
+from pyspark.ml.feature import CountVectorizer, Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.regression import GBTRegressor, LinearRegression
+from sklearn import metrics as skm
+
+from training.data import NOTEBOOK_SCALED, FeatureSet
+
+Task = Literal["regression", "classification"]
+GENRE_MIN_TRACKS = 5.0  # a genre becomes a feature when at least this many training tracks have it
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One point of the tuning grid: a model family and its hyper-parameters."""
+
+    family: str  # "linear" or "gbt"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.family}(" + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
+
+
+def tuning_grid(tuning: str) -> list[Candidate]:
+    """Both families: a regularised linear model (the signal is often additive) and boosted trees."""
+    if tuning == "quick":
+        return [Candidate("linear", {"regParam": 0.01}), Candidate("gbt", {"maxDepth": 3, "maxIter": 20})]
+    return [
+        *(Candidate("linear", {"regParam": reg}) for reg in (0.0, 0.01, 0.1)),
+        *(Candidate("gbt", {"maxDepth": depth, "maxIter": 50, "stepSize": 0.1}) for depth in (3, 5)),
+    ]
+
+
+def estimator(task: Task, candidate: Candidate, label: str, seed: int, weighted: bool) -> Any:
+    """The pyspark.ml estimator of one grid point, reading `features` and writing `prediction`."""
+    common: dict[str, Any] = {"featuresCol": "features", "labelCol": label}
+    if weighted:
+        common["weightCol"] = "weight"
+    linear: dict[str, Any] = {**common, "elasticNetParam": 0.0, "maxIter": 200, **candidate.params}
+    trees: dict[str, Any] = {**common, "seed": seed, **candidate.params}
+    if task == "regression":
+        return LinearRegression(**linear) if candidate.family == "linear" else GBTRegressor(**trees)
+    return LogisticRegression(**linear) if candidate.family == "linear" else GBTClassifier(**trees)
+
+
+def feature_stages(features: FeatureSet) -> list[Any]:
+    """Impute missing numbers (median), multi-hot the genres, one-hot the primary genre, standardise."""
+    stages: list[Any] = []
+    vectors: list[str] = []
+    if features.numeric:
+        imputed = [f"{name}__imputed" for name in features.numeric]
+        stages.append(Imputer(inputCols=list(features.numeric), outputCols=imputed, strategy="median"))
+        vectors += imputed
+    if features.genres:
+        stages += [
+            CountVectorizer(inputCol="genres", outputCol="genres__vec", binary=True, minDF=GENRE_MIN_TRACKS),
+            StringIndexer(inputCol="primary_genre", outputCol="primary_genre__index", handleInvalid="keep"),
+            OneHotEncoder(inputCol="primary_genre__index", outputCol="primary_genre__vec", handleInvalid="keep"),
+        ]
+        vectors += ["genres__vec", "primary_genre__vec"]
+    stages += [
+        VectorAssembler(inputCols=vectors, outputCol="features__raw"),
+        StandardScaler(inputCol="features__raw", outputCol="features", withMean=False, withStd=True),
+    ]
+    return stages
+
+
+def candidate_pipeline(task: Task, features: FeatureSet, candidate: Candidate, label: str, seed: int) -> Pipeline:
+    weighted = task == "classification"
+    return Pipeline(stages=[*feature_stages(features), estimator(task, candidate, label, seed, weighted)])
+
+
+def baseline_pipeline(task: Task, audio: Sequence[str], label: str, seed: int) -> Pipeline:
+    """The notebook's method: StandardScaler on 4 of the audio features, all of them assembled, a default
+    GBT (only the seed is set, from settings)."""
+    scaled = [name for name in NOTEBOOK_SCALED if name in audio]
+    rest = [name for name in audio if name not in scaled]
+    stages: list[Any] = []
+    inputs = list(rest)
+    if scaled:
+        stages += [
+            VectorAssembler(inputCols=scaled, outputCol="scaled__raw"),
+            StandardScaler(inputCol="scaled__raw", outputCol="scaled__vec"),
+        ]
+        inputs.insert(0, "scaled__vec")
+    stages.append(VectorAssembler(inputCols=inputs, outputCol="features"))
+    model = GBTRegressor if task == "regression" else GBTClassifier
+    stages.append(model(featuresCol="features", labelCol=label, seed=seed))
+    return Pipeline(stages=stages)
+
+
+def feature_names(model: Any, features: FeatureSet) -> list[str]:
+    """Names of the assembled vector's slots: the numeric features, then `genre:x`, then `primary:x`."""
+    names = list(features.numeric)
+    if features.genres:
+        stages = {type(stage).__name__: stage for stage in model.stages}
+        names += [f"genre:{g}" for g in stages["CountVectorizerModel"].vocabulary]
+        labels = stages["StringIndexerModel"].labels
+        # StringIndexer(keep) adds an index for unseen genres; the encoder keeps its slot (dropLast drops its own)
+        names += [f"primary:{g}" for g in labels] + ["primary:(unseen)"]
+    return names
+
+
+def importances(model: Any) -> list[float]:
+    """Feature importance of the last stage: GBT's importances, or |coefficient| of a linear model
+    (on standardised features, so comparable)."""
+    last = model.stages[-1]
+    if hasattr(last, "featureImportances"):
+        return [float(v) for v in last.featureImportances.toArray()]
+    return [abs(float(v)) for v in last.coefficients.toArray()]
+
+
+# --- metrics ---
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {
+        "rmse": float(math.sqrt(skm.mean_squared_error(actual, predicted))),
+        "mae": float(skm.mean_absolute_error(actual, predicted)),
+        "r2": float(skm.r2_score(actual, predicted)),
+    }
+
+
+def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
+    """The score threshold with the best F1 (chosen on validation data, never on the holdout)."""
+    precision, recall, thresholds = skm.precision_recall_curve(labels, scores)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(precision), where=total > 0)
+    best = int(np.argmax(f1[:-1])) if len(thresholds) else 0
+    return float(thresholds[best]) if len(thresholds) else 0.5
+
+
+def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, k: int) -> dict[str, float]:
+    predicted = (scores >= threshold).astype(int)
+    top = np.argsort(-scores, kind="stable")[: min(k, len(scores))]
+    return {
+        "auc_roc": float(skm.roc_auc_score(labels, scores)),
+        "auc_pr": float(skm.average_precision_score(labels, scores)),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "precision_at_k": float(labels[top].mean()) if len(top) else 0.0,
+        "threshold": float(threshold),
+    }
+
+
+# --- promotion ---
+
+PRIMARY_METRIC: dict[Task, tuple[str, bool]] = {"regression": ("rmse", False), "classification": ("auc_pr", True)}
+
+
+def decide_promotion(
+    task: Task, candidate: float, champion: float | None, margin: float, champion_version: str | None = None
+) -> tuple[bool, str]:
+    """Whether the candidate becomes champion, and why, on the primary metric of the task."""
+    metric, higher_is_better = PRIMARY_METRIC[task]
+    if champion is None or champion_version is None:
+        return True, "no champion yet"
+    if not math.isfinite(candidate):
+        return False, f"the candidate's {metric} is not a number"
+    if higher_is_better:
+        needed = champion * (1 + margin)
+        better = candidate >= needed
+    else:
+        needed = champion * (1 - margin)
+        better = candidate <= needed
+    comparison = f"{metric} {candidate:.4f} vs champion v{champion_version} {champion:.4f} (needs {needed:.4f})"
+    return better, ("beats the champion: " if better else "does not beat the champion by the margin: ") + comparison

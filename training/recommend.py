@@ -1,0 +1,100 @@
+"""Recommendations: the champion favourite model scores every track that is not already a favourite.
+
+Each recommendation carries its explanation: which of its artists and genres the favourites share
+("Velvet Echo: 3 favourites", "jazz: 24% of favourites"). The trainer writes the ranking to the
+`recommendations` Delta table every cycle; `python -m training recommend` prints the top of it live.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F  # noqa: N812
+
+from training.data import model_input
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SCHEMA = (
+    "rank INT, track_id STRING, name STRING, artist_names ARRAY<STRING>, genres ARRAY<STRING>, score DOUBLE, "
+    "because STRING, model_name STRING, model_version STRING, gold_version BIGINT, generated_at TIMESTAMP"
+)
+
+
+@dataclass(frozen=True)
+class Taste:
+    """What the favourites have in common: how many favourites each artist and genre has."""
+
+    favourites: int
+    artists: Mapping[str, int]
+    genres: Mapping[str, int]
+
+
+def taste_of(favourites: Iterable[tuple[list[str] | None, list[str] | None]]) -> Taste:
+    """From (artist names, genres) of each favourite track."""
+    artists: Counter[str] = Counter()
+    genres: Counter[str] = Counter()
+    count = 0
+    for artist_names, track_genres in favourites:
+        count += 1
+        artists.update(set(artist_names or []))
+        genres.update(set(track_genres or []))
+    return Taste(count, artists, genres)
+
+
+def explain(artist_names: list[str] | None, genres: list[str] | None, taste: Taste) -> str:
+    """The artists and genres of a track that the favourites share, strongest first."""
+    reasons = [(taste.artists[a], f"{a}: {taste.artists[a]} favourite{'s' * (taste.artists[a] != 1)}")
+               for a in (artist_names or []) if taste.artists.get(a)]  # fmt: skip
+    genre_reasons = [
+        (taste.genres[g], f"{g}: {taste.genres[g] / taste.favourites:.0%} of favourites")
+        for g in (genres or [])
+        if taste.genres.get(g) and taste.favourites
+    ]
+    ordered = sorted(reasons, key=lambda r: -r[0]) + sorted(genre_reasons, key=lambda r: -r[0])
+    return "; ".join(text for _, text in ordered) or "audio features like the favourites'"
+
+
+def score_tracks(model: Any, gold: "DataFrame") -> "DataFrame":
+    """Every non-favourite track with the model's favourite probability as `score`."""
+    candidates = gold.where(~F.coalesce(F.col("is_favourite"), F.lit(False)))
+    scored = model.transform(model_input(candidates))
+    ranked: DataFrame = scored.select("track_id", vector_to_array(F.col("probability"))[1].alias("score")).join(
+        candidates.select("track_id", "name", "artist_names", "genres"), "track_id"
+    )
+    return ranked
+
+
+def top_recommendations(
+    model: Any, gold: "DataFrame", top: int, model_name: str, model_version: str, gold_version: int
+) -> list[dict[str, Any]]:
+    """The `top` best-scored non-favourites, ranked and explained (ties broken by track id)."""
+    favourites = gold.where(F.col("is_favourite")).select("artist_names", "genres").collect()
+    taste = taste_of((row["artist_names"], row["genres"]) for row in favourites)
+    best = score_tracks(model, gold).orderBy(F.col("score").desc(), "track_id").limit(top).collect()
+    return [
+        {
+            "rank": rank,
+            "track_id": row["track_id"],
+            "name": row["name"],
+            "artist_names": list(row["artist_names"] or []),
+            "genres": list(row["genres"] or []),
+            "score": float(row["score"]),
+            "because": explain(row["artist_names"], row["genres"], taste),
+            "model_name": model_name,
+            "model_version": model_version,
+            "gold_version": gold_version,
+        }
+        for rank, row in enumerate(best, start=1)
+    ]
+
+
+def write_recommendations(spark: "SparkSession", rows: list[dict[str, Any]], location: str) -> None:
+    """Replace the table's contents with this ranking (older rankings stay readable by time travel)."""
+    frame = spark.createDataFrame([{**row, "generated_at": None} for row in rows], schema=SCHEMA).withColumn(
+        "generated_at", F.current_timestamp()
+    )
+    frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location)
