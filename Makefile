@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PIP_EXTRAS ?= [dev]
 export JARS_DIR
 
-.PHONY: help setup venv jars demo smoke test test-unit test-integration lint format doctor \
+.PHONY: help setup venv jars demo smoke train recommend test test-unit test-integration lint format doctor \
         broker-start broker-stop broker-status broker-logs compose-config clean distclean
 
 help: ## list the targets
@@ -56,6 +56,12 @@ demo: setup ## run the main job: the smoke pipeline (Kafka -> Spark -> Delta) on
 	$(PY) -m pipeline_runtime smoke
 
 smoke: demo
+
+train: setup ## one training cycle now (python -m training run --once)
+	$(PY) -m training run --once
+
+recommend: setup ## the champion's top 10 tracks that are not favourites yet
+	$(PY) -m training recommend --top 10
 
 test: setup ## run the whole test suite (real Kafka broker, Spark + Delta, MLflow)
 	$(PY) -m pytest $(PYTEST_ARGS)

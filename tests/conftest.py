@@ -215,3 +215,18 @@ def read_topic(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> lis
     finally:
         consumer.close()
     return events
+
+
+# --- gold tables for the trainer: the sandbox catalogue as the streaming job would have written it ---
+
+
+def write_gold(spark: "SparkSession", location: str, rows: list[dict], mode: str = "append") -> None:  # type: ignore[type-arg]
+    """Rows of `producers.sandbox.catalogue.gold_rows` into a `track_features` Delta table, stamped now."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from streaming.job import table_schemas
+
+    frame = spark.createDataFrame(
+        [{**row, "updated_at": None} for row in rows], schema=table_schemas()["track_features"]
+    )
+    frame.withColumn("updated_at", F.current_timestamp()).write.format("delta").mode(mode).save(location)

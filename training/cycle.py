@@ -359,9 +359,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
     experiment = registry.experiment_id(settings, name)
     model_name = registry.model_name(name)
     k = settings.precision_at_k
-    with warnings.catch_warnings():  # its schema hint about integer columns is about pandas inputs, not ours
-        warnings.simplefilter("ignore", UserWarning)
-        source = load_delta(path=gold[registry.TAG_TABLE], version=gold[registry.TAG_VERSION], name=GOLD)
+    source = load_delta(path=gold[registry.TAG_TABLE], version=gold[registry.TAG_VERSION], name=GOLD)
     common_tags = {**gold, "task": name, "tuning": settings.tuning}
 
     # The notebook's baseline: its own run, scored on the same holdout.
@@ -513,7 +511,9 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
         max_updated = gold.agg(F.max("updated_at")).first()[0]  # type: ignore[index]
         tags = gold_tags(location, version, report.rows, max_updated)
         data = model_input(gold).cache()
-        with Steps.show() as steps:
+        with Steps.show() as steps, warnings.catch_warnings():
+            # MLflow's hint about integer columns in a dataset's schema concerns pandas inputs, not Delta tables.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
             steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 4) + 1)
             for name in TASKS:
                 report.models.append(train_task(spark, client, name, data, settings, tags, steps, stop))

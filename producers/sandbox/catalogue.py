@@ -354,3 +354,29 @@ def gold_rows(catalogue: Catalogue, generation: str = "extended") -> list[dict[s
             "genres": list(artist["genres"]),
         })  # fmt: skip
     return rows
+
+
+def noiseless_scores(catalogue: Catalogue) -> dict[str, tuple[float, float]]:
+    """Per track: (expected popularity, favourite probability) from the model without its noise: the
+    best any model could predict, to compare a trained model with on the same tracks."""
+    model = catalogue.model
+    popularity, taste = model["popularity"], model["favourite"]
+    scores = {}
+    for tid, track in catalogue.tracks.items():
+        artist = catalogue.artists[track["artist_ids"][0]]
+        genre = artist["genres"][0]
+        features = catalogue.audio_features[tid]
+        z = {f: (features[f] - model["feature_means"][f]) / model["feature_sds"][f] for f in MODEL_FEATURES}
+        expected = (
+            popularity["intercept"]
+            + popularity["artist_popularity_weight"] * artist["popularity"]
+            + popularity["genre_effect"][genre]
+            + sum(popularity["feature_weights"][f] * z[f] for f in MODEL_FEATURES)
+        )
+        logit = (
+            taste["bias"]
+            + taste["genre_taste"][genre]
+            + sum(taste["feature_weights"][f] * z[f] for f in MODEL_FEATURES)
+        )
+        scores[tid] = (min(max(expected, 0.0), 100.0), float(sigmoid(np.array(logit))))
+    return scores

@@ -1,0 +1,123 @@
+"""`python -m training` as users run it: run --once, recommend, the lock, SIGTERM, missing pieces."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlflow import MlflowClient
+
+from pipeline_runtime.lock import ProcessLock
+from pipeline_runtime.settings import join_location
+from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
+from tests.conftest import clean_env, run_module, write_gold
+from training import registry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite_playlists=2)
+
+
+def trainer_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    settings = {
+        "DATA_DIR": str(data_dir),
+        "SPARK_MASTER": "local[2]",
+        "SPARK_SHUFFLE_PARTITIONS": "2",
+        "SPARK_UI_ENABLED": "false",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "TRAINING_TUNING": "quick",
+    }
+    return clean_env(**{**settings, **overrides})
+
+
+def gold_location(data_dir: Path) -> str:
+    return join_location(None, data_dir / "tables", "track_features")
+
+
+def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path) -> None:
+    catalogue = generate_catalogue(11, SMALL)
+    data_dir = tmp_path / "data"
+    write_gold(spark, gold_location(data_dir), gold_rows(catalogue, "extended"))
+    env = trainer_env(data_dir)
+
+    trained = run_module("training", "run", "--once", env=env, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "training cycle on gold version 0 (800 tracks)" in trained.stdout
+    assert trained.stdout.count("v1 → champion: no champion yet") == 2
+    assert "recommendations written" in trained.stdout
+
+    shown = run_module("training", "recommend", "--top", "5", env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "top 5 tracks for you (spotify-favourite v1, gold version 0)" in shown.stdout
+    ranks = re.findall(r"^│ (\d+) +│", shown.stdout, re.MULTILINE)
+    assert ranks == ["1", "2", "3", "4", "5"]
+    other_names = {t["name"] for tid, t in catalogue.tracks.items() if tid not in catalogue.favourites}
+    shown_names = {line.split("│")[2].strip() for line in shown.stdout.splitlines() if re.match(r"^│ \d+ +│", line)}
+    assert shown_names and shown_names <= other_names
+
+    again = run_module("training", "run", "--once", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped: gold is still at version 0, which the last run trained on" in again.stdout
+
+
+def test_missing_gold_missing_champion_and_a_second_trainer(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = trainer_env(data_dir)
+
+    nothing = run_module("training", "run", "--once", env=env, cwd=tmp_path)
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert "skipped: the gold table" in nothing.stdout and "does not exist yet: run the streaming job" in nothing.stdout
+
+    no_model = run_module("training", "recommend", env=env, cwd=tmp_path)
+    assert no_model.returncode == 2
+    assert "error: no spotify-favourite model is champion yet: run `python -m training run --once`" in (
+        " ".join(no_model.stdout.split())
+    )
+    assert "Traceback" not in no_model.stdout + no_model.stderr
+
+    with ProcessLock(data_dir / "state" / "training.lock", "trainer"):
+        second = run_module("training", "run", "--once", env=env, cwd=tmp_path)
+    assert second.returncode == 2
+    assert f"another trainer is already running (pid {os.getpid()}" in " ".join(second.stdout.split())
+
+
+def test_sigterm_abandons_the_cycle_and_leaves_the_aliases_alone(spark: "SparkSession", tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    write_gold(spark, gold_location(data_dir), gold_rows(generate_catalogue(12, SMALL), "extended"))
+    log_file = tmp_path / "trainer.log"
+    with log_file.open("w") as log:
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "training", "run", "--interval", "3600"],
+            env=trainer_env(data_dir, TRAINING_TUNING="full"),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while "popularity: tune" not in log_file.read_text() and time.monotonic() < deadline:
+            assert trainer.poll() is None, log_file.read_text()
+            time.sleep(0.5)
+        assert "popularity: tune" in log_file.read_text(), "the trainer never reached tuning"
+        sent = time.monotonic()
+        trainer.send_signal(signal.SIGTERM)
+        assert trainer.wait(timeout=90) == 0, log_file.read_text()
+        print(f"\nstopped {time.monotonic() - sent:.1f} s after SIGTERM")
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()
+    output = log_file.read_text()
+    assert "SIGTERM received" in output and "stopped" in output
+    client = MlflowClient(f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}")
+    experiment = client.get_experiment_by_name(registry.NAMES["popularity"][0])
+    assert experiment is not None
+    finished = client.search_runs(
+        [experiment.experiment_id], f"tags.{registry.TAG_ROLE} = 'candidate' and attributes.status = 'FINISHED'"
+    )
+    assert finished == []
+    assert client.search_model_versions(f"name = '{registry.model_name('popularity')}'") == []
