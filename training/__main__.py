@@ -29,6 +29,7 @@ from training.cycle import (
     require_mlflow,
     run_cycle,
 )
+from training.data import one_row_per_track
 from training.settings import TrainingSettings
 
 log = logging.getLogger("training")
@@ -142,8 +143,8 @@ def recommend(settings: TrainingSettings, top: int) -> int:
         if version is None:
             raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
         model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-        rows = top_recommendations(model, read_version(spark, location, version), top, name, str(champion.version),
-                                   version)  # fmt: skip
+        gold = one_row_per_track(read_version(spark, location, version))
+        rows = top_recommendations(model, gold, top, name, str(champion.version), version)
     finally:
         spark.stop()
     table = Table(title=f"top {len(rows)} tracks for you ({name} v{champion.version}, gold version {version})")

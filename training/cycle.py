@@ -44,6 +44,7 @@ from training.data import (
     coverage_expressions,
     holdout_flag,
     model_input,
+    one_row_per_track,
     with_class_weights,
 )
 from training.models import (
@@ -498,7 +499,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
     if last is not None and last.version == version:
         report.skipped = f"gold is still at version {version}, which the last run trained on"
         return report
-    gold = read_version(spark, location, version).cache()
+    gold = one_row_per_track(read_version(spark, location, version)).cache()
     try:
         report.rows = int(gold.count())
         report.new_rows = changed_rows(gold, last.max_updated_at if last else None)

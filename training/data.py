@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyspark.sql import Column
+from pyspark.sql import Column, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 if TYPE_CHECKING:
@@ -45,6 +45,16 @@ class FeatureSet:
     @property
     def columns(self) -> list[str]:
         return [*self.numeric, *(GENRE_FEATURES if self.genres else ())]
+
+
+def one_row_per_track(gold: "DataFrame") -> "DataFrame":
+    """One row per track id: a track in any favourite playlist is a favourite, never also a negative (the
+    notebook appended per playlist and its dedup kept both). The streaming job's gold is already one row
+    per track; this guards tables written by other means."""
+    order = Window.partitionBy("track_id").orderBy(
+        F.col("is_favourite").desc_nulls_last(), F.col("updated_at").desc_nulls_last()
+    )
+    return gold.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
 def model_input(gold: "DataFrame") -> "DataFrame":

@@ -22,7 +22,7 @@ from streaming.job import table_schemas
 from tests.conftest import JARS_DIR, write_gold
 from training import registry
 from training.cycle import prepare_task, run_cycle
-from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input
+from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -229,3 +229,13 @@ def test_without_audio_features_the_baseline_is_skipped_and_ours_uses_the_rest(
     assert prepared.train_rows + prepared.holdout_rows == 2000
     skipped = prepare_task(model_input(gold), "popularity", TrainingSettings(_env_file=None))
     assert isinstance(skipped, str) and skipped.startswith("only 0 of 2000 tracks have a popularity")
+
+
+def test_a_track_listed_twice_is_one_row_and_a_favourite(spark: "SparkSession", catalogue: Catalogue) -> None:
+    rows = gold_rows(catalogue, "extended")[:3]
+    twice = {**rows[0], "is_favourite": not rows[0]["is_favourite"]}
+    schema = table_schemas()["track_features"]
+    gold = spark.createDataFrame([{**r, "updated_at": None} for r in [*rows, twice]], schema=schema)
+    tracks = {r["track_id"]: r["is_favourite"] for r in one_row_per_track(gold).collect()}
+    assert tracks == {rows[0]["track_id"]: True, rows[1]["track_id"]: rows[1]["is_favourite"],
+                      rows[2]["track_id"]: rows[2]["is_favourite"]}  # fmt: skip
