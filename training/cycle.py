@@ -13,7 +13,6 @@ A cycle
 A stop request (SIGTERM) cancels the running Spark jobs; the run is then marked KILLED and no alias moves.
 """
 
-import json
 import logging
 import threading
 import time
@@ -452,7 +451,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
         mlflow.end_run("KILLED")
         raise
     except BaseException:
-        mlflow.end_run("FAILED")
+        mlflow.end_run("KILLED" if stop.is_set() else "FAILED")  # a stop cancels Spark jobs: they fail
         raise
     mlflow.end_run("FINISHED")
     return report
@@ -545,22 +544,6 @@ def describe_metrics(metrics: dict[str, float] | None, task: Task) -> str:
         return "-"
     keys = ("rmse", "mae", "r2") if task == "regression" else ("auc_roc", "auc_pr", "f1", "precision_at_k")
     return " ".join(f"{key} {metrics[key]:.3f}" for key in keys if key in metrics)
-
-
-def summary_json(report: CycleReport) -> str:
-    """The cycle as JSON (for scripts and the demo)."""
-    return json.dumps(
-        {
-            "gold_version": report.gold_version,
-            "rows": report.rows,
-            "new_rows": report.new_rows,
-            "skipped": report.skipped,
-            "recommendations": report.recommendations,
-            "seconds": round(report.seconds, 1),
-            "models": [m.__dict__ for m in report.models],
-        },
-        default=str,
-    )
 
 
 def require_mlflow(settings: TrainingSettings) -> str:
