@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PIP_EXTRAS ?= [dev]
 export JARS_DIR
 
-.PHONY: help setup venv jars demo smoke train recommend test test-unit test-integration lint format doctor \
+.PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-integration lint format doctor \
         broker-start broker-stop broker-status broker-logs compose-config clean distclean
 
 help: ## list the targets
@@ -52,10 +52,35 @@ $(JARS_DIR)/%/MANIFEST.txt: jvm/%/pom.xml
 	@rm -rf $(JARS_DIR)/$* && mv $(JARS_DIR)/$*.partial $(JARS_DIR)/$*
 	@echo "$(JARS_DIR)/$*: $$(wc -l < $(JARS_DIR)/$*/MANIFEST.txt) jars"
 
-demo: setup ## run the main job: the smoke pipeline (Kafka -> Spark -> Delta) on a local broker
+demo: setup ## the main job: broker, Spotify (sandbox without credentials), producer, streaming, trainer, report
+	$(PY) -m pipeline demo
+
+smoke: setup ## the smoke pipeline: JSON messages -> Kafka -> Spark Structured Streaming -> Delta, exactly once
 	$(PY) -m pipeline_runtime smoke
 
-smoke: demo
+report: setup ## regenerate data/report/index.html from the tables and the MLflow registry
+	$(PY) -m training report
+
+browser: ## install Debian's chromium for the report's browser test (apt-get; needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 && echo "chromium: $$(command -v chromium)" || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  && echo "chromium: installed $$(chromium --version)"; }
+
+up: setup ## start broker, sandbox (no credentials), producer, streaming, trainer as supervised background services
+	$(PY) -m pipeline up
+
+status: venv ## the state, pid, restarts and log of each service started by make up
+	@$(PY) -m pipeline status
+
+down: venv ## stop the services of make up (SIGTERM, then SIGKILL after PIPELINE_STOP_TIMEOUT_SECONDS)
+	$(PY) -m pipeline down
+
+tail: venv ## follow the streaming job's progress (micro-batches, rows/s, lag)
+	$(PY) -m streaming tail --follow
+
+mlflow-ui: venv ## serve the MLflow UI on http://127.0.0.1:5000 (PIPELINE_MLFLOW_UI_PORT)
+	$(PY) -m pipeline mlflow-ui
 
 train: setup ## one training cycle now (python -m training run --once)
 	$(PY) -m training run --once

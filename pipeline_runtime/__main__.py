@@ -10,8 +10,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TypeVar
 
 from rich.table import Table
@@ -19,8 +18,8 @@ from rich.table import Table
 from pipeline_runtime.broker import (
     BrokerSettings,
     LocalKafkaBroker,
-    RunningBroker,
     ensure_topics,
+    kafka_for_run,
     port_is_free,
 )
 from pipeline_runtime.cli import console, install_stop_handlers, run_cli
@@ -133,24 +132,6 @@ def run_in_foreground(broker: LocalKafkaBroker) -> int:
     return 0
 
 
-@contextmanager
-def kafka_for_smoke(settings: BrokerSettings, bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
-    """The cluster to use and how it was found: given, already running, or started (and stopped) here."""
-    if bootstrap_servers:
-        yield bootstrap_servers, "given"
-        return
-    broker = LocalKafkaBroker(settings)
-    running: RunningBroker | None = broker.status()
-    if running is not None:
-        yield running.bootstrap_servers, f"already running, pid {running.pid}"
-        return
-    running = broker.start()
-    try:
-        yield running.bootstrap_servers, f"started for this run, data in {broker.dir}"
-    finally:
-        broker.stop()
-
-
 def step(title: str, action: Callable[[], T]) -> tuple[T, float]:
     started = time.monotonic()
     with console.status(title):
@@ -163,7 +144,7 @@ def smoke_command(broker_settings: BrokerSettings, messages: int | None, bootstr
     count = messages or settings.messages
     ensure_writable_dir(settings.data_dir)
     console.rule("Smoke pipeline: confluent-kafka → Kafka → Spark Structured Streaming → Delta Lake")
-    with kafka_for_smoke(broker_settings, bootstrap_servers) as (servers, how):
+    with kafka_for_run(broker_settings, bootstrap_servers) as (servers, how):
         console.print(f"✓ Kafka at [bold]{servers}[/] ({how})")
         ensure_topics(servers, [settings.topic])
         confirmed, took = step(

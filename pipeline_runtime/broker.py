@@ -22,6 +22,8 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -397,3 +399,21 @@ def ensure_topics(bootstrap_servers: str, topics: list[str], partitions: int = 1
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
         log.info("created topic %s", name)
+
+
+@contextmanager
+def kafka_for_run(settings: BrokerSettings, bootstrap_servers: str | None) -> Iterator[tuple[str, str]]:
+    """The cluster to use and how it was found: given, already running, or started (and stopped) here."""
+    if bootstrap_servers:
+        yield bootstrap_servers, "given"
+        return
+    broker = LocalKafkaBroker(settings)
+    running: RunningBroker | None = broker.status()
+    if running is not None:
+        yield running.bootstrap_servers, f"already running, pid {running.pid}"
+        return
+    running = broker.start()
+    try:
+        yield running.bootstrap_servers, f"started for this run, data in {broker.dir}"
+    finally:
+        broker.stop()

@@ -159,17 +159,9 @@ def sandbox_settings(server: "SandboxServer", data_dir: Path, **overrides: objec
 
 def sandbox_login(settings: "ProducerSettings") -> None:
     """Log in the sandbox user the way a browser would: follow /authorize, exchange the code (PKCE)."""
-    from collections import Counter
+    from producers.sandbox.login import log_in_sandbox_user
 
-    import requests
-
-    from producers.spotify import http_session, user_auth
-
-    auth = user_auth(settings, http_session(settings, Counter()))
-    auth.get_pkce_handshake_parameters()
-    location = requests.get(auth.get_authorize_url("state"), allow_redirects=False, timeout=10).headers["Location"]
-    code = location.split("code=")[1].split("&")[0]
-    auth.get_access_token(code, check_cache=False)
+    log_in_sandbox_user(settings)
 
 
 def sandbox_stats(server: "SandboxServer", reset: bool = False) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 python -m training run [--once | --interval SECONDS]   train when the gold table has new data (a loop by default)
 python -m training recommend [--top N]                   the champion's top tracks that are not favourites yet
+python -m training report                                write DATA_DIR/report/index.html (tables + registry)
 python -m training check                                 the effective settings; MLflow answers; Spark starts
 """
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recommend = commands.add_parser("recommend", help="print the champion's top tracks that are not favourites yet")
     recommend.add_argument("--top", type=int, default=10, metavar="N", help="how many tracks (default 10)")
+    commands.add_parser("report", help="write DATA_DIR/report/index.html from the tables and the MLflow registry")
     commands.add_parser("check", help="show the effective settings; check the MLflow store and that Spark starts")
     return parser
 
@@ -157,6 +159,19 @@ def recommend(settings: TrainingSettings, top: int) -> int:
     return 0
 
 
+def report(settings: TrainingSettings) -> int:
+    from training.report import write_report  # noqa: PLC0415
+
+    require_mlflow(settings)
+    spark = build_spark_session(settings, "training-report")
+    try:
+        path = write_report(spark, settings)
+    finally:
+        spark.stop()
+    console.print(f"report written to {path} (open it in a browser: file://{path.resolve()})", highlight=False)
+    return 0
+
+
 def check(settings: TrainingSettings) -> int:
     import mlflow  # noqa: PLC0415
 
@@ -185,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.top < 1:
                 raise SetupError("--top must be at least 1")
             return recommend(settings, args.top)
+        if args.command == "report":
+            return report(settings)
         return check(settings)
 
     return run_cli(body)

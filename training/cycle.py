@@ -224,10 +224,12 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
     rows = int(summary["rows"])
     total = int(data.count())
     if task == "regression" and rows < settings.min_rows:
-        return (
-            f"only {rows} of {total} tracks have a popularity (needs {settings.min_rows}): a 2026 development-mode "
-            "Spotify app gets no popularity fields, so the popularity model is skipped"
+        why = (
+            "a 2026 development-mode Spotify app gets no popularity fields, so the popularity model is skipped"
+            if rows == 0
+            else "the popularity model waits for more"
         )
+        return f"only {rows} of {total} tracks have a popularity (needs {settings.min_rows}): {why}"
     if task == "classification":
         positives = int(summary["positives"] or 0)
         if min(positives, rows - positives) < MIN_CLASS_ROWS or rows < settings.min_rows:
@@ -501,6 +503,12 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
     gold = one_row_per_track(read_version(spark, location, version)).cache()
     try:
         report.rows = int(gold.count())
+        if report.rows < settings.min_rows:
+            report.skipped = (
+                f"the gold table has {report.rows} tracks at version {version} "
+                f"(a model needs TRAINING_MIN_ROWS={settings.min_rows}): let the producer and the streaming job run"
+            )
+            return report
         report.new_rows = changed_rows(gold, last.max_updated_at if last else None)
         if last is not None and report.new_rows < settings.min_new_rows:
             report.skipped = (

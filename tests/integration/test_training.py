@@ -159,17 +159,20 @@ def test_skips_without_new_rows_and_never_promotes_a_worse_candidate(
     rows = gold_rows(catalogue, "extended")
     settings = training_settings(tmp_path, min_new_rows=100)
     location = settings.table_uri("track_features")
+    write_gold(spark, location, [])  # the streaming job creates gold empty
+    empty = run_cycle(spark, settings, threading.Event())
+    assert empty.skipped is not None and empty.skipped.startswith("the gold table has 0 tracks at version 0")
     write_gold(spark, location, rows[:1500])
     first = run_cycle(spark, settings, threading.Event())
     assert first.skipped is None and [m.version for m in first.models] == ["1", "1"]
 
     # Same version: skipped before reading any data.
     same = run_cycle(spark, settings, threading.Event())
-    assert same.skipped == "gold is still at version 0, which the last run trained on"
+    assert same.skipped == "gold is still at version 1, which the last run trained on"
     # 50 new rows: fewer than min_new_rows.
     write_gold(spark, location, rows[1500:1550])
     few = run_cycle(spark, settings, threading.Event())
-    assert few.skipped is not None and few.skipped.startswith("50 new or changed rows since gold version 0")
+    assert few.skipped is not None and few.skipped.startswith("50 new or changed rows since gold version 1")
     assert few.new_rows == 50
 
     # Enough new rows, but a candidate without its best features: worse, so it only becomes challenger.
@@ -178,7 +181,7 @@ def test_skips_without_new_rows_and_never_promotes_a_worse_candidate(
         tmp_path, min_new_rows=100, exclude_features=["artist_popularity", "artist_followers_log", "genres"]
     )
     second = run_cycle(spark, crippled, threading.Event())
-    assert second.skipped is None and second.new_rows == 500 and second.gold_version == 2
+    assert second.skipped is None and second.new_rows == 500 and second.gold_version == 3
     client = MlflowClient()
     popularity, favourite = second.models
     assert popularity.champion is not None and popularity.candidate["rmse"] > popularity.champion["rmse"]

@@ -1,0 +1,264 @@
+"""`python -m pipeline demo`: every stage once, on one machine, then a summary and an HTML report.
+
+1. Kafka: the local broker (started for the run and stopped after it, unless one already runs);
+2. Spotify: with SPOTIFY_CLIENT_ID / SPOTIFY_CLIENT_SECRET the live API, else the offline sandbox in
+   this process (its catalogue's noise and best reachable scores are in DATA_DIR/sandbox/model.json);
+3. the producer polls once (and backfills a catalogue file when one is given);
+4. the streaming job catches up (`availableNow`) into bronze, silver and gold;
+5. the trainer runs one cycle (skipped when gold has nothing new since the last one);
+6. the report is written to DATA_DIR/report/index.html and the summary printed.
+
+Everything it started is stopped at the end, also on Ctrl-C. Re-running it is cheap: the producer
+publishes only what changed, the streaming job reads only new offsets and the trainer skips.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from pipeline.settings import PipelineSettings
+from pipeline_runtime.broker import BrokerSettings, kafka_for_run
+from pipeline_runtime.cli import console
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.settings import ensure_writable_dir
+from producers.settings import ProducerSettings
+from streaming.settings import StreamingSettings
+from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from producers.sandbox.server import SandboxServer
+    from training.cycle import CycleReport
+
+log = logging.getLogger(__name__)
+TABLES = (
+    "bronze", "quarantine", "silver_tracks", "silver_artists", "silver_audio_features", "silver_playlist_members",
+    "silver_playlist_history", "track_features", "recommendations",
+)  # fmt: skip
+
+
+@dataclass
+class DemoReport:
+    phases: list[tuple[str, float, str]] = field(default_factory=list)
+    topics: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    cycle: "CycleReport | None" = None
+    report_path: Path | None = None
+    models: list[Any] = field(default_factory=list)
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def phase(report: DemoReport, title: str) -> Iterator[dict[str, str]]:
+    """A phase with a live spinner; its duration and outcome go into the summary."""
+    started = time.monotonic()
+    outcome = {"text": ""}
+    with console.status(f"[bold]{title}[/] ..."):
+        yield outcome
+    seconds = time.monotonic() - started
+    report.phases.append((title, seconds, outcome["text"]))
+    console.print(f"[green]✓[/] {title} ({seconds:.0f} s){': ' + outcome['text'] if outcome['text'] else ''}",
+                  highlight=False)  # fmt: skip
+
+
+def start_sandbox(settings: PipelineSettings) -> "SandboxServer":
+    from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
+    from producers.sandbox.server import SandboxServer, SandboxState  # noqa: PLC0415
+
+    tracks = settings.sandbox_tracks
+    size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
+    catalogue = generate_catalogue(settings.sandbox_seed, size)
+    catalogue.save(ensure_writable_dir(settings.data_dir / "sandbox", "sandbox folder"))
+    server = SandboxServer(SandboxState(catalogue, settings.sandbox_generation))
+    server.start_in_thread()
+    return server
+
+
+def sandbox_producer_settings(server: "SandboxServer", bootstrap_servers: str) -> ProducerSettings:
+    """Producer settings pointed at the sandbox: its URLs and app, every playlist, the favourite ones."""
+    env = server.env()
+    catalogue = server.state.catalogue
+    return ProducerSettings(
+        kafka_bootstrap_servers=bootstrap_servers,
+        spotify_client_id=env["SPOTIFY_CLIENT_ID"],
+        spotify_client_secret=env["SPOTIFY_CLIENT_SECRET"],
+        spotify_api_url=env["SPOTIFY_API_URL"],
+        spotify_accounts_url=env["SPOTIFY_ACCOUNTS_URL"],
+        reccobeats_api_url=env["RECCOBEATS_API_URL"],
+        playlists=list(catalogue.playlists),
+        favourite_playlists=catalogue.favourite_playlist_ids,
+    )
+
+
+def topic_counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
+    """Records in each topic (sum of the partitions' high watermarks less their low ones)."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": "demo-summary", "enable.auto.commit": False}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        counts = {}
+        for topic in topics:
+            partitions = metadata.topics.get(topic)
+            if partitions is None or partitions.error is not None:
+                counts[topic] = 0
+                continue
+            total = 0
+            for partition in partitions.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += high - low
+            counts[topic] = total
+        return counts
+    finally:
+        consumer.close()
+
+
+def table_states(spark: "SparkSession", settings: StreamingSettings) -> dict[str, tuple[int, int] | None]:
+    """(version, rows) of each table, None for one that does not exist."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    states: dict[str, tuple[int, int] | None] = {}
+    for name in TABLES:
+        location = settings.table_uri(name)
+        if not DeltaTable.isDeltaTable(spark, location):
+            states[name] = None
+            continue
+        version = DeltaTable.forPath(spark, location).history(1).first()["version"]  # type: ignore[index]
+        states[name] = (int(version), int(spark.read.format("delta").load(location).count()))
+    return states
+
+
+def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threading.Event) -> DemoReport:  # noqa: PLR0915
+    from pipeline_runtime.mlflow_setup import configure_mlflow  # noqa: PLC0415
+    from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
+    from producers.poller import poll_once  # noqa: PLC0415
+    from streaming.job import run_job  # noqa: PLC0415
+    from training.cycle import cancel_on_stop, run_cycle  # noqa: PLC0415
+    from training.report import write_report  # noqa: PLC0415
+    from training.summary import model_summaries, recommendation_rows  # noqa: PLC0415
+
+    ensure_writable_dir(settings.data_dir)
+    report = DemoReport()
+    configured = ProducerSettings()
+    live = bool(configured.spotify_client_id and configured.spotify_client_secret)
+    with ExitStack() as stack:
+        with phase(report, "Kafka broker") as outcome:
+            given = None if settings.local_broker else settings.kafka_bootstrap_servers
+            servers, how = stack.enter_context(kafka_for_run(BrokerSettings(), given))
+            outcome["text"] = f"{servers} ({how})"
+        if live:
+            producer_settings = configured.model_copy(update={"kafka_bootstrap_servers": servers})
+            report.phases.append(("Spotify", 0.0, "the live Web API (SPOTIFY_CLIENT_ID is set)"))
+        else:
+            with phase(report, "Spotify sandbox") as outcome:
+                server = start_sandbox(settings)
+                stack.callback(server.server_close)
+                stack.callback(server.shutdown)
+                producer_settings = sandbox_producer_settings(server, servers)
+                if settings.sandbox_generation == "development":
+                    from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
+
+                    ensure_writable_dir(producer_settings.state_dir, "producer state folder")
+                    log_in_sandbox_user(producer_settings)
+                model = server.state.catalogue.model
+                outcome["text"] = (
+                    f"{server.url}, {settings.sandbox_generation} API, {len(server.state.catalogue.tracks):,} tracks "
+                    f"(best reachable: popularity R² {model['best_popularity_r2']}, favourite AUC "
+                    f"{model['best_favourite_auc']})"
+                )
+        with phase(report, "producer: one poll") as outcome:
+            ensure_writable_dir(producer_settings.state_dir, "producer state folder")
+            outcome["text"] = poll_once(producer_settings, stop).summary()
+        if catalogue_file is not None:
+            from producers.__main__ import backfill_command  # noqa: PLC0415
+
+            with phase(report, f"backfill of {catalogue_file.name}"):
+                backfill_command(producer_settings, catalogue_file)
+        if stop.is_set():
+            raise KeyboardInterrupt
+        streaming = StreamingSettings(kafka_bootstrap_servers=servers)
+        training = TrainingSettings()
+        configure_mlflow(training)
+        with phase(report, "Spark session") as outcome:
+            spark = build_spark_session(streaming, "demo")
+            stack.callback(spark.stop)
+            outcome["text"] = f"Spark {spark.version} on {streaming.spark_master}"
+        with phase(report, "streaming: catch up") as outcome:
+            run_job(streaming, available_now=True, stop=stop, spark=spark)
+            if stop.is_set():
+                raise KeyboardInterrupt
+            report.tables = table_states(spark, streaming)
+            gold = report.tables.get("track_features")
+            outcome["text"] = f"gold at version {gold[0]} with {gold[1]:,} tracks" if gold else "no gold table"
+        cancel_on_stop(spark, stop)
+        with phase(report, "trainer: one cycle") as outcome:
+            report.cycle = run_cycle(spark, training, stop)
+            outcome["text"] = (
+                report.cycle.skipped or f"{len(report.cycle.models)} models in {report.cycle.seconds:.0f} s"
+            )
+        with phase(report, "report") as outcome:
+            report.tables = table_states(spark, streaming)
+            report.report_path = write_report(spark, training)
+            report.models = model_summaries(training)
+            report.recommendations = recommendation_rows(spark, training, 10)
+            outcome["text"] = str(report.report_path)
+        report.topics = topic_counts(servers, streaming.topics)
+    return report
+
+
+def print_summary(report: DemoReport) -> None:
+    topics = Table(title="Kafka topics")
+    topics.add_column("topic")
+    topics.add_column("events", justify="right")
+    for topic, count in report.topics.items():
+        topics.add_row(topic, f"{count:,}")
+    console.print(topics)
+
+    tables = Table(title="Delta tables")
+    for column in ("table", "version", "rows"):
+        tables.add_column(column, justify="left" if column == "table" else "right")
+    for name, state in report.tables.items():
+        tables.add_row(name, *(("-", "-") if state is None else (str(state[0]), f"{state[1]:,}")))
+    console.print(tables)
+    quarantined = report.tables.get("quarantine")
+    console.print(f"rows quarantined: {quarantined[1] if quarantined else 0:,}", highlight=False)
+
+    models = Table(title="models on their holdout: ours (champion) vs the notebook's method")
+    for column in ("model", "metric", "notebook baseline", "ours", "champion version"):
+        models.add_column(column)
+    for summary in report.models:
+        if summary.version is None:
+            models.add_row(summary.task, "-", "-", summary.note, "-")
+            continue
+        for metric, (baseline, ours) in summary.metrics.items():
+            models.add_row(summary.task, metric, "-" if baseline is None else f"{baseline:.3f}", f"{ours:.3f}",
+                           f"v{summary.version}")  # fmt: skip
+    console.print(models)
+
+    recommendations = Table(title="top 10 recommendations (not yet favourites)")
+    for column in ("#", "track", "artists", "score", "because"):
+        recommendations.add_column(column, overflow="fold")
+    for row in report.recommendations:
+        recommendations.add_row(str(row["rank"]), row["name"], ", ".join(row["artist_names"]), f"{row['score']:.3f}",
+                                row["because"])  # fmt: skip
+    console.print(recommendations)
+    total = sum(seconds for _, seconds, _ in report.phases)
+    console.print(f"demo took {total:.0f} s; report: {report.report_path}", highlight=False)
+
+
+def demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threading.Event) -> int:
+    if catalogue_file is not None and not catalogue_file.is_file():
+        raise SetupError(f"the catalogue file {catalogue_file} does not exist: give the path of a CSV or Parquet file")
+    report = run_demo(settings, catalogue_file, stop)
+    print_summary(report)
+    return 0

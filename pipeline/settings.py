@@ -1,0 +1,29 @@
+"""Settings of the demo and the supervisor (env prefix `PIPELINE_`); each service keeps its own settings."""
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from pipeline_runtime.settings import KafkaSettings, MlflowSettings, SparkSettings
+
+
+class PipelineSettings(KafkaSettings, SparkSettings, MlflowSettings):
+    model_config = SettingsConfigDict(env_prefix="PIPELINE_")
+
+    local_broker: bool = Field(
+        True, description="Start the local Kafka broker; false when KAFKA_BOOTSTRAP_SERVERS is a cluster of yours."
+    )
+    sandbox_generation: Literal["extended", "development"] = Field(
+        "extended",
+        description="Which Spotify API the offline sandbox imitates when no credentials are set: extended (the "
+        "pre-2026 API: popularity and audio features, so both models train) or development (a 2026 app).",
+    )
+    sandbox_port: int = Field(8900, ge=0, le=65535, description="Port of the sandbox run by `make up` (127.0.0.1).")
+    sandbox_seed: int = Field(42, description="Seed of the sandbox's generated catalogue.")
+    sandbox_tracks: int = Field(2000, ge=100, description="Tracks in the sandbox's catalogue.")
+    stop_timeout_seconds: float = Field(60.0, gt=0, description="`make down`: SIGTERM, then SIGKILL after this.")
+    restart_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="Longest pause before a crashed service restarts."
+    )
+    mlflow_ui_port: int = Field(5000, ge=1, le=65535, description="Port of `make mlflow-ui` on 127.0.0.1.")

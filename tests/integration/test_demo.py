@@ -1,0 +1,97 @@
+"""`python -m pipeline demo` end to end (the README's main command), and its report in headless Chromium."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
+from tests.conftest import ROOT, clean_env, run_module
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+)  # fmt: skip
+
+
+def chromium(*args: str, profile: Path) -> "subprocess.CompletedProcess[str]":
+    """Debian's chromium (`make browser` installs it), headless, with a fresh profile."""
+    binary = shutil.which("chromium")
+    assert binary, "chromium is not installed: run `make browser`"
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def rendered_charts(page: Path, tmp_path: Path) -> tuple[int, int]:
+    """(charts drawn, charts on the page), as the page's own load handler counted them in the browser."""
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", page.as_uri(), profile=tmp_path / "dom-profile")
+    match = re.search(r'<body data-charts="(\d+)/(\d+)"', dom.stdout)
+    assert match, f"the page's render check did not run: {dom.stdout[:300]} {dom.stderr[-500:]}"
+    return int(match.group(1)), int(match.group(2))
+
+
+def demo_env(data_dir: Path) -> dict[str, str]:
+    return clean_env(
+        DATA_DIR=str(data_dir),
+        LOCAL_KAFKA_PORT="0",
+        SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_UI_ENABLED="false",
+        SPARK_DRIVER_MEMORY="1g",
+        TRAINING_TUNING="quick",
+        PIPELINE_SANDBOX_TRACKS="600",
+    )
+
+
+def table_value(output: str, name: str, column: int) -> str:
+    """A cell of a rich table row that starts with `name`."""
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if cells and cells[0] == name:
+            return cells[column]
+    raise AssertionError(f"no row {name!r} in:\n{output}")
+
+
+def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = demo_env(data_dir)
+
+    first = run_module("pipeline", "demo", env=env, cwd=tmp_path, timeout=900)
+
+    output = first.stdout
+    assert first.returncode == 0, output + first.stderr[-3000:]
+    for phase in ("Kafka broker", "Spotify sandbox", "producer: one poll", "streaming: catch up",
+                  "trainer: one cycle", "report"):  # fmt: skip
+        assert f"✓ {phase} (" in output, phase
+    tracks = int(table_value(output, "spotify.tracks", 1).replace(",", ""))
+    memberships = int(table_value(output, "spotify.playlist_membership", 1).replace(",", ""))
+    assert tracks > 100 and memberships > 100
+    gold_rows = int(table_value(output, "track_features", 2).replace(",", ""))
+    assert gold_rows == tracks  # one gold row per track event (the producer publishes each track once)
+    assert "rows quarantined: 0" in output
+    assert table_value(output, "popularity", 1) == "rmse" and table_value(output, "favourite", 1) == "auc_pr"
+    baseline, ours = float(table_value(output, "popularity", 2)), float(table_value(output, "popularity", 3))
+    assert ours < baseline
+    assert re.search(r"^│ 10 +│", output, re.MULTILINE), "ten recommendations"
+    assert LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=data_dir)).status() is None, "broker left running"
+
+    page = data_dir / "report" / "index.html"
+    html = page.read_text()
+    for heading in ("The data at a glance", "Models against the notebook&#x27;s method", "Recommendations"):
+        assert heading in html or heading.replace("&#x27;", "'") in html
+    drawn, total = rendered_charts(page, tmp_path)
+    assert drawn == total >= 10  # data charts, both models' comparisons and their logged plots
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    screenshot = artifacts / "report.png"
+    shot = chromium("--window-size=1280,6000", f"--screenshot={screenshot}", page.as_uri(), profile=tmp_path / "p2")
+    assert screenshot.stat().st_size > 100_000, shot.stderr[-500:]
+
+    # A second run finds nothing new: nothing re-published, gold unchanged, the trainer skips.
+    second = run_module("pipeline", "demo", env=env, cwd=tmp_path, timeout=900)
+    assert second.returncode == 0, second.stdout + second.stderr[-3000:]
+    assert "published nothing new" in second.stdout
+    assert int(table_value(second.stdout, "spotify.tracks", 1).replace(",", "")) == tracks
+    assert "gold is still at version" in second.stdout

@@ -1,0 +1,99 @@
+"""`make up` / `make status` / `make down`: the services supervised in the background, a crash restarted."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from pipeline_runtime.broker import free_port
+from tests.conftest import clean_env, run_module
+
+SERVICES = ("broker", "sandbox", "producer", "streaming", "trainer")
+
+
+def supervisor_env(data_dir: Path) -> dict[str, str]:
+    return clean_env(
+        DATA_DIR=str(data_dir),
+        LOCAL_KAFKA_PORT="0",
+        PIPELINE_SANDBOX_PORT=str(free_port()),
+        PIPELINE_SANDBOX_TRACKS="300",
+        PIPELINE_STOP_TIMEOUT_SECONDS="30",
+        SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_UI_ENABLED="false",
+        SPARK_DRIVER_MEMORY="1g",
+        STREAMING_TRIGGER_INTERVAL="5 seconds",
+        PRODUCER_POLL_INTERVAL_SECONDS="10",
+        TRAINING_TUNING="quick",
+        TRAINING_INTERVAL_SECONDS="20",
+        TRAINING_MIN_ROWS="50",
+    )
+
+
+def services(data_dir: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+    state = json.loads((data_dir / "state" / "supervisor.json").read_text())
+    return dict(state["services"])
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = supervisor_env(data_dir)
+    try:
+        started = run_module("pipeline", "up", env=env, cwd=tmp_path, timeout=400)
+        assert started.returncode == 0, started.stdout + started.stderr
+        for name in SERVICES:
+            assert f"│ {name} " in started.stdout
+        assert "up: supervisor pid" in started.stdout
+        first = services(data_dir)
+        assert set(first) == set(SERVICES)
+        assert all(alive(s["pid"]) and s["state"] == "running" for s in first.values()), first
+
+        again = run_module("pipeline", "up", env=env, cwd=tmp_path)
+        assert again.returncode == 0 and "already up" in again.stdout
+
+        # A crash: the supervisor restarts the producer.
+        crashed = first["producer"]["pid"]
+        os.kill(crashed, signal.SIGKILL)
+
+        def restarted() -> bool:
+            producer = services(data_dir)["producer"]
+            return bool(producer["restarts"] == 1 and alive(producer["pid"]))
+
+        wait_for(restarted, 60, "the producer's restart")
+        producer = services(data_dir)["producer"]
+        assert producer["pid"] != crashed and producer["last_exit"] == -signal.SIGKILL
+        shown = run_module("pipeline", "status", env=env, cwd=tmp_path)
+        assert shown.returncode == 0
+        assert any(line.startswith("│ producer") and "│ 1 " in line for line in shown.stdout.splitlines()), shown.stdout
+
+        # The supervised pipeline works: gold fills and the trainer promotes a champion.
+        wait_for(lambda: "champion" in (data_dir / "logs" / "trainer.log").read_text(), 400, "a trained champion")
+        for name in SERVICES:
+            assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
+    finally:
+        stopped = run_module("pipeline", "down", env=env, cwd=tmp_path, timeout=300)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    last = services(data_dir)
+    assert all(s["state"] == "stopped" for s in last.values()), last
+    assert not any(alive(s["pid"]) for s in first.values())
+    after = run_module("pipeline", "status", env=env, cwd=tmp_path)
+    assert after.returncode == 3 and "not running" in after.stdout
+    assert "SIGTERM received" in (data_dir / "logs" / "streaming.log").read_text()
