@@ -21,13 +21,14 @@ COPY --from=jars /app/jars/ /app/jars/
 COPY pyproject.toml README.md Makefile ./
 COPY jvm/ jvm/
 COPY pipeline_runtime/ pipeline_runtime/
+COPY pipeline/ pipeline/
 COPY producers/ producers/
 COPY streaming/ streaming/
 COPY training/ training/
 # jars/ came complete from the first stage, so only the venv is built here (without the dev tools).
 RUN make venv VENV=/opt/venv PIP_EXTRAS= \
  && useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /data/tables /data/checkpoints /data/logs /data/state /mlflow \
+ && mkdir -p /data/tables /data/checkpoints /data/logs /data/state /data/sandbox /mlflow \
  && chown -R app:app /data /mlflow
 ENV PATH=/opt/venv/bin:$PATH \
     DATA_DIR=/data \

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
     commands.add_parser("status", help="each service's state, pid, restarts and log")
     commands.add_parser("mlflow-ui", help="serve the MLflow UI of the tracking store on 127.0.0.1")
+    commands.add_parser("sandbox-producer", help="the producer, pointed at a sandbox running elsewhere (compose)")
     commands.add_parser("down", help="stop the services: SIGTERM, then SIGKILL after PIPELINE_STOP_TIMEOUT_SECONDS")
     return parser
 
@@ -68,15 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             return demo(settings, args.catalogue_file, install_stop_handlers(log, "the demo"))
         from pipeline import control  # noqa: PLC0415
 
-        if args.command == "supervise":
+        if args.command in ("supervise", "up"):
+            if args.command == "up":
+                return control.up(settings, args.services)
             return control.supervise(settings, args.services, install_stop_handlers(log, "the services"))
-        if args.command == "up":
-            return control.up(settings, args.services)
-        if args.command == "down":
-            return control.down(settings)
-        if args.command == "mlflow-ui":
-            return control.mlflow_ui(settings)
-        return control.status(settings)
+        commands = {
+            "down": control.down,
+            "status": control.status,
+            "mlflow-ui": control.mlflow_ui,
+            "sandbox-producer": control.sandbox_producer,
+        }
+        return commands[args.command](settings)
 
     return run_cli(body)
 

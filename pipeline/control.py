@@ -140,3 +140,17 @@ def mlflow_ui(settings: PipelineSettings) -> int:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
+
+
+def sandbox_producer(settings: PipelineSettings) -> int:
+    """`producers run` pointed at a sandbox that runs elsewhere (compose's `sandbox` service): its URLs from
+    PIPELINE_SANDBOX_HOST/PORT, the playlists from the catalogue it saved in DATA_DIR/sandbox."""
+    from pipeline.supervisor import log_in_to_sandbox, sandbox_env, sandbox_playlists  # noqa: PLC0415
+
+    catalogue = settings.data_dir / "sandbox" / "catalogue.json"
+    if not catalogue.exists():
+        raise SetupError(f"no sandbox catalogue at {catalogue}: start the sandbox first (it writes it)")
+    env = {**sandbox_env(settings), **sandbox_playlists(settings)}
+    if settings.sandbox_generation == "development":
+        log_in_to_sandbox(settings, env)
+    os.execve(sys.executable, [sys.executable, "-m", "producers", "run"], {**os.environ, **env})  # noqa: S606

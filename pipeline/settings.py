@@ -19,6 +19,7 @@ class PipelineSettings(KafkaSettings, SparkSettings, MlflowSettings):
         description="Which Spotify API the offline sandbox imitates when no credentials are set: extended (the "
         "pre-2026 API: popularity and audio features, so both models train) or development (a 2026 app).",
     )
+    sandbox_host: str = Field("127.0.0.1", description="Where the producer reaches the sandbox (compose: `sandbox`).")
     sandbox_port: int = Field(8900, ge=0, le=65535, description="Port of the sandbox run by `make up` (127.0.0.1).")
     sandbox_seed: int = Field(42, description="Seed of the sandbox's generated catalogue.")
     sandbox_tracks: int = Field(2000, ge=100, description="Tracks in the sandbox's catalogue.")

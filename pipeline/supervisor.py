@@ -134,7 +134,7 @@ def build_services(settings: PipelineSettings, live: bool, only: set[str]) -> li
 def sandbox_env(settings: PipelineSettings) -> dict[str, str]:
     from producers.sandbox.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: PLC0415
 
-    url = f"http://127.0.0.1:{settings.sandbox_port}"
+    url = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
     return {
         "SPOTIFY_API_URL": f"{url}/v1/",
         "SPOTIFY_ACCOUNTS_URL": url,
