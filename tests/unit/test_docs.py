@@ -6,6 +6,7 @@ import pytest
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
+from pipeline.settings import PipelineSettings
 from pipeline_runtime.broker import BrokerSettings
 from pipeline_runtime.smoke import SmokeSettings
 from producers.settings import ProducerSettings
@@ -13,7 +14,7 @@ from streaming.settings import StreamingSettings
 from tests.conftest import ROOT
 from training.settings import TrainingSettings
 
-SETTINGS = [BrokerSettings, SmokeSettings, ProducerSettings, StreamingSettings, TrainingSettings]
+SETTINGS = [BrokerSettings, SmokeSettings, ProducerSettings, StreamingSettings, TrainingSettings, PipelineSettings]
 
 
 def variable_names(settings: type[BaseSettings]) -> set[str]:
