@@ -259,6 +259,17 @@ def print_summary(report: DemoReport) -> None:
 def demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threading.Event) -> int:
     if catalogue_file is not None and not catalogue_file.is_file():
         raise SetupError(f"the catalogue file {catalogue_file} does not exist: give the path of a CSV or Parquet file")
-    report = run_demo(settings, catalogue_file, stop)
+    try:
+        report = run_demo(settings, catalogue_file, stop)
+    except (SetupError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if stop.is_set():  # a stop cancels Spark jobs and the producer's work: they end in errors
+            raise KeyboardInterrupt from None
+        log.exception("the demo failed")
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise SetupError(f"the demo failed: {first} (the full error is above)") from None
+    if stop.is_set():
+        raise KeyboardInterrupt
     print_summary(report)
     return 0

@@ -44,6 +44,21 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def local_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a CLI run on a small local stack: its own data dir, a free broker port,
+    Spark on 2 cores with 1g, the quick tuning grid."""
+    settings = {
+        "DATA_DIR": str(data_dir),
+        "LOCAL_KAFKA_PORT": "0",
+        "SPARK_MASTER": "local[2]",
+        "SPARK_SHUFFLE_PARTITIONS": "2",
+        "SPARK_UI_ENABLED": "false",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "TRAINING_TUNING": "quick",
+    }
+    return clean_env(**{**settings, **overrides})
+
+
 def run_module(
     module: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
 ) -> "subprocess.CompletedProcess[str]":

@@ -2,11 +2,14 @@
 
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
-from tests.conftest import ROOT, clean_env, run_module
+from tests.conftest import ROOT, local_env, run_module
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,16 +36,7 @@ def rendered_charts(page: Path, tmp_path: Path) -> tuple[int, int]:
 
 
 def demo_env(data_dir: Path) -> dict[str, str]:
-    return clean_env(
-        DATA_DIR=str(data_dir),
-        LOCAL_KAFKA_PORT="0",
-        SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2",
-        SPARK_UI_ENABLED="false",
-        SPARK_DRIVER_MEMORY="1g",
-        TRAINING_TUNING="quick",
-        PIPELINE_SANDBOX_TRACKS="600",
-    )
+    return local_env(data_dir, PIPELINE_SANDBOX_TRACKS="600")
 
 
 def table_value(output: str, name: str, column: int) -> str:
@@ -95,3 +89,27 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) 
     assert "published nothing new" in second.stdout
     assert int(table_value(second.stdout, "spotify.tracks", 1).replace(",", "")) == tracks
     assert "gold is still at version" in second.stdout
+
+
+def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    log_file = tmp_path / "demo.log"
+    with log_file.open("w") as log:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "demo"], env=demo_env(data_dir), cwd=tmp_path,
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while "✓ producer: one poll" not in log_file.read_text() and time.monotonic() < deadline:
+            assert demo.poll() is None, log_file.read_text()
+            time.sleep(0.5)
+        time.sleep(3)  # into the streaming phase
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=120) == 130, log_file.read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    output = log_file.read_text()
+    assert "interrupted" in output and "Traceback" not in output
+    assert LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=data_dir)).status() is None, "broker left running"

@@ -6,26 +6,21 @@ import signal
 import time
 from pathlib import Path
 
+from pipeline.supervisor import pid_alive
 from pipeline_runtime.broker import free_port
-from tests.conftest import clean_env, run_module
+from tests.conftest import local_env, run_module
 
 SERVICES = ("broker", "sandbox", "producer", "streaming", "trainer")
 
 
 def supervisor_env(data_dir: Path) -> dict[str, str]:
-    return clean_env(
-        DATA_DIR=str(data_dir),
-        LOCAL_KAFKA_PORT="0",
+    return local_env(
+        data_dir,
         PIPELINE_SANDBOX_PORT=str(free_port()),
         PIPELINE_SANDBOX_TRACKS="300",
         PIPELINE_STOP_TIMEOUT_SECONDS="30",
-        SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2",
-        SPARK_UI_ENABLED="false",
-        SPARK_DRIVER_MEMORY="1g",
         STREAMING_TRIGGER_INTERVAL="5 seconds",
         PRODUCER_POLL_INTERVAL_SECONDS="10",
-        TRAINING_TUNING="quick",
         TRAINING_INTERVAL_SECONDS="20",
         TRAINING_MIN_ROWS="50",
     )
@@ -34,16 +29,6 @@ def supervisor_env(data_dir: Path) -> dict[str, str]:
 def services(data_dir: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     state = json.loads((data_dir / "state" / "supervisor.json").read_text())
     return dict(state["services"])
-
-
-def alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +49,7 @@ def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path)
         assert "up: supervisor pid" in started.stdout
         first = services(data_dir)
         assert set(first) == set(SERVICES)
-        assert all(alive(s["pid"]) and s["state"] == "running" for s in first.values()), first
+        assert all(pid_alive(s["pid"]) and s["state"] == "running" for s in first.values()), first
 
         again = run_module("pipeline", "up", env=env, cwd=tmp_path)
         assert again.returncode == 0 and "already up" in again.stdout
@@ -75,7 +60,7 @@ def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path)
 
         def restarted() -> bool:
             producer = services(data_dir)["producer"]
-            return bool(producer["restarts"] == 1 and alive(producer["pid"]))
+            return bool(producer["restarts"] == 1 and pid_alive(producer["pid"]))
 
         wait_for(restarted, 60, "the producer's restart")
         producer = services(data_dir)["producer"]
@@ -93,7 +78,7 @@ def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout, stopped.stdout + stopped.stderr
     last = services(data_dir)
     assert all(s["state"] == "stopped" for s in last.values()), last
-    assert not any(alive(s["pid"]) for s in first.values())
+    assert not any(pid_alive(s["pid"]) for s in first.values())
     after = run_module("pipeline", "status", env=env, cwd=tmp_path)
     assert after.returncode == 3 and "not running" in after.stdout
     assert "SIGTERM received" in (data_dir / "logs" / "streaming.log").read_text()

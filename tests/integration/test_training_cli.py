@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.settings import join_location
 from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
-from tests.conftest import clean_env, run_module, write_gold
+from tests.conftest import local_env, run_module, write_gold
 from training import registry
 
 if TYPE_CHECKING:
@@ -24,15 +24,7 @@ SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite
 
 
 def trainer_env(data_dir: Path, **overrides: str) -> dict[str, str]:
-    settings = {
-        "DATA_DIR": str(data_dir),
-        "SPARK_MASTER": "local[2]",
-        "SPARK_SHUFFLE_PARTITIONS": "2",
-        "SPARK_UI_ENABLED": "false",
-        "SPARK_DRIVER_MEMORY": "1g",
-        "TRAINING_TUNING": "quick",
-    }
-    return clean_env(**{**settings, **overrides})
+    return local_env(data_dir, **overrides)
 
 
 def gold_location(data_dir: Path) -> str:
