@@ -264,13 +264,19 @@ def start_silver(spark: "SparkSession", settings: StreamingSettings, available_n
     return writer.start()
 
 
-def maintain_tables(spark: "SparkSession", settings: StreamingSettings) -> dict[str, int]:
-    """Compact small files (OPTIMIZE) and VACUUM with the configured retention; files removed per table."""
+def maintain_tables(
+    spark: "SparkSession", settings: StreamingSettings, stop: threading.Event | None = None
+) -> dict[str, int]:
+    """Compact small files (OPTIMIZE) and VACUUM with the configured retention; files removed per table.
+    A stop request ends it between tables (the rest waits for the next round)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
     removed = {}
     spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")  # VACUUM shows in DESCRIBE HISTORY
     for name in table_schemas():
+        if stop is not None and stop.is_set():
+            log.info("table upkeep interrupted by the stop request")
+            return removed
         table = DeltaTable.forPath(spark, settings.table(name))
         table.optimize().executeCompaction()
         removed[name] = table.vacuum(settings.vacuum_retention_hours).count()
@@ -308,7 +314,7 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
             if not query.isActive:
                 raise QueryFailed(query.name, query.exception())
         if time.monotonic() >= next_upkeep:
-            maintain_tables(spark, settings)
+            maintain_tables(spark, settings, stop)
             next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
     for query in queries:
         stop_between_batches(query, settings.stop_timeout_seconds)
