@@ -271,7 +271,7 @@ def maintain_tables(
     A stop request ends it between tables (the rest waits for the next round)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
-    removed = {}
+    removed: dict[str, int] = {}
     spark.conf.set("spark.databricks.delta.vacuum.logging.enabled", "true")  # VACUUM shows in DESCRIBE HISTORY
     for name in table_schemas():
         if stop is not None and stop.is_set():
