@@ -8,6 +8,8 @@ Central through `spark.jars.packages` (what a user with internet and no Maven ha
 import logging
 import os
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -123,7 +125,13 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
     builder = SparkSession.builder
     for key, value in spark_conf(settings, app_name, jars).items():
         builder = builder.config(key, value)
+    # PySpark replaces the SIGINT handler with its own (cancel all jobs, raise KeyboardInterrupt inside
+    # whatever py4j call is running); the services' own stop handler, which stops them between steps, is
+    # put back once the session is up.
+    sigint = signal.getsignal(signal.SIGINT)
     spark = builder.getOrCreate()
+    if threading.current_thread() is threading.main_thread() and sigint is not None:
+        signal.signal(signal.SIGINT, sigint)
     spark.sparkContext.setLogLevel("WARN")
     log.info("Spark %s session %r on %s", spark.version, app_name, settings.spark_master)
     return spark

@@ -101,7 +101,7 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
-        while "✓ producer: one poll" not in log_file.read_text() and time.monotonic() < deadline:
+        while "✓ Spark session" not in log_file.read_text() and time.monotonic() < deadline:
             assert demo.poll() is None, log_file.read_text()
             time.sleep(0.5)
         time.sleep(3)  # into the streaming phase
