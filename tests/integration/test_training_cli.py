@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import requests
 from mlflow import MlflowClient
 
+from pipeline_runtime.broker import free_port
 from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.settings import join_location
 from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
@@ -51,6 +53,33 @@ def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path
     other_names = {t["name"] for tid, t in catalogue.tracks.items() if tid not in catalogue.favourites}
     shown_names = {line.split("│")[2].strip() for line in shown.stdout.splitlines() if re.match(r"^│ \d+ +│", line)}
     assert shown_names and shown_names <= other_names
+
+    report = run_module("training", "report", env=env, cwd=tmp_path)
+    assert report.returncode == 0, report.stdout + report.stderr
+    page = (data_dir / "report" / "index.html").read_text()
+    assert "Favourite classifier: champion v1" in page and "Popularity regression: champion v1" in page
+    assert page.count('<img class="chart"') >= 10
+
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "mlflow-ui"], env={**env, "PIPELINE_MLFLOW_UI_PORT": str(port)},
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    search = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/search"
+    try:
+        deadline, answer = time.monotonic() + 90, None
+        while answer is None and time.monotonic() < deadline:
+            assert ui.poll() is None, ui.stdout.read().decode() if ui.stdout else ""
+            try:
+                answer = requests.get(search, timeout=5)
+            except requests.ConnectionError:
+                time.sleep(1)
+        assert answer is not None and answer.status_code == 200
+        names = {m["name"] for m in answer.json()["registered_models"]}
+        assert names == {"spotify-popularity", "spotify-favourite"}
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(30)
 
     again = run_module("training", "run", "--once", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
