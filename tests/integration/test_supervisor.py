@@ -3,12 +3,15 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 
-from pipeline.supervisor import pid_alive
+from pipeline.supervisor import pid_alive, port_open
 from pipeline_runtime.broker import free_port
-from tests.conftest import local_env, run_module
+from tests.conftest import local_env, read_topic, run_module
 
 SERVICES = ("broker", "sandbox", "producer", "streaming", "trainer")
 
@@ -82,3 +85,35 @@ def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path)
     after = run_module("pipeline", "status", env=env, cwd=tmp_path)
     assert after.returncode == 3 and "not running" in after.stdout
     assert "SIGTERM received" in (data_dir / "logs" / "streaming.log").read_text()
+
+
+def test_sandbox_producer_reads_the_sandbox_catalogue_and_publishes(bootstrap_servers: str, tmp_path: Path) -> None:
+    """compose's producer-sandbox: the producer pointed at a sandbox in another process (another container)."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    topic = f"tracks-{uuid.uuid4().hex[:8]}"
+    env = local_env(data_dir, PIPELINE_SANDBOX_PORT=str(port), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+                    KAFKA_TOPIC_TRACKS=topic, PRODUCER_POLL_INTERVAL_SECONDS="3600")  # fmt: skip
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "producers", "sandbox", "--port", str(port), "--tracks", "200", "--artists", "20",
+         "--albums", "40", "--generation", "extended"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    log_file = tmp_path / "producer.log"
+    producer = None
+    try:
+        wait_for(lambda: port_open(port), 60, "the sandbox")
+        with log_file.open("w") as log:
+            producer = subprocess.Popen([sys.executable, "-m", "pipeline", "sandbox-producer"], env=env, cwd=tmp_path,
+                                        stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        wait_for(lambda: "poll:" in log_file.read_text(), 120, "the first poll")
+        producer.send_signal(signal.SIGTERM)
+        assert producer.wait(60) == 0, log_file.read_text()
+    finally:
+        for process in (producer, sandbox):
+            if process is not None and process.poll() is None:
+                process.kill()
+    catalogue = json.loads((data_dir / "sandbox" / "catalogue.json").read_text())
+    members = {t for p in catalogue["playlists"].values() for t in p["track_ids"]}
+    published = {event["payload"]["track_id"] for event in read_topic(bootstrap_servers, topic)}
+    assert published == members, "every track of the sandbox's playlists, from the catalogue it saved"
