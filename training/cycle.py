@@ -214,15 +214,16 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
     task, label = TASKS[name]
     labelled = data.where(F.col(label).isNotNull())
     candidates = [*TRACK_FEATURES, *((POPULARITY,) if task == "classification" else ())]
-    summary = labelled.agg(
-        F.count("*").alias("rows"),
+    summary = data.agg(
+        F.count("*").alias("total"),
+        F.count(F.col(label)).alias("rows"),
         F.sum(F.col(label)).alias("positives"),
-        F.avg((F.size("genres") > 0).cast("double")).alias("genres"),
-        *coverage_expressions(candidates),
+        F.avg(F.when(F.col(label).isNotNull(), (F.size("genres") > 0).cast("double"))).alias("genres"),
+        *coverage_expressions(candidates, among=F.col(label).isNotNull()),
     ).first()
     assert summary is not None  # noqa: S101 - an aggregate always has a row
     rows = int(summary["rows"])
-    total = int(data.count())
+    total = int(summary["total"])
     if task == "regression" and rows < settings.min_rows:
         why = (
             "a 2026 development-mode Spotify app gets no popularity fields, so the popularity model is skipped"
@@ -416,12 +417,13 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             log_figures(mlflow, task, names, weights, labels, predicted, threshold)
             example = prepared.holdout.select(*prepared.features.columns).limit(5)
             output = model.transform(example).select(score_column(task).alias("score")).toPandas()
+            inputs = example.toPandas()
             info = mlflow.spark.log_model(
                 model,
                 "model",
                 registered_model_name=model_name,
-                signature=infer_signature(example.toPandas(), output),
-                input_example=example.toPandas(),
+                signature=infer_signature(inputs, output),
+                input_example=inputs,
                 pip_requirements=[f"pyspark=={pyspark.__version__}"],
             )
             report.version = str(info.registered_model_version)

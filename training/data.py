@@ -89,9 +89,14 @@ def with_holdout(rows: "DataFrame", seed: int, fraction: float) -> "DataFrame":
     return rows.withColumn("is_holdout", holdout_flag(seed, fraction))
 
 
-def coverage_expressions(columns: Iterable[str]) -> list[Column]:
-    """One aggregate per column: the share of rows with a value (for `DataFrame.agg`)."""
-    return [F.avg(F.col(name).isNotNull().cast("double")).alias(name) for name in columns]
+def coverage_expressions(columns: Iterable[str], among: Column | None = None) -> list[Column]:
+    """One aggregate per column: the share of rows (of those where `among` holds) with a value, for `agg`."""
+
+    def share(name: str) -> Column:
+        has_value = F.col(name).isNotNull().cast("double")
+        return F.avg(has_value if among is None else F.when(among, has_value))
+
+    return [share(name).alias(name) for name in columns]
 
 
 def choose_features(
