@@ -40,9 +40,7 @@ class TrainedMark:
     """The gold table as the last finished candidate run saw it."""
 
     version: int
-    rows: int
     max_updated_at: datetime | None
-    run_id: str
 
 
 def experiment_id(settings: MlflowSettings, task: str) -> str:
@@ -66,10 +64,7 @@ def last_trained(client: "MlflowClient", experiment_ids: list[str]) -> TrainedMa
     tags = runs[0].data.tags
     updated = tags.get(TAG_UPDATED)
     return TrainedMark(
-        version=int(tags[TAG_VERSION]),
-        rows=int(tags.get(TAG_ROWS, "0")),
-        max_updated_at=datetime.fromisoformat(updated) if updated else None,
-        run_id=runs[0].info.run_id,
+        version=int(tags[TAG_VERSION]), max_updated_at=datetime.fromisoformat(updated) if updated else None
     )
 
 
