@@ -28,16 +28,11 @@ from producers.settings import ProducerSettings
 EXIT_NOT_RUNNING = 3
 
 
-def live_api() -> bool:
-    configured = ProducerSettings()
-    return bool(configured.spotify_client_id and configured.spotify_client_secret)
-
-
 def supervise(settings: PipelineSettings, services: list[str], stop: threading.Event) -> int:
     ensure_writable_dir(logs_dir(settings), "logs folder")
     ensure_writable_dir(settings.state_dir, "state folder")
     with ProcessLock(settings.state_dir / "supervisor.lock", "supervisor"):
-        Supervisor(settings, build_services(settings, live_api(), set(services))).run(stop)
+        Supervisor(settings, build_services(settings, ProducerSettings().has_credentials, set(services))).run(stop)
     return 0
 
 

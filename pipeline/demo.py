@@ -150,7 +150,7 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
     ensure_writable_dir(settings.data_dir)
     report = DemoReport()
     configured = ProducerSettings()
-    live = bool(configured.spotify_client_id and configured.spotify_client_secret)
+    live = configured.has_credentials
     with ExitStack() as stack:
         with phase(report, "Kafka broker") as outcome:
             given = None if settings.local_broker else settings.kafka_bootstrap_servers

@@ -86,6 +86,11 @@ class ProducerSettings(KafkaSettings):
         return value
 
     @property
+    def has_credentials(self) -> bool:
+        """Both SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET are set (the live API; else the sandbox)."""
+        return bool(self.spotify_client_id and self.spotify_client_secret)
+
+    @property
     def state_file(self) -> Path:
         return self.state_dir / "producer.sqlite"
 
