@@ -11,10 +11,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JARS_DIR ?= jars
 PYTEST_ARGS ?=
-PIP_EXTRAS ?= [dev]
+BENCH_ARGS ?=
+PIP_EXTRAS ?= [dev,bench]
 export JARS_DIR
 
 .PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-integration lint format doctor \
+        bench bench-quick \
         broker-start broker-stop broker-status broker-logs compose-config clean distclean
 
 help: ## list the targets
@@ -96,6 +98,12 @@ test-unit: setup ## run the fast tests only (no broker, no streaming)
 
 test-integration: setup ## run the tests that start the broker, Spark and MLflow
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: setup ## the benchmarks (about an hour): results in benchmarks/results/full.{json,md} and the README's table
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+bench-quick: setup ## the benchmarks at small sizes (a few minutes): benchmarks/results/quick.{json,md}
+	$(PY) -m benchmarks --quick $(BENCH_ARGS)
 
 lint: venv ## ruff (lint and format check) and mypy
 	$(PY) -m ruff check .

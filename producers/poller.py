@@ -212,17 +212,15 @@ class Poller:
         ]
 
         artist_ids = sorted({a["id"] for t in unique.values() for a in t.get("artists") or [] if a.get("id")})
-        stale = [
-            a for a in artist_ids if a not in self.state.fresh("artist", artist_ids, self.settings.artist_ttl_seconds)
-        ]
+        fresh_artists = self.state.fresh("artist", artist_ids, self.settings.artist_ttl_seconds)
+        stale = [a for a in artist_ids if a not in fresh_artists]
         if stale:
             for artist in self.api.artists(stale):
                 events.append(make_event("artist", artist["id"], artist_payload(artist), self.source))
             changes.fetched += [("artist", a) for a in stale]
 
-        wanted = [
-            t for t in unique if t not in self.state.fresh("audio_features", list(unique), FEATURES_RETRY_SECONDS)
-        ]
+        fresh_features = self.state.fresh("audio_features", list(unique), FEATURES_RETRY_SECONDS)
+        wanted = [t for t in unique if t not in fresh_features]
         events += self.audio_features(wanted)
         changes.fetched += [("audio_features", t) for t in wanted]
         return events

@@ -43,6 +43,7 @@ class ConfluentPublisher:
             }
         )
         self.confirmed = 0
+        self.queued = 0
         self.errors: list[str] = []
 
     def _on_delivery(self, error: Any, _message: Any) -> None:
@@ -58,7 +59,9 @@ class ConfluentPublisher:
                 break
             except BufferError:  # local queue full: let deliveries drain, then try again
                 self.producer.poll(0.5)
-        self.producer.poll(0)
+        self.queued += 1
+        if self.queued % 1000 == 0:  # serve delivery reports now and then (flush serves the rest)
+            self.producer.poll(0)
 
     def confirm(self, timeout: float) -> int:
         remaining = self.producer.flush(timeout)

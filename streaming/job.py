@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pipeline_runtime.delta_log import delta_version
 from pipeline_runtime.errors import SetupError
-from streaming.progress import BATCH_FACTS, ProgressLog, delta_version
+from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
     AUDIO,
@@ -126,6 +127,7 @@ class SilverWriter:
     def __init__(self, settings: StreamingSettings, query_name: str) -> None:
         self.settings = settings
         self.query_name = query_name
+        self.merge_seconds: dict[str, float] = {}  # of the current batch, per table: where its time goes
 
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
         from pyspark.sql import functions as F  # noqa: N812, PLC0415
@@ -133,6 +135,7 @@ class SilverWriter:
         spark = batch.sparkSession
         settings = self.settings
         started = time.monotonic()
+        self.merge_seconds = {}
         parsed = parse_events(batch, settings.topic_event_types, settings.max_event_bytes).persist()
         try:
             facts: dict[str, Any] = {"rows_written": {}}
@@ -179,11 +182,17 @@ class SilverWriter:
                 facts["rows_written"]["silver_playlist_history"] = count
                 touched.append(memberships.select("track_id"))
 
+            gold_started = time.monotonic()
             if touched:
                 affected = touched[0]
                 for more in touched[1:]:
                     affected = affected.unionByName(more)
                 self._update_gold(spark, affected.distinct(), batch_id)
+            facts["layer_seconds"] = {
+                "silver": round(gold_started - started, 3),
+                "gold": round(time.monotonic() - gold_started, 3),
+            }
+            facts["merge_seconds"] = self.merge_seconds
             facts["delta_versions"] = {
                 name: delta_version(settings.table(name))
                 for name in ("quarantine", *SILVER.values(), "silver_playlist_members", "track_features")
@@ -203,8 +212,10 @@ class SilverWriter:
         condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         merge = target.merge(rows.alias("s"), condition)
         merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
+        started = time.monotonic()
         with idempotent(spark, f"{self.query_name}:{table}", batch_id):
             merge.whenNotMatchedInsertAll().execute()
+        self.merge_seconds[table] = round(time.monotonic() - started, 2)
 
     def _update_gold(self, spark: "SparkSession", affected: "DataFrame", batch_id: int) -> None:
         from pyspark.sql import functions as F  # noqa: N812, PLC0415

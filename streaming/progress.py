@@ -16,19 +16,12 @@ from typing import Any
 
 from pyspark.sql.streaming.listener import StreamingQueryListener
 
+from pipeline_runtime.delta_log import delta_version
+
 log = logging.getLogger(__name__)
 
 # Facts the silver batch function knows and the listener reports: (query name, batch id) -> facts.
 BATCH_FACTS: dict[tuple[str, int], dict[str, Any]] = {}
-
-
-def delta_version(location: str) -> int | None:
-    """The latest version of a local Delta table from its log's file names (no Spark job needed)."""
-    if "://" in location and not location.startswith("file:"):
-        return None
-    log_dir = Path(location.removeprefix("file:")) / "_delta_log"
-    versions = [int(p.name.split(".")[0]) for p in log_dir.glob("*.json") if p.name.split(".")[0].isdigit()]
-    return max(versions) if versions else None
 
 
 def offsets_lag(end: str | None, latest: str | None) -> int | None:
@@ -73,6 +66,8 @@ def progress_line(progress: Any, facts: dict[str, Any]) -> dict[str, Any]:
         "quarantined": facts.get("quarantined", 0),
         "rows_written": facts.get("rows_written", {}),
         "delta_versions": facts.get("delta_versions", {}),
+        "layer_seconds": facts.get("layer_seconds", {}),
+        "merge_seconds": facts.get("merge_seconds", {}),
     }
 
 

@@ -9,6 +9,7 @@ python -m training check                                 the effective settings;
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -29,9 +30,13 @@ from training.cycle import (
     read_version,
     require_mlflow,
     run_cycle,
+    skip_without_spark,
 )
 from training.data import one_row_per_track
 from training.settings import TrainingSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("training")
 EXIT_FAILED = 1
@@ -97,13 +102,18 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
     stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
     require_mlflow(settings)
     with ProcessLock(settings.state_dir / "training.lock", "trainer"):
-        spark = build_spark_session(settings, "training")
-        cancel_on_stop(spark, stop)
+        spark: SparkSession | None = None  # started by the first cycle that needs it
         status = 0
         try:
             while not stop.is_set():
                 try:
-                    print_cycle(run_cycle(spark, settings, stop))
+                    report = skip_without_spark(settings)
+                    if report is None:
+                        if spark is None:
+                            spark = build_spark_session(settings, "training")
+                            cancel_on_stop(spark, stop)
+                        report = run_cycle(spark, settings, stop)
+                    print_cycle(report)
                     status = 0
                 except Stopped:
                     break
@@ -121,7 +131,8 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
                 log.info("next cycle in %.0f s", interval)
                 stop.wait(interval)
         finally:
-            spark.stop()
+            if spark is not None:
+                spark.stop()
     if stop.is_set():
         console.print("stopped")
     return status

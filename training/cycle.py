@@ -29,6 +29,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline_runtime.cli import console
+from pipeline_runtime.delta_log import delta_version
 from pipeline_runtime.errors import SetupError
 from training import plots, registry
 from training.data import (
@@ -482,6 +483,25 @@ def refresh_recommendations(
 
 
 # --- the cycle ---
+
+
+def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
+    """The skip that needs no Spark session: a local gold table still at the version the last run trained
+    on (its Delta log against MLflow). None when a cycle needs Spark to decide (or to run).
+
+    A skip cycle then costs a second or two and no JVM, instead of a Spark session's start-up: the
+    trainer waiting for new data stays small."""
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    version = delta_version(settings.table_uri(GOLD))
+    if version is None:  # no local table (or a remote one): run_cycle tells which
+        return None
+    last = registry.last_trained(MlflowClient(), [registry.experiment_id(settings, task) for task in TASKS])
+    if last is None or last.version != version:
+        return None
+    return CycleReport(
+        gold_version=version, skipped=f"gold is still at version {version}, which the last run trained on"
+    )
 
 
 def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:

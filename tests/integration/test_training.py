@@ -242,3 +242,21 @@ def test_a_track_listed_twice_is_one_row_and_a_favourite(spark: "SparkSession", 
     tracks = {r["track_id"]: r["is_favourite"] for r in one_row_per_track(gold).collect()}
     assert tracks == {rows[0]["track_id"]: True, rows[1]["track_id"]: rows[1]["is_favourite"],
                       rows[2]["track_id"]: rows[2]["is_favourite"]}  # fmt: skip
+
+
+def test_recommendations_are_explained_by_what_the_favourites_share(spark: "SparkSession") -> None:
+    from training.recommend import Taste, favourites_sharing
+
+    gold = spark.createDataFrame(
+        [
+            (["Ada", "Bo", "Ada"], ["jazz", "soul"], True),
+            (["Ada"], ["jazz"], True),
+            (["Cy"], ["rock"], True),
+            (None, None, True),
+            (["Ada", "Cy"], ["jazz", "rock"], False),
+        ],
+        "artist_names ARRAY<STRING>, genres ARRAY<STRING>, is_favourite BOOLEAN",
+    )
+    taste = favourites_sharing(gold, {"Ada", "Zed"}, {"jazz", "rock", "pop"})
+    assert taste == Taste(4, {"Ada": 2}, {"jazz": 2, "rock": 1}), "only the asked names; a track counts once"
+    assert favourites_sharing(gold, set(), set()) == Taste(4, {}, {})

@@ -84,6 +84,7 @@ def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path
     again = run_module("training", "run", "--once", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "skipped: gold is still at version 0, which the last run trained on" in again.stdout
+    assert "session 'training'" not in again.stdout + again.stderr, "the skip needed no Spark session"
 
 
 def test_missing_gold_missing_champion_and_a_second_trainer(tmp_path: Path) -> None:

@@ -1,5 +1,10 @@
 """The event contract and the producer's pure helpers."""
 
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 
 from pipeline_runtime.errors import SetupError
@@ -50,6 +55,33 @@ def test_event_ids_are_deterministic() -> None:
     assert set(first.envelope) == {"schema_version", "event_id", "event_type", "source", "observed_at", "payload"}
     assert first.envelope["schema_version"] == 1 and first.key == "a1"
     assert first.envelope["observed_at"].endswith("Z")
+
+
+def test_event_ids_are_the_uuid5_of_type_key_and_hash() -> None:
+    """The fast event_id must give the ids that uuid.uuid5 gave (re-sent events keep their ids across versions)."""
+    namespace = uuid.UUID("6f1c2b52-8d0e-4a7e-9a51-3c2f4e1d9b70")
+    for key in ("a1", "Ünïcode-κλειδί", "x" * 300):
+        event = make_event("track", key, {"track_id": key, "n": 1.5}, "test")
+        expected = uuid.uuid5(namespace, f"track|{key}|{event.content_hash}")
+        assert event.envelope["event_id"] == str(expected)
+        assert uuid.UUID(event.envelope["event_id"]).version == 5
+
+
+def test_event_bytes_are_the_envelope_as_json() -> None:
+    payload = {"name": 'quote " and ü', "nested": {"b": [1, None, True], "a": 0.1}, "big": 10**20}
+    event = make_event("track", "k", payload, 'src "x"', "2026-01-02T03:04:05.678Z")
+    data = event.to_bytes()
+    assert json.loads(data) == event.envelope
+    assert b"\xc3\xbc" in data, "UTF-8 as it is, not escaped"
+    assert data.endswith(b',"payload":' + event.payload_json.encode() + b"}"), "the hashed JSON is what is published"
+
+
+def test_observed_at_is_utc_with_milliseconds() -> None:
+    before = datetime.now(UTC)
+    stamp = make_event("track", "k", {}, "test").envelope["observed_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp)
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    assert abs((moment - before).total_seconds()) < 5
 
 
 def test_track_payload_of_a_2026_track_has_nulls_for_removed_fields() -> None:

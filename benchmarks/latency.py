@@ -1,0 +1,160 @@
+"""End-to-end latency: a steady load through the long-running streaming job, send → readable in silver.
+
+The streaming job runs as in production (`python -m streaming run`, processing-time trigger) while this
+process publishes our producer's events at a fixed rate, each new track's event stamped with its send
+time (`observed_at`). A track is readable in silver when the Delta commit that first holds its row in
+`silver_tracks` is written (the log file's time), so latency = that time - `observed_at`.
+
+    python -m benchmarks.latency --rate 1500 --seconds 120 --trigger "5 seconds"
+"""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Broker, PeakRss, delta_commits, local_broker, percentile, worker_env
+from benchmarks.streaming import TOPIC_PREFIX, spark_env
+
+TRIGGER = "5 seconds"  # the job's default is 30 seconds: latency then waits for the trigger
+
+
+def wait_for_job(data: Path, process: "subprocess.Popen[bytes]", timeout: float = 180.0) -> None:
+    """Until the job's queries made their first progress (the tables exist and the trigger runs)."""
+    deadline = time.monotonic() + timeout
+    progress = data / "logs" / "streaming-progress.jsonl"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the streaming job exited {process.returncode} before it started")
+        if progress.is_file() and progress.stat().st_size > 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("the streaming job made no progress in time")
+
+
+def send_steady(broker: Broker, rate: float, seconds: float) -> dict[str, Any]:
+    """Publish our producer's events at `rate` per second for `seconds`; track events carry their send
+    time as observed_at. Returns what was sent."""
+    from confluent_kafka import Producer  # noqa: PLC0415
+
+    from benchmarks.producer import InMemoryApi, RecordingPublisher, settings_for, workload  # noqa: PLC0415
+    from producers.events import make_event, utc_now  # noqa: PLC0415
+    from producers.poller import Poller  # noqa: PLC0415
+    from producers.state import PollState  # noqa: PLC0415
+
+    catalogue, playlists = workload(int(rate * seconds) + 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = settings_for("ceiling", broker.bootstrap_servers, TOPIC_PREFIX, Path(tmp), list(playlists))
+        recorder = RecordingPublisher()
+        state = PollState(Path(tmp) / "state.sqlite")
+        Poller(settings, InMemoryApi(catalogue, playlists), recorder, state, threading.Event()).poll_once()  # type: ignore[arg-type]
+        state.close()
+    records = recorder.records
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5, "acks": "all",
+                         "enable.idempotence": True, "compression.type": "lz4"})  # fmt: skip
+    started = time.monotonic()
+    sent = tracks = 0
+    while sent < len(records):
+        due = int((time.monotonic() - started) * rate)
+        if due >= rate * seconds:
+            break
+        while sent < min(due, len(records)):
+            topic, key, value = records[sent]
+            if topic == settings.topic_tracks:  # re-stamp: observed_at = the moment it is sent
+                envelope = json.loads(value)
+                event = make_event("track", key.decode(), envelope["payload"], envelope["source"], utc_now())
+                value = event.to_bytes()
+                tracks += 1
+            producer.produce(topic, key=key, value=value)
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.002)
+    producer.flush(60)
+    return {"events": sent, "track_events": tracks, "seconds": round(time.monotonic() - started, 1)}
+
+
+def silver_latencies(table: Path) -> list[float]:
+    """Seconds from each track's observed_at to the first silver_tracks commit holding it."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    seen: set[str] = set()
+    latencies = []
+    for commit in delta_commits(table):
+        for path in commit.added_files:
+            columns = pq.read_table(table / path, columns=["track_id", "observed_at"]).to_pydict()
+            for track_id, observed in zip(columns["track_id"], columns["observed_at"], strict=True):
+                if track_id in seen or observed is None:
+                    continue
+                seen.add(track_id)
+                moment = observed if observed.tzinfo else observed.replace(tzinfo=UTC)  # Spark stores UTC
+                latencies.append(commit.visible_at - moment.timestamp())
+    return latencies
+
+
+def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        with local_broker(Path(tmp) / "broker") as broker:
+            memory.watch("broker", broker.pid)
+            env = {**spark_env(data, broker), "STREAMING_TRIGGER_INTERVAL": trigger}
+            from pipeline_runtime.broker import ensure_topics  # noqa: PLC0415
+
+            ensure_topics(broker.bootstrap_servers, [f"{TOPIC_PREFIX}.{t}" for t in
+                          ("tracks", "artists", "audio_features", "playlist_membership")], partitions=3)  # fmt: skip
+            job = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=worker_env(env),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+            memory.watch("streaming-steady", job.pid)
+            try:
+                wait_for_job(data, job)
+                print(f"latency: job running (trigger {trigger}); {rate:.0f} events/s for {seconds:.0f}s ...",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                sent = send_steady(broker, rate, seconds)
+                time.sleep(3 * _trigger_seconds(trigger) + 10)  # the last events through both queries
+            finally:
+                job.send_signal(signal.SIGTERM)
+                try:
+                    job.wait(180)
+                except subprocess.TimeoutExpired:
+                    job.kill()
+                memory.watched.pop("streaming-steady", None)
+                memory.watched.pop("broker", None)
+            latencies = silver_latencies(data / "tables" / "silver_tracks")
+    found = len(latencies)
+    return {
+        "trigger_interval": trigger,
+        "target_events_per_second": rate,
+        "sent": sent,
+        "tracks_found_in_silver": found,
+        "p50_seconds": round(percentile(latencies, 50), 2) if found else None,
+        "p95_seconds": round(percentile(latencies, 95), 2) if found else None,
+        "p99_seconds": round(percentile(latencies, 99), 2) if found else None,
+        "max_seconds": round(max(latencies), 2) if found else None,
+        "streaming_peak_rss_mib": memory.peak_mib("streaming-steady"),
+    }
+
+
+def _trigger_seconds(trigger: str) -> float:
+    number, unit = trigger.split()[:2]
+    return float(number) * (60 if unit.startswith("minute") else 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
+    parser.add_argument("--seconds", type=float, default=120.0, help="how long the load lasts (default 120)")
+    parser.add_argument("--trigger", default=TRIGGER, help=f'the job\'s trigger interval (default "{TRIGGER}")')
+    args = parser.parse_args(argv)
+    with PeakRss() as memory:
+        print(json.dumps(run(args.rate, args.seconds, args.trigger, memory), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

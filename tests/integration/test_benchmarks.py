@@ -1,0 +1,96 @@
+"""The benchmarks measure what they say: every side publishes or writes every record, the API counts hold.
+
+Nothing here asserts a speed (the numbers are measurements: `make bench`); these tests keep the
+benchmark code from rotting, on small sizes, against the real broker, Spark and Delta.
+"""
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchmarks import streaming
+from benchmarks.common import PeakRss
+from benchmarks.latency import silver_latencies
+from benchmarks.trainer import write_gold
+from streaming.job import table_schemas
+from tests.conftest import JARS_DIR, ROOT, run_module
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
+    env = {**os.environ, "JARS_DIR": str(JARS_DIR)}
+    result = run_module("benchmarks", "--quick", "--only", "producer", "api", "--results", str(tmp_path),
+                        env=env, cwd=ROOT, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "quick.json").read_text())
+
+    producer = results["producer"]
+    print(f"\nproducer events/s: {producer['events_per_second']}, of the ceiling: {producer['ratio_to_ceiling']}")
+    assert producer["events"] >= 18_000, "about 20k events of the first poll of 500-track playlists"
+    assert all(rate > 0 for rate in producer["events_per_second"].values())
+    assert set(producer["ratio_to_ceiling"]) == {"confluent-kafka", "kafka-python"}
+    assert 350 < producer["mean_event_bytes"] < 700, "events of realistic size"
+
+    for generation in ("extended", "development"):
+        api = results["api"][generation]
+        print(f"{generation}: {api}")
+        assert api["unchanged_poll"]["requests_per_unchanged_playlist"] == 1.0
+        assert api["unchanged_poll"]["events_republished"] == 0
+        assert api["changed_poll"]["events"]["playlist_membership"] == 3 * 3, "3 playlists: 1 removed, 2 added"
+        assert api["changed_poll"]["events"]["track"] == 3 * 2, "only the added tracks are new"
+        assert api["first_poll"]["requests_per_new_track"] > 0
+    assert (
+        results["api"]["development"]["first_poll"]["requests_per_new_track"]
+        > (results["api"]["extended"]["first_poll"]["requests_per_new_track"])
+    ), "no batch endpoints in development mode"
+
+    table = (tmp_path / "quick.md").read_text()
+    assert "| ours, confluent-kafka (the default) |" in table and "| development |" in table
+    assert results["peak_rss_mib"]["broker"] > 100
+
+
+def test_streaming_benchmark_both_sides_write_every_record() -> None:
+    with PeakRss() as memory:
+        result = streaming.run(4000, memory)
+    print(f"\nstreaming: {json.dumps(result)}")
+    events = result["events"]
+    assert 3800 <= events <= 4200
+    assert result["ours"]["bronze_rows_in_table"] == events
+    assert result["peer"]["bronze_rows_in_table"] == result["peer"]["records"] == events
+    layers = result["ours"]["layers"]
+    assert layers["bronze"]["rows"] == layers["silver"]["rows"] == events
+    assert layers["gold"]["rows"] >= result["tracks"], "every track reaches gold at least once"
+    assert result["ours"]["peak_rss_mib"] > 200 and result["peer"]["peak_rss_mib"] > 20
+
+
+def test_gold_written_by_delta_rs_is_the_table_spark_reads(spark: "SparkSession", tmp_path: Path) -> None:
+    location = tmp_path / "track_features"
+    write_gold(location, 300)
+    gold = spark.read.format("delta").load(str(location))
+    expected = spark.createDataFrame([], table_schemas()["track_features"]).schema
+    assert [(f.name, f.dataType) for f in gold.schema] == [(f.name, f.dataType) for f in expected]
+    assert gold.count() == 300
+    assert gold.where("is_favourite").count() > 0 and gold.where("popularity IS NULL").count() == 0
+
+
+def test_latency_is_measured_from_observed_at_to_the_first_commit_holding_the_row(
+    spark: "SparkSession", tmp_path: Path
+) -> None:
+    location = tmp_path / "silver_tracks"
+    sent = datetime.now(UTC) - timedelta(seconds=10)
+    spark.createDataFrame([("a", sent), ("b", sent)], "track_id STRING, observed_at TIMESTAMP").write.format(
+        "delta"
+    ).save(str(location))
+    time.sleep(1)
+    spark.createDataFrame([("a", sent), ("c", sent)], "track_id STRING, observed_at TIMESTAMP").write.format(
+        "delta"
+    ).mode("append").save(str(location))
+    latencies = silver_latencies(location)
+    assert len(latencies) == 3, "a, b, then c: a's second copy is not counted again"
+    assert all(10 <= value < 60 for value in latencies), latencies
+    assert latencies[2] >= latencies[0] + 0.9, "c became readable in the later commit"
