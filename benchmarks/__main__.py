@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results", help="output folder")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table (full runs)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("spotipy.client").setLevel(logging.CRITICAL)  # the development API's expected 403s
     sizes = QUICK if args.quick else FULL
     mode = "quick" if args.quick else "full"
     results: dict[str, Any] = {"mode": mode, "machine": machine(), "sizes": sizes.__dict__}

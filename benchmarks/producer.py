@@ -12,6 +12,7 @@ pre-serialized, with the same client settings (idempotent, acks=all, lz4, linger
 
 import argparse
 import json
+import logging
 import resource
 import sys
 import tempfile
@@ -150,7 +151,8 @@ def run_ceiling(settings: ProducerSettings, prepared: list[tuple[str, bytes, byt
 
     ensure_topics(settings.kafka_bootstrap_servers, settings.topics, partitions=settings.topic_partitions)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 20, "compression.type": "lz4"})  # fmt: skip
+                         "acks": "all", "linger.ms": 20, "compression.type": "lz4",
+                         "logger": logging.getLogger("librdkafka")})  # fmt: skip
     started = time.perf_counter()
     for topic, key, value in prepared:
         while True:

@@ -8,11 +8,12 @@ README_END = "<!-- benchmarks:end -->"
 
 
 def num(value: Any, suffix: str = "") -> str:
+    """Thousands separated; fractions kept only below 10 (2 digits) and 100 (1 digit)."""
     if value is None:
         return "-"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.2f}{suffix}"
-    return f"{int(value):,}{suffix}"
+    if isinstance(value, float) and not value.is_integer() and abs(value) < 100:
+        return f"{value:,.{2 if abs(value) < 10 else 1}f}{suffix}"
+    return f"{round(value):,}{suffix}"
 
 
 def times(value: Any) -> str:
@@ -90,8 +91,11 @@ def latency_rows(result: dict[str, Any]) -> list[str]:
             f"{num(result['target_events_per_second'])} events/s (half the measured catch-up rate) for "
             f"{num(result['sent']['seconds'])} s, trigger interval {result['trigger_interval']} (the job's default "
             f"is 30 seconds), {num(result['tracks_found_in_silver'])} tracks measured.")  # fmt: skip
-    rows = [[num(result[f"{p}_seconds"], " s") for p in ("p50", "p95", "p99", "max")]]
-    return [head, "", *table(["p50", "p95", "p99", "max"], rows)]
+    quantiles = ("p50", "p95", "p99", "max")
+    rows = [["send → readable in silver", *(num(result[f"{q}_seconds"], " s") for q in quantiles)]]
+    if "to_bronze" in result:
+        rows.append(["of which send → in bronze", *(num(result["to_bronze"][f"{q}_seconds"], " s") for q in quantiles)])
+    return [head, "", *table(["", *quantiles], rows)]
 
 
 def trainer_rows(result: dict[str, Any]) -> list[str]:
@@ -104,9 +108,10 @@ def trainer_rows(result: dict[str, Any]) -> list[str]:
     for size in result["sizes"]:
         step = growth.get(size["tracks"])
         rows.append([
-            num(size["tracks"]), num(size["full_cycle_seconds"], " s"), num(size["full_cycle_peak_rss_mib"], " MiB"),
+            num(size["tracks"]), num(size["full_cycle_seconds"], " s"),
+            num(round(size["full_cycle_peak_rss_mib"]), " MiB"),
             f"{step['time_x']}x for {step['rows_x']:g}x rows" if step else "-",
-            num(size["skip_cycle_seconds"], " s"), num(size["skip_cycle_peak_rss_mib"], " MiB"),
+            num(size["skip_cycle_seconds"], " s"), num(round(size["skip_cycle_peak_rss_mib"]), " MiB"),
         ])  # fmt: skip
     header = ["tracks", "full cycle", "peak RSS", "growth", "skip cycle", "skip peak RSS"]
     return [head, "", *table(header, rows)]
@@ -115,9 +120,11 @@ def trainer_rows(result: dict[str, Any]) -> list[str]:
 def memory_rows(results: dict[str, Any]) -> list[str]:
     peaks = results.get("peak_rss_mib", {})
 
-    def peak(prefix: str) -> str:
-        values = [v for k, v in peaks.items() if k.startswith(prefix) and v is not None]
-        return num(max(values), " MiB") if values else "-"
+    def peak(*names: str, prefix: str | None = None) -> str:
+        values = [v for k, v in peaks.items() if (k in names or (prefix and k.startswith(prefix))) and v is not None]
+        return num(round(max(values)), " MiB") if values else "-"
+
+    trainer_sizes = [int(k.split("-")[1]) for k in peaks if k.startswith("trainer-") and k.split("-")[1].isdigit()]
 
     rows = [
         ["Kafka broker (JVM, 1 GiB heap)", peak("broker")],
@@ -126,9 +133,9 @@ def memory_rows(results: dict[str, Any]) -> list[str]:
         ["streaming driver + JVM, catch-up", peak("streaming")],
         ["streaming driver + JVM, steady load", peak("streaming-steady")],
         ["peer (consumer + delta-rs)", peak("peer")],
-        ["trainer driver + JVM, full cycle (largest size)", peak("trainer-1") if any(k.startswith("trainer-1")
-                                                                                     for k in peaks) else "-"],
-        ["trainer, skip cycle", peak("trainer-skip")],
+        [f"trainer driver + JVM, full cycle ({num(max(trainer_sizes, default=None))} tracks)",
+         peak(f"trainer-{max(trainer_sizes, default=0)}")],
+        ["trainer, skip cycle", peak(prefix="trainer-skip")],
     ]  # fmt: skip
     head = "**Peak memory** (resident set of each process tree, sampled every 0.25 s during the runs above):"
     return [head, "", *table(["process", "peak RSS"], rows)]
