@@ -27,10 +27,20 @@ def tree_rss(process: psutil.Process) -> dict[str, int]:
     sizes = {}
     for proc in [process, *process.children(recursive=True)]:
         try:
+            if not is_process(proc.pid):  # a thread of a JVM can show up as a child: its memory is the JVM's
+                continue
             sizes[f"{proc.pid} {proc.name()}"] = proc.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
             continue
     return sizes
+
+
+def is_process(pid: int) -> bool:
+    """Whether `pid` leads its thread group (a process, not one of its threads)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Tgid:"):
+            return int(line.split()[1]) == pid
+    return True
 
 
 class PeakRss:

@@ -86,3 +86,24 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         update_readme(readme, "x")
+
+
+def test_memory_counts_processes_not_their_threads() -> None:
+    import os
+    import threading
+
+    import psutil
+
+    from benchmarks.common import is_process, tree_rss
+
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait)
+    worker.start()
+    try:
+        thread_ids = [t.id for t in psutil.Process().threads() if t.id != os.getpid()]
+        assert thread_ids and not any(is_process(t) for t in thread_ids)
+        assert is_process(os.getpid())
+        assert list(tree_rss(psutil.Process())) == [f"{os.getpid()} {psutil.Process().name()}"]
+    finally:
+        done.set()
+        worker.join()
