@@ -99,7 +99,7 @@ test-unit: setup ## run the fast tests only (no broker, no streaming)
 test-integration: setup ## run the tests that start the broker, Spark and MLflow
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-bench: setup ## the benchmarks (about an hour): results in benchmarks/results/full.{json,md} and the README's table
+bench: setup ## the benchmarks (about 25 min): results in benchmarks/results/full.{json,md} and the README's table
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bench-quick: setup ## the benchmarks at small sizes (a few minutes): benchmarks/results/quick.{json,md}

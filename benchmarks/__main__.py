@@ -1,11 +1,11 @@
 """Benchmarks: producer, API efficiency, streaming, latency, trainer and memory, side by side with peers.
 
-    python -m benchmarks            # the full run (about an hour on 2 cores); updates the README's table
+    python -m benchmarks            # the full run (about 25 minutes on 2 cores); updates the README's table
     python -m benchmarks --quick    # small sizes, a few minutes: checks that every benchmark works
 
-Writes benchmarks/results/<mode>.json and <mode>.md. Each comparison runs both sides in the same run on
-the same machine and reports their ratio. These are measurements, not tests: nothing here fails on a
-slow number.
+Writes benchmarks/results/<mode>.json and <mode>.md (<mode>-<parts>.* for a run of some parts only).
+Each comparison runs both sides in the same run on the same machine and reports their ratio. These are
+measurements, not tests: nothing here fails on a slow number.
 """
 
 import argparse
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n".join(__doc__.splitlines()[1:]))  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes instead of about an hour")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes instead of about 25")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run these only")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results", help="output folder")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table (full runs)")
@@ -124,14 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         results["peak_rss_mib"] = {name: memory.peak_mib(name) for name in sorted(memory.peak)}
         results["peak_rss_processes_mib"] = {name: memory.breakdown_mib(name) for name in sorted(memory.peak)}
     results["total_seconds"] = round(time.monotonic() - started, 1)
+    everything = set(args.only) == set(SECTIONS)
+    name = mode if everything else f"{mode}-{'-'.join(args.only)}"  # a partial run keeps the full results
     args.results.mkdir(parents=True, exist_ok=True)
-    (args.results / f"{mode}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.results / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    (args.results / f"{mode}.md").write_text(table)
-    if mode == "full" and not args.no_readme and set(args.only) == set(SECTIONS):
+    (args.results / f"{name}.md").write_text(table)
+    if mode == "full" and everything and not args.no_readme:
         update_readme(ROOT / "README.md", table)
     console.print(table, markup=False, highlight=False)
-    console.print(f"results: {args.results / mode}.json and .md ({results['total_seconds']:.0f}s)")
+    console.print(f"results: {args.results / name}.json and .md ({results['total_seconds']:.0f}s)")
     return 1 if any("error" in results.get(name, {}) for name in args.only) else 0
 
 

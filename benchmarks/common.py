@@ -23,13 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent  # workers run as `python -m bench
 
 def tree_rss(process: psutil.Process) -> dict[str, int]:
     """Resident memory of a process and each of its descendants (a Python driver, its JVM, ...) in bytes,
-    by "pid name"."""
+    by "pid name". Each counts its proportional share (PSS) of pages it shares: a JVM forking to run a
+    command, or a Python worker forked from its daemon, would otherwise count the parent's memory twice.
+    For a process that shares nothing, PSS is its RSS."""
     sizes = {}
     for proc in [process, *process.children(recursive=True)]:
         try:
             if not is_process(proc.pid):  # a thread of a JVM can show up as a child: its memory is the JVM's
                 continue
-            sizes[f"{proc.pid} {proc.name()}"] = proc.memory_info().rss
+            sizes[f"{proc.pid} {proc.name()}"] = proc.memory_full_info().pss
         except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
             continue
     return sizes
@@ -44,9 +46,9 @@ def is_process(pid: int) -> bool:
 
 
 class PeakRss:
-    """Samples the summed RSS of process trees every `interval` seconds in a thread; `peak_mib[name]`."""
+    """Samples the resident memory of process trees (see `tree_rss`) every `interval` seconds in a thread."""
 
-    def __init__(self, interval: float = 0.25) -> None:
+    def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.watched: dict[str, psutil.Process] = {}
         self.peak: dict[str, int] = {}

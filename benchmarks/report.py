@@ -137,7 +137,8 @@ def memory_rows(results: dict[str, Any]) -> list[str]:
          peak(f"trainer-{max(trainer_sizes, default=0)}")],
         ["trainer, skip cycle", peak(prefix="trainer-skip")],
     ]  # fmt: skip
-    head = "**Peak memory** (resident set of each process tree, sampled every 0.25 s during the runs above):"
+    head = ("**Peak memory** (resident set of each process tree, shared pages counted once (PSS), sampled every "
+            "0.5 s during the runs above):")  # fmt: skip
     return [head, "", *table(["process", "peak RSS"], rows)]
 
 

@@ -27,7 +27,7 @@ def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
     result = run_module("benchmarks", "--quick", "--only", "producer", "api", "--results", str(tmp_path),
                         env=env, cwd=ROOT, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((tmp_path / "quick.json").read_text())
+    results = json.loads((tmp_path / "quick-producer-api.json").read_text())
 
     producer = results["producer"]
     print(f"\nproducer events/s: {producer['events_per_second']}, of the ceiling: {producer['ratio_to_ceiling']}")
@@ -49,7 +49,7 @@ def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
         > (results["api"]["extended"]["first_poll"]["requests_per_new_track"])
     ), "no batch endpoints in development mode"
 
-    table = (tmp_path / "quick.md").read_text()
+    table = (tmp_path / "quick-producer-api.md").read_text()
     assert "| ours, confluent-kafka (the default) |" in table and "| development |" in table
     assert results["peak_rss_mib"]["broker"] > 100
 
