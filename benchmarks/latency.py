@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,19 +44,13 @@ def send_steady(broker: Broker, rate: float, seconds: float) -> dict[str, Any]:
     time as observed_at. Returns what was sent."""
     from confluent_kafka import Producer  # noqa: PLC0415
 
-    from benchmarks.producer import InMemoryApi, RecordingPublisher, settings_for, workload  # noqa: PLC0415
+    from benchmarks.producer import InMemoryApi, first_poll_records, settings_for, workload  # noqa: PLC0415
     from producers.events import make_event, utc_now  # noqa: PLC0415
-    from producers.poller import Poller  # noqa: PLC0415
-    from producers.state import PollState  # noqa: PLC0415
 
     catalogue, playlists = workload(int(rate * seconds) + 1000)
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for("ceiling", broker.bootstrap_servers, TOPIC_PREFIX, Path(tmp), list(playlists))
-        recorder = RecordingPublisher()
-        state = PollState(Path(tmp) / "state.sqlite")
-        Poller(settings, InMemoryApi(catalogue, playlists), recorder, state, threading.Event()).poll_once()  # type: ignore[arg-type]
-        state.close()
-    records = recorder.records
+        records = first_poll_records(settings, InMemoryApi(catalogue, playlists))
     producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5, "acks": "all",
                          "enable.idempotence": True, "compression.type": "lz4",
                          "logger": logging.getLogger("librdkafka")})  # fmt: skip

@@ -20,10 +20,6 @@ from typing import Any
 
 from benchmarks.common import PeakRss, run_worker
 
-# DDL type -> pyarrow type of the gold table's columns
-ARROW_TYPES = {"STRING": "string", "INT": "int32", "BIGINT": "int64", "DOUBLE": "float64", "BOOLEAN": "bool",
-               "TIMESTAMP": "timestamp", "ARRAY<STRING>": "list<string>"}  # fmt: skip
-
 
 def gold_table(tracks: int, seed: int = 5) -> Any:
     """A `track_features` pyarrow table of `tracks` rows (extended API: every feature present)."""
@@ -34,14 +30,11 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
 
     size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
     rows = gold_rows(generate_catalogue(seed, size))
-    fields = []
-    for column in re.split(r",\s*(?![^<]*>)", table_schemas()["track_features"]):
-        name, ddl = column.split(" ", 1)
-        arrow = ARROW_TYPES[ddl.upper()]
-        kind = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
-                "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC"),
-                "list<string>": pa.list_(pa.string())}[arrow]  # fmt: skip
-        fields.append(pa.field(name, kind))
+    arrow_types = {"STRING": pa.string(), "INT": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+                   "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+                   "ARRAY<STRING>": pa.list_(pa.string())}  # fmt: skip
+    ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", table_schemas()["track_features"]))
+    fields = [pa.field(name, arrow_types[kind.upper()]) for name, kind in ddl]
     schema = pa.schema(fields)
     now = int(time.time() * 1_000_000)
     columns = {f.name: [row.get(f.name) for row in rows] for f in schema if f.name != "updated_at"}

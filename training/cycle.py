@@ -496,12 +496,18 @@ def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
     version = delta_version(settings.table_uri(GOLD))
     if version is None:  # no local table (or a remote one): run_cycle tells which
         return None
-    last = registry.last_trained(MlflowClient(), [registry.experiment_id(settings, task) for task in TASKS])
-    if last is None or last.version != version:
-        return None
-    return CycleReport(
-        gold_version=version, skipped=f"gold is still at version {version}, which the last run trained on"
-    )
+    _, reason = trained_on(MlflowClient(), settings, version)
+    return CycleReport(gold_version=version, skipped=reason) if reason else None
+
+
+def trained_on(
+    client: "MlflowClient", settings: TrainingSettings, version: int
+) -> tuple[registry.TrainedMark | None, str | None]:
+    """The last finished run's mark, and the reason to skip when it trained on this very gold version."""
+    last = registry.last_trained(client, [registry.experiment_id(settings, task) for task in TASKS])
+    if last is not None and last.version == version:
+        return last, f"gold is still at version {version}, which the last run trained on"
+    return last, None
 
 
 def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:
@@ -517,10 +523,8 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
         return report
     report.gold_version = version
     client = MlflowClient()
-    experiments = [registry.experiment_id(settings, task) for task in TASKS]
-    last = registry.last_trained(client, experiments)
-    if last is not None and last.version == version:
-        report.skipped = f"gold is still at version {version}, which the last run trained on"
+    last, report.skipped = trained_on(client, settings, version)
+    if report.skipped:
         return report
     gold = one_row_per_track(read_version(spark, location, version)).cache()
     try:
