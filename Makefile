@@ -15,7 +15,7 @@ BENCH_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]
 export JARS_DIR
 
-.PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-integration lint format doctor \
+.PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-integration test-faults audit lint format doctor \
         bench bench-quick \
         broker-start broker-stop broker-status broker-logs compose-config clean distclean
 
@@ -98,6 +98,12 @@ test-unit: setup ## run the fast tests only (no broker, no streaming)
 
 test-integration: setup ## run the tests that start the broker, Spark and MLflow
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
+	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+
+audit: venv ## pip-audit of the pinned dependencies (needs PyPI's JSON API or OSV)
+	$(PY) -m pip_audit --progress-spinner off --skip-editable
 
 bench: setup ## the benchmarks (about 25 min): results in benchmarks/results/full.{json,md} and the README's table
 	$(PY) -m benchmarks $(BENCH_ARGS)

@@ -32,6 +32,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration/" in item.nodeid:
             item.add_marker(pytest.mark.integration)
+        if "tests/faults/" in item.nodeid:
+            item.add_marker(pytest.mark.faults)
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
