@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +37,10 @@ def run_cli(body: Callable[[], int]) -> int:
         return EXIT_SETUP
     except ValidationError as exc:
         console.print(f"[bold red]error:[/] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
+        return EXIT_SETUP
+    except SettingsError as exc:  # a value pydantic-settings could not decode (a list that is not JSON, say)
+        console.print(f"[bold red]error:[/] invalid settings: {exc} (fix the variable in the environment or .env)",
+                      highlight=False, soft_wrap=True)  # fmt: skip
         return EXIT_SETUP
     except KeyboardInterrupt:
         console.print("interrupted")

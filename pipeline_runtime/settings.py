@@ -6,15 +6,31 @@ un-prefixed variable, so that one `DATA_DIR` or `KAFKA_BOOTSTRAP_SERVERS` in `.e
 those fields carry a `validation_alias`, which pydantic-settings reads instead of the prefixed name.
 """
 
+import json
 import os
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline_runtime.errors import SetupError
 
 ENV_FILE = ".env"
+
+
+def split_list(value: Any) -> Any:
+    """A list setting's text: a JSON list, or comma-separated values."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+# A list of strings from a JSON list or comma-separated values (`a,b` or `["a", "b"]`).
+CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
 
 
 def shared(name: str) -> AliasChoices:

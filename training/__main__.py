@@ -100,8 +100,8 @@ def print_cycle(report: CycleReport) -> None:
 
 def run(settings: TrainingSettings, once: bool, interval: float) -> int:
     stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
-    require_mlflow(settings)
-    with ProcessLock(settings.state_dir / "training.lock", "trainer"):
+    with ProcessLock(settings.state_dir / "training.lock", "trainer"):  # first: two trainers never share a store
+        require_mlflow(settings)
         spark: SparkSession | None = None  # started by the first cycle that needs it
         status = 0
         try:

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from pipeline_runtime.settings import MlflowSettings, SparkSettings
+from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings
 
 Tuning = Literal["quick", "full"]
 
@@ -32,8 +32,8 @@ class TrainingSettings(SparkSettings, MlflowSettings):
     min_feature_coverage: float = Field(
         0.5, gt=0, le=1, description="A feature is used when at least this share of the tracks has a value."
     )
-    exclude_features: list[str] = Field(
-        default_factory=list, description='Features never used, as JSON, e.g. ["artist_followers"].'
+    exclude_features: CsvList = Field(
+        default_factory=list, description="Features never used, comma-separated or JSON, e.g. artist_followers_log."
     )
     precision_at_k: int = Field(50, ge=1, description="k of the favourite model's precision@k.")
     recommendations: int = Field(

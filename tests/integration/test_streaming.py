@@ -1,7 +1,6 @@
 """The streaming job on the real stack: Kafka -> bronze -> quarantine/silver/gold, exactly once."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from pathlib import Path
 
 from confluent_kafka import Producer as KafkaProducer
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.broker import ensure_topics
 from producers.events import make_event, membership_payload, track_payload
@@ -25,7 +23,7 @@ from producers.state import PollState
 from streaming.job import maintain_tables, run_job
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
-from tests.conftest import JARS_DIR, clean_env, read_topic, run_module, sandbox_settings
+from tests.conftest import JARS_DIR, clean_env, run_module, sandbox_settings
 
 
 def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: object) -> StreamingSettings:
@@ -38,6 +36,17 @@ def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: obje
     }  # fmt: skip
     values.update(overrides)
     return StreamingSettings(_env_file=None, **values)
+
+
+def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, str]:
+    """The environment of `python -m streaming` on the same data dir, broker and topics as `settings`."""
+    return clean_env(
+        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        SPARK_MASTER="local[2]", SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
+        KAFKA_TOPIC_TRACKS=settings.topic_tracks, KAFKA_TOPIC_ARTISTS=settings.topic_artists,
+        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
+        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership, **overrides,
+    )  # fmt: skip
 
 
 def table(spark: SparkSession, settings: StreamingSettings, name: str):  # type: ignore[no-untyped-def]
@@ -153,77 +162,12 @@ def test_late_out_of_order_duplicate_and_poison_records(
     assert table(spark, settings, "bronze").count() == 9
 
 
-def test_sigkill_mid_batch_then_restart_keeps_every_record_once(
-    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
-) -> None:
-    settings = streaming_settings(tmp_path, bootstrap_servers, max_offsets_per_trigger=700)
-    ensure_topics(bootstrap_servers, settings.topics, partitions=2)
-    records = []
-    for i in range(2000):
-        track_id = f"{i:022d}"
-        track = track_payload({"id": track_id, "name": f"t{i}"})
-        records.append((settings.topic_tracks, make_event("track", track_id, track, "test").to_bytes()))
-        payload = membership_payload("P" * 22, "P", track_id, "added", "s", i % 5 == 0)
-        records.append((settings.topic_playlist_membership, make_event("playlist_membership", "P" * 22, payload,
-                                                                       "test").to_bytes()))  # fmt: skip
-    publish_raw(bootstrap_servers, records)
-    env = clean_env(
-        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
-        STREAMING_MAX_OFFSETS_PER_TRIGGER="700", STREAMING_SILVER_MAX_FILES_PER_TRIGGER="4",
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
-        KAFKA_TOPIC_ARTISTS=settings.topic_artists, KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
-    )  # fmt: skip
-
-    def run_until_killed(query: str, batches: int) -> None:
-        output = (tmp_path / f"killed-{query}.log").open("w")
-        process = subprocess.Popen([sys.executable, "-m", "streaming", "run", "--available-now"], env=env,
-                                   cwd=tmp_path, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
-        before = len([x for x in read_progress(settings.progress_file) if x["query"] == query])
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and process.poll() is None:
-            done = len([x for x in read_progress(settings.progress_file) if x["query"] == query])
-            if done >= before + batches:
-                time.sleep(0.7)  # into the next batch
-                break
-            time.sleep(0.1)
-        assert process.poll() is None, (tmp_path / f"killed-{query}.log").read_text()[-3000:]
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(30)
-        output.close()
-
-    run_until_killed("bronze", 2)
-    run_until_killed("silver", 1)
-    finished = run_module("streaming", "run", "--available-now", env=env, cwd=tmp_path, timeout=600)
-    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
-
-    bronze = table(spark, settings, "bronze")
-    assert bronze.count() == len(records)
-    assert bronze.select("topic", "partition", "offset").distinct().count() == len(records)
-    assert table(spark, settings, "silver_tracks").count() == 2000
-    assert table(spark, settings, "silver_playlist_history").count() == 2000
-    members = table(spark, settings, "silver_playlist_members")
-    assert members.count() == 2000 and members.where("is_member").count() == 2000
-    gold = table(spark, settings, "track_features")
-    assert gold.count() == 2000 and gold.where(F.col("is_favourite")).count() == 400
-    assert table(spark, settings, "quarantine").count() == 0
-    assert len(read_topic(bootstrap_servers, settings.topic_tracks)) == 2000
-
-
 def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
     spark: SparkSession, bootstrap_servers: str, tmp_path: Path
 ) -> None:
     settings = streaming_settings(tmp_path, bootstrap_servers)
     ensure_topics(bootstrap_servers, settings.topics)
-    env = clean_env(
-        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
-        STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="20",
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks, KAFKA_TOPIC_ARTISTS=settings.topic_artists,
-        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
-    )  # fmt: skip
+    env = streaming_env(settings, STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="20")
     log = (tmp_path / "streaming.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log,
                                stderr=subprocess.STDOUT)  # fmt: skip

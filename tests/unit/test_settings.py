@@ -93,3 +93,16 @@ def test_unwritable_data_dir_is_a_setup_error(tmp_path: Path) -> None:
     with pytest.raises(SetupError, match=r"is not writable .*DATA_DIR"):
         ensure_writable_dir(blocker / "data")
     assert ensure_writable_dir(tmp_path / "new" / "data").is_dir()
+
+
+def test_list_settings_take_commas_or_json_and_a_bad_one_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TRAINING_EXCLUDE_FEATURES", "artist_followers_log, genres")
+    assert TrainingSettings(_env_file=None).exclude_features == ["artist_followers_log", "genres"]
+    monkeypatch.setenv("TRAINING_EXCLUDE_FEATURES", '["genres"]')
+    assert TrainingSettings(_env_file=None).exclude_features == ["genres"]
+    monkeypatch.setenv("TRAINING_EXCLUDE_FEATURES", '["genres"')
+    assert run_cli(lambda: TrainingSettings(_env_file=None) and 0) == 2
+    out = capsys.readouterr().out
+    assert "error: invalid settings" in out and "exclude_features" in out and "Traceback" not in out
