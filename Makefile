@@ -12,6 +12,7 @@ PY := $(VENV)/bin/python
 JARS_DIR ?= jars
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+AUDIT_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]
 export JARS_DIR
 
@@ -102,8 +103,11 @@ test-integration: setup ## run the tests that start the broker, Spark and MLflow
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
 	$(PY) -m pytest -m faults $(PYTEST_ARGS)
 
-audit: venv ## pip-audit of the pinned dependencies (needs PyPI's JSON API or OSV)
-	$(PY) -m pip_audit --progress-spinner off --skip-editable
+# --strict: a dependency that could not be looked up fails the audit instead of passing unchecked.
+audit: venv ## pip-audit of the installed pinned dependencies (needs PyPI's JSON API, or AUDIT_ARGS="-s osv")
+	@$(PY) -m pip_audit --progress-spinner off --skip-editable --strict $(AUDIT_ARGS) || { \
+	  echo "error: pip-audit found vulnerabilities or could not look every dependency up (see above): a finding"; \
+	  echo "       is fixed by raising the pin in pyproject.toml, or explained in README.md (Security)"; exit 1; }
 
 bench: setup ## the benchmarks (about 25 min): results in benchmarks/results/full.{json,md} and the README's table
 	$(PY) -m benchmarks $(BENCH_ARGS)

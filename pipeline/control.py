@@ -119,7 +119,8 @@ def down(settings: PipelineSettings) -> int:
 
 
 def mlflow_ui(settings: PipelineSettings) -> int:
-    """`mlflow ui` on the local store, bound to 127.0.0.1; a configured tracking server has its own UI."""
+    """`mlflow ui` on the local store, bound to 127.0.0.1 unless PIPELINE_MLFLOW_UI_HOST says otherwise; a
+    configured tracking server has its own UI."""
     from pipeline_runtime.mlflow_setup import tracking_uri  # noqa: PLC0415
 
     if settings.mlflow_tracking_uri:
@@ -128,9 +129,9 @@ def mlflow_ui(settings: PipelineSettings) -> int:
     if not (settings.mlflow_dir / "mlflow.db").exists():
         raise SetupError(f"no MLflow store in {settings.mlflow_dir} yet: run `make demo` or `make train` first")
     uri = tracking_uri(settings)
-    console.print(f"MLflow UI on http://127.0.0.1:{settings.mlflow_ui_port} (store {uri}); Ctrl-C stops it")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-               "--port", str(settings.mlflow_ui_port)]  # fmt: skip
+    host, port = settings.mlflow_ui_host, settings.mlflow_ui_port
+    console.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", highlight=False)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

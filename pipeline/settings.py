@@ -27,4 +27,7 @@ class PipelineSettings(KafkaSettings, SparkSettings, MlflowSettings):
     restart_backoff_max_seconds: float = Field(
         300.0, gt=0, description="Longest pause before a crashed service restarts."
     )
-    mlflow_ui_port: int = Field(5000, ge=1, le=65535, description="Port of `make mlflow-ui` on 127.0.0.1.")
+    mlflow_ui_host: str = Field(
+        "127.0.0.1", description="Address `make mlflow-ui` binds: 127.0.0.1 (this machine only), 0.0.0.0 (every one)."
+    )
+    mlflow_ui_port: int = Field(5000, ge=1, le=65535, description="Port of `make mlflow-ui`.")

@@ -1,5 +1,26 @@
-"""Errors a user fixes outside the code (a missing tool, a busy port, a wrong path)."""
+"""Errors a user fixes outside the code (a missing tool, a busy port, a wrong path, a full disk)."""
+
+# What the OS (through Java, Python or SQLite) says when storage refuses a write, and what it means.
+STORAGE_FAULTS = {
+    "No space left on device": "the disk is full",
+    "database or disk is full": "the disk is full",
+    "Disk quota exceeded": "the disk quota is used up",
+    "Read-only file system": "the file system is read-only",
+    "attempt to write a readonly database": "the file system is read-only",
+    "Permission denied": "writing is not permitted",
+    "AccessDeniedException": "writing is not permitted",
+}
 
 
 class SetupError(Exception):
     """One line that says what is wrong and how to fix it; CLIs print it without a traceback."""
+
+
+def storage_fault(error: object) -> str | None:
+    """'the disk is full (No space left on device)' when an error's text (a Java stack trace included) names
+    a storage fault, else None."""
+    text = str(error)
+    for words, meaning in STORAGE_FAULTS.items():
+        if words in text:
+            return f"{meaning} ({words})"
+    return None

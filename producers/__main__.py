@@ -10,9 +10,11 @@ python -m producers check                               settings (secrets masked
 import argparse
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
@@ -20,8 +22,13 @@ from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
 
+if TYPE_CHECKING:
+    from producers.poller import Conditions
+    from producers.spotify import SpotifyApi
+
 log = logging.getLogger("producers")
 EXIT_TEMPFAIL = 75
+LOGIN_CHECK_SECONDS = 5.0  # how often a producer whose login expired looks for a new one
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,42 +104,106 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(settings: ProducerSettings, once: bool, interval: float | None) -> int:
-    from producers.poller import Poller, describe_wait  # noqa: PLC0415
+    from producers.poller import Conditions, Poller  # noqa: PLC0415
     from producers.publish import open_publisher  # noqa: PLC0415
-    from producers.spotify import RateLimited, SpotifyApi  # noqa: PLC0415
+    from producers.spotify import LoginExpired, SpotifyApi  # noqa: PLC0415
     from producers.state import PollState  # noqa: PLC0415
 
     stop = install_stop_handlers(log, "after the current unit")
     ensure_writable_dir(settings.state_dir, "producer state folder")
     api = SpotifyApi(settings)
-    while True:
-        try:
-            api.detect_generation()
-            break
-        except RateLimited as exc:
-            log.warning("%s", describe_wait(exc))
-            if once:
-                return EXIT_TEMPFAIL
-            if stop.wait(exc.retry_after):
-                return 0
+    every = interval or settings.poll_interval_seconds
+    conditions = Conditions()
+    stopped = detect_generation(settings, api, conditions, stop, once, every)
+    if stopped is not None:
+        log.info("producer stopped before its first poll")
+        return stopped
     publisher = open_publisher(settings)
     state = PollState(settings.state_file)
-    poller = Poller(settings, api, publisher, state, stop)
-    every = interval or settings.poll_interval_seconds
+    poller = Poller(settings, api, publisher, state, stop, conditions)
     try:
         while True:
-            report = poller.poll_once()
+            try:
+                report = poller.poll_once()
+            except LoginExpired as exc:
+                if once:
+                    raise
+                if wait_for_new_login(settings, exc, stop, every):
+                    return 0
+                continue
             if once or stop.is_set():
                 return EXIT_TEMPFAIL if (once and report.resume_at) else 0
             delay = every if report.resume_at is None else max(every, report.resume_at - time.time())
             next_at = datetime.fromtimestamp(time.time() + delay, UTC).strftime("%H:%M:%S UTC")
-            log.info("next poll at %s", next_at)
+            log.log(logging.DEBUG if report.quiet else logging.INFO, "next poll at %s", next_at)
             if stop.wait(delay):
                 return 0
     finally:
         publisher.close()
         state.close()
         log.info("producer stopped; Kafka confirmed everything it was given")
+
+
+def detect_generation(
+    settings: ProducerSettings, api: "SpotifyApi", conditions: "Conditions", stop: threading.Event, once: bool,
+    every: float,
+) -> int | None:  # fmt: skip
+    """Ask Spotify which API the app gets, waiting out 429s, outages and an expired login as the poll loop
+    does; an exit code when the producer should end instead."""
+    from spotipy.exceptions import SpotifyException  # noqa: PLC0415
+
+    from producers.spotify import LoginExpired, RateLimited, ServiceUnavailable  # noqa: PLC0415
+
+    while True:
+        conditions.begin_poll()
+        try:
+            api.detect_generation()
+        except RateLimited as exc:
+            conditions.rate_limited(exc)
+            delay = exc.retry_after
+        except ServiceUnavailable as exc:
+            conditions.failed(exc, "the first request, which tells the API generation")
+            delay = every
+        except SpotifyException as exc:
+            conditions.refused(exc, "the first request, which tells the API generation; PRODUCER_API_GENERATION "
+                              "set to extended or development skips it")  # fmt: skip
+            delay = every
+        except LoginExpired as exc:
+            if once:
+                raise
+            if wait_for_new_login(settings, exc, stop, every):
+                return 0
+            continue
+        else:
+            conditions.end_poll(complete=True, stopped=False)
+            return None
+        if once:
+            return EXIT_TEMPFAIL
+        if stop.wait(delay):
+            return 0
+
+
+def wait_for_new_login(settings: ProducerSettings, exc: Exception, stop: threading.Event, every: float) -> bool:
+    """After Spotify refused the saved login: ask Spotify nothing and watch the token file until
+    `python -m producers login` renews it. True when stopped meanwhile."""
+    token_file = settings.token_file
+    every = min(every, LOGIN_CHECK_SECONDS)
+    before = read_token_file(token_file)
+    log.error("%s Until then the producer keeps running without asking Spotify anything, and resumes by itself "
+              "once the login is renewed (it checks %s every %.0fs).", exc, token_file, every)  # fmt: skip
+    while not stop.wait(every):
+        now = read_token_file(token_file)
+        if now is not None and now != before:
+            log.info("a new Spotify login is in %s: polling resumed", token_file)
+            return False
+    return True
+
+
+def read_token_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int:

@@ -3,7 +3,8 @@
 Each unit builds its events, publishes them, waits for Kafka's confirmation and only then commits its
 poll state: an unchanged playlist costs one request, a track already published unchanged is not
 published again, and a crash can cause re-sends but never gaps. A 429 ends the poll and says when
-Spotify may be asked again; the run loop waits for that without blocking SIGTERM.
+Spotify may be asked again; the run loop waits for that without blocking SIGTERM. What keeps going
+wrong (a 429 storm, an outage, timeouts) is logged once when it starts and once when it is over.
 """
 
 import logging
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal
+
+from spotipy.exceptions import SpotifyException
 
 from producers.catalogue_file import CatalogueFeatures
 from producers.events import (
@@ -28,7 +31,7 @@ from producers.events import (
 )
 from producers.publish import DeliveryFailed, Publisher
 from producers.settings import ProducerSettings
-from producers.spotify import RateLimited, ServiceUnavailable, SpotifyApi, parse_id
+from producers.spotify import RateLimited, ServiceUnavailable, SpotifyApi, endpoint_of, parse_id
 from producers.state import Changes, PollState
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class PollReport:
     rate_limited: int = 0
     resume_at: float | None = None
     stopped: bool = False
+    quiet: bool = False  # nothing new: only what was already reported went on
 
     def summary(self) -> str:
         published = ", ".join(f"{n} {t}" for t, n in sorted(self.events.items())) or "nothing new"
@@ -61,6 +65,77 @@ def describe_wait(exc: RateLimited) -> str:
     return f"{exc}; no requests until {resume} (in {timedelta(seconds=round(exc.retry_after))})"
 
 
+GOING_ON = (
+    "the producer keeps running, skips what failed and asks again next poll (a 'resumed' line follows when it is over)"
+)
+
+
+@dataclass
+class Condition:
+    label: str
+    variant: object
+    since: float
+    times: int = 1
+    rate_limit: bool = False
+
+
+class Conditions:
+    """What keeps going wrong with Spotify: a 429 storm, an outage, timeouts, unreadable answers, a refused
+    endpoint. Each is logged once when it starts (again only if it changes, e.g. a rate limit becoming
+    QUOTA_EXCEEDED) and once when it is over, never at every request or poll."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, Condition] = {}
+        self.seen: set[str] = set()
+        self.news = False  # something was logged since the poll began
+
+    def begin_poll(self) -> None:
+        self.seen.clear()
+        self.news = False
+
+    def report(self, key: str, label: str, message: str, variant: object = None, rate_limit: bool = False) -> None:
+        self.seen.add(key)
+        current = self.active.get(key)
+        if current is not None and current.variant == variant:
+            current.times += 1
+            log.debug("still: %s", message)
+            return
+        since, times = (current.since, current.times + 1) if current else (time.time(), 1)
+        self.active[key] = Condition(label, variant, since, times, rate_limit)
+        log.warning("%s", message)
+        self.news = True
+
+    def rate_limited(self, exc: RateLimited) -> None:
+        what = "QUOTA_EXCEEDED" if exc.quota_exceeded else "rate limiting"
+        self.report(f"{exc.service} 429", f"{exc.service} {what} (429)",
+                    f"{describe_wait(exc)}. What was published is kept; the poll resumes then.",
+                    exc.quota_exceeded, rate_limit=True)  # fmt: skip
+
+    def failed(self, exc: ServiceUnavailable, where: str) -> None:
+        self.report(str(exc), f"'{exc}'", f"{exc} ({where}): {GOING_ON}")
+
+    def refused(self, exc: SpotifyException, where: str) -> None:
+        endpoint = endpoint_of(exc)
+        detail = str(exc.msg).split(":\n", 1)[-1].strip()
+        answer = f"{exc.http_status} ({detail})" if detail not in ("", "None") else str(exc.http_status)
+        why = ("this app may not use it (removed for new apps, or not allowed)" if exc.http_status in (403, 404)
+               else "the request was refused")  # fmt: skip
+        message = f"Spotify answered {answer} for {endpoint} ({where}): {why}; {GOING_ON}"
+        self.report(f"{exc.http_status} {endpoint}", f"{exc.http_status} answers for {endpoint}", message)
+
+    def end_poll(self, complete: bool, stopped: bool) -> None:
+        """What did not happen again is over: anything after a poll that went through every unit; a 429
+        after any poll that no 429 cut short (the service answered)."""
+        for key, condition in list(self.active.items()):
+            if key in self.seen or stopped or not (complete or condition.rate_limit):
+                continue
+            del self.active[key]
+            lasted = timedelta(seconds=round(time.time() - condition.since))
+            log.info("resumed after %s: no more %s, seen %d time(s); polling goes on where it stopped",
+                     lasted, condition.label, condition.times)  # fmt: skip
+            self.news = True
+
+
 class Poller:
     def __init__(
         self,
@@ -69,12 +144,14 @@ class Poller:
         publisher: Publisher,
         state: PollState,
         stop: threading.Event | None = None,
+        conditions: Conditions | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
         self.publisher = publisher
         self.state = state
         self.stop = stop or threading.Event()
+        self.conditions = conditions or Conditions()
         self.favourites = {parse_id("playlist", p) for p in settings.favourite_playlists}
         self.catalogue = CatalogueFeatures(settings.catalogue_file) if settings.catalogue_file else None
         self.source = f"spotify-api/{api.generation}"
@@ -100,6 +177,9 @@ class Poller:
         self.report = report = PollReport()
         before = Counter(self.api.counter)
         published_before = Counter(self.emitter.published)
+        conditions = self.conditions
+        conditions.begin_poll()
+        complete = False
         try:
             for name, unit in self.units():
                 if self.stop.is_set():
@@ -110,20 +190,29 @@ class Poller:
                     unit()
                 except ServiceUnavailable as exc:
                     report.failed_units += 1
-                    log.warning("%s: %s; it is retried next poll", name, exc)
+                    conditions.failed(exc, name)
+                except SpotifyException as exc:  # a 4xx other than 401/429: that unit only
+                    report.failed_units += 1
+                    conditions.refused(exc, name)
+            complete = not report.stopped
         except RateLimited as exc:
             report.resume_at = time.time() + exc.retry_after
-            log.warning("%s. What was published is kept; the poll resumes then.", describe_wait(exc))
+            conditions.rate_limited(exc)
         except ServiceUnavailable as exc:
             report.failed_units += 1
-            log.warning("poll stopped early: %s; retried next poll", exc)
+            conditions.failed(exc, "listing what to poll; the poll stopped there")
+        except SpotifyException as exc:
+            report.failed_units += 1
+            conditions.refused(exc, "listing what to poll; the poll stopped there")
         except DeliveryFailed as exc:
             report.failed_units += 1
             log.error("%s; nothing of that unit is recorded as published: it is sent again next poll", exc)
+        conditions.end_poll(complete, report.stopped)
         report.requests = self.api.counter["requests"] - before["requests"]
         report.rate_limited = self.api.counter["429"] - before["429"]
         report.events = self.emitter.published - published_before
-        log.info("poll: %s", report.summary())
+        report.quiet = bool(conditions.active) and not conditions.news and not report.events
+        log.log(logging.DEBUG if report.quiet else logging.INFO, "poll: %s", report.summary())
         return report
 
     # --- units ---

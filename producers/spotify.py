@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import spotipy
@@ -23,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 from spotipy.oauth2 import SpotifyClientCredentials, SpotifyPKCE
+from urllib3.exceptions import TimeoutError
 from urllib3.util.retry import Retry
 
 from pipeline_runtime.errors import SetupError
@@ -48,7 +50,7 @@ class RateLimited(Exception):
         self.service = service
         self.retry_after = retry_after
         self.quota_exceeded = quota_exceeded
-        what = "its quota is used up (QUOTA_EXCEEDED)" if quota_exceeded else "rate limited"
+        what = "says this app's quota is used up (QUOTA_EXCEEDED)" if quota_exceeded else "rate limited"
         super().__init__(f"{service} {what}: Retry-After {retry_after:.0f}s")
 
 
@@ -216,7 +218,7 @@ class SpotifyApi:
             except SpotifyOauthError as exc:
                 raise self._oauth_problem(exc) from None
             except requests.RequestException as exc:
-                raise ServiceUnavailable(f"Spotify did not answer ({type(exc).__name__})") from None
+                raise no_answer("Spotify", exc, self.settings.request_timeout_seconds) from None
             if result is None:
                 raise ServiceUnavailable("Spotify's answer was not valid JSON")
             return result
@@ -411,7 +413,7 @@ class SpotifyApi:
                 response = self.recco.get(f"{base}/audio-features", params={"ids": ",".join(chunk)},
                                           timeout=self.settings.request_timeout_seconds)  # fmt: skip
             except requests.RequestException as exc:
-                raise ServiceUnavailable(f"ReccoBeats did not answer ({type(exc).__name__})") from None
+                raise no_answer("ReccoBeats", exc, self.settings.request_timeout_seconds) from None
             if response.status_code == 429:
                 raise RateLimited("ReccoBeats", retry_after_seconds(response.headers), False)
             if response.status_code >= 400:
@@ -425,6 +427,24 @@ class SpotifyApi:
                 if match:
                     found[match.group(1)] = item
         return found
+
+
+def no_answer(service: str, exc: requests.RequestException, timeout: float) -> ServiceUnavailable:
+    """A timeout as such (requests reports one that ran out of retries as a ConnectionError), else what failed."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(exc, requests.Timeout) or isinstance(reason, TimeoutError):
+        return ServiceUnavailable(f"{service} did not answer within {timeout:g}s (timeout)")
+    return ServiceUnavailable(f"{service} could not be reached ({type(exc).__name__})")
+
+
+def endpoint_of(exc: SpotifyException) -> str:
+    """The endpoint a refused request went to, ids left out: `playlists/{id}/items` (from the URL that
+    spotipy puts at the start of its message)."""
+    url = str(exc.msg).split(":\n", 1)[0]
+    if not url.startswith(("http", "/")):
+        return "an endpoint"
+    path = re.sub(r"^.*?/v1/", "", urlsplit(url).path)
+    return re.sub(r"\b[0-9A-Za-z]{22}\b", "{id}", path).strip("/") or "an endpoint"
 
 
 def retry_after_seconds(headers: Any) -> float:

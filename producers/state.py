@@ -8,9 +8,11 @@ cause re-sends of the same events (same event ids), never gaps.
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pipeline_runtime.errors import SetupError, storage_fault
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS playlist (
@@ -39,6 +41,7 @@ class Changes:
 class PollState:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -49,13 +52,26 @@ class PollState:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                with suppress(sqlite3.Error):  # SQLite has rolled back already after some errors
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            fault = storage_fault(exc)
+            if fault is None:
+                raise
+            with suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise SetupError(
+                f"the producer could not record its poll state in {self.path}: {fault}. Free space on that disk or "
+                "make it writable, then start the producer again: what Kafka confirmed but the state did not record "
+                "is sent again with the same event ids, and the streaming job keeps one of each"
+            ) from None
 
     def snapshot(self, playlist_id: str) -> str | None:
         row = self.db.execute("SELECT snapshot_id FROM playlist WHERE playlist_id = ?", (playlist_id,)).fetchone()

@@ -15,6 +15,7 @@ from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.logs import configure_logging
+from pipeline_runtime.settings import ensure_writable_dir
 from streaming.settings import StreamingSettings
 
 log = logging.getLogger("streaming")
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             from streaming.job import run_job  # noqa: PLC0415
 
             require_kafka(settings.kafka_bootstrap_servers)
+            ensure_writable_dir(settings.data_dir, "data dir")
             return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))
         if args.command == "tail":
             return tail_command(settings, args.follow, args.json, args.lines)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.delta_log import delta_version
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.errors import SetupError, storage_fault
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
@@ -91,6 +91,29 @@ class QueryFailed(SetupError):
             f"the {name} streaming query failed: {first[:300]} (full error above; the checkpoint is intact, "
             "so a restart resumes where it stopped)"
         )
+
+
+class StorageFailed(SetupError):
+    """The tables or checkpoints refused a write (a full disk, a read-only mount): what and how to go on."""
+
+    def __init__(self, settings: StreamingSettings, fault: str) -> None:
+        places = [f"DATA_DIR ({settings.data_dir.resolve()})"]
+        places += [f"{name} ({value})" for name, value in (("TABLES_LOCATION", settings.tables_location),
+                   ("CHECKPOINTS_LOCATION", settings.checkpoints_location)) if value]  # fmt: skip
+        super().__init__(
+            f"the streaming job could not write its tables or checkpoints: {fault}. Free space on "
+            f"{' and '.join(places)} or make it writable, then start the job again: the checkpoints and the Delta "
+            "logs are intact, so it resumes at the last committed batch and writes nothing twice"
+        )
+
+
+def query_failed(settings: StreamingSettings, name: str | None, error: object) -> SetupError:
+    """A storage fault said as such (the whole error at DEBUG), anything else as QueryFailed."""
+    fault = storage_fault(error)
+    if fault is None:
+        return QueryFailed(name, error)
+    log.debug("the %s query failed:\n%s", name, error)
+    return StorageFailed(settings, fault)
 
 
 def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
@@ -313,7 +336,7 @@ def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading
                     stop_between_batches(query, settings.stop_timeout_seconds)
                     return
         except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
-            raise QueryFailed(query.name, exc) from None
+            raise query_failed(settings, query.name, exc) from None
 
 
 def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
@@ -323,7 +346,7 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
     while not stop.wait(2):
         for query in queries:
             if not query.isActive:
-                raise QueryFailed(query.name, query.exception())
+                raise query_failed(settings, query.name, query.exception())
         if time.monotonic() >= next_upkeep:
             maintain_tables(spark, settings, stop)
             next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
@@ -347,6 +370,14 @@ def run_job(
         ensure_tables(spark, settings)
         (catch_up if available_now else run_continuously)(spark, settings, stop)
         return 0
+    except SetupError:
+        raise
+    except Exception as exc:  # creating a table or upkeep: a full disk is said as such, the rest as it was
+        fault = storage_fault(exc)
+        if fault is None:
+            raise
+        log.debug("a write failed:\n%s", exc)
+        raise StorageFailed(settings, fault) from None
     finally:
         progress.flush(timeout=5)
         spark.streams.removeListener(progress)

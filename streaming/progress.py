@@ -89,8 +89,12 @@ class ProgressLog(StreamingQueryListener):
         if progress.name == "bronze":  # the Delta sink's query: its facts are the table's version
             facts = {"delta_versions": {"bronze": delta_version(self.bronze_location)}}
         line = progress_line(progress, facts)
-        with self.lock, self.path.open("a") as handle:
-            handle.write(json.dumps(line) + "\n")
+        try:
+            with self.lock, self.path.open("a") as handle:
+                handle.write(json.dumps(line) + "\n")
+        except OSError as exc:  # a full disk or a read-only mount: the job says so when its own writes fail
+            log.warning("progress of %s batch %d not logged to %s: %s", progress.name, progress.batchId, self.path,
+                        exc.strerror or exc)  # fmt: skip
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
         pass

@@ -90,20 +90,38 @@ def to_bronze(records: "DataFrame") -> "DataFrame":
     )
 
 
-def _present(v: Column, path: str) -> Column:
-    value = F.try_variant_get(v, path, "variant")
-    return value.isNotNull() & ~F.is_variant_null(value)
+INTEGRAL_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 
 
 def _check_field(v: Column, path: str, name: str, spark_type: str, required: bool) -> Column:
-    """The reason a field fails (missing when required, or not of its type), else null."""
-    present = _present(v, path)
-    if spark_type == "string":  # a number would cast to a string: ask for a JSON string itself
-        well_typed = F.schema_of_variant(F.try_variant_get(v, path, "variant")) == F.lit("STRING")
+    """The reason a field fails (missing when required, not of its JSON type, or out of range), else null.
+
+    The JSON type itself is checked: `try_variant_get` alone casts ("42" and true read as the int 42 and 1,
+    1.5 as 1, [1] as ["1"]), so an event with such a field would be accepted with a value it did not hold."""
+    value = F.try_variant_get(v, path, "variant")
+    present = value.isNotNull() & ~F.is_variant_null(value)
+    json_type = F.schema_of_variant(value)
+    in_range = None
+    if spark_type in ("int", "bigint"):  # an integral number (1, 1.0, 1e2, 1e400), not 1.5 or a numeric string
+        as_double = F.try_variant_get(v, path, "double")
+        well_typed = (
+            json_type.isin(*INTEGRAL_TYPES)
+            | json_type.rlike(r"^DECIMAL\(\d+,0\)$")
+            | ((json_type == "DOUBLE") & ((as_double % 1 == 0) | (F.abs(as_double) == float("inf"))))
+        )
+        in_range = F.try_variant_get(v, path, spark_type).isNotNull()
+    elif spark_type == "double":  # any finite number (1e400 parses as infinity)
+        well_typed = json_type.isin(*INTEGRAL_TYPES, "DOUBLE", "FLOAT") | json_type.startswith("DECIMAL")
+        in_range = F.abs(F.try_variant_get(v, path, "double")) != float("inf")
+    elif spark_type == "array<string>":
+        well_typed = json_type.isin("ARRAY<STRING>", "ARRAY<VOID>")  # [] and [null] have no element type
     else:
-        well_typed = F.try_variant_get(v, path, spark_type).isNotNull()
+        well_typed = json_type == F.lit(spark_type.upper())  # STRING, BOOLEAN
     missing = F.lit(f"missing field {name}") if required else F.lit(None)
-    return F.when(~present, missing).when(~well_typed, F.lit(f"wrong type of {name} (expected {spark_type})"))
+    check = F.when(~present, missing).when(~well_typed, F.lit(f"wrong type of {name} (expected {spark_type})"))
+    if in_range is not None:
+        check = check.when(~in_range, F.lit(f"{name} out of range for {spark_type}"))
+    return check
 
 
 def parse_events(bronze: "DataFrame", topic_event_types: dict[str, str], max_bytes: int) -> "DataFrame":
@@ -116,6 +134,7 @@ def parse_events(bronze: "DataFrame", topic_event_types: dict[str, str], max_byt
     # evaluated again by each of the ~50 checks of a row (Spark does not share them across a COALESCE's
     # branches); as columns, parsing a batch takes 40 % less time.
     event_type, version, observed = F.col("event_type"), F.col("schema_version"), F.col("observed_at")
+    payload = F.try_variant_get(F.col("doc"), "$.payload", "variant")
 
     envelope_checks = [
         F.when(F.length("value") > max_bytes, F.format_string(f"oversize: %d bytes > {max_bytes}", F.length("value"))),
@@ -134,12 +153,8 @@ def parse_events(bronze: "DataFrame", topic_event_types: dict[str, str], max_byt
         _check_field(F.col("doc"), "$.source", "source", "string", False),
         _check_field(F.col("doc"), "$.observed_at", "observed_at", "string", True),
         F.when(observed.isNull(), F.lit("observed_at is not a timestamp")),
-        F.when(
-            ~F.coalesce(
-                F.schema_of_variant(F.try_variant_get(F.col("doc"), "$.payload", "variant")).startswith("OBJECT"),
-                F.lit(False),
-            ),
-            F.lit("missing field payload"),
+        F.when(payload.isNull() | F.is_variant_null(payload), F.lit("missing field payload")).when(
+            ~F.schema_of_variant(payload).startswith("OBJECT"), F.lit("wrong type of payload (expected object)")
         ),
     ]
     payload_checks = []

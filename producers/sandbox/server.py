@@ -11,7 +11,8 @@ It serves a generated catalogue (producers.sandbox.catalogue) in either API gene
 
 Tokens: client credentials, and authorization code with PKCE and refresh (`/authorize` approves at
 once and redirects, so a login can run headless). Faults are switched by flags or at run time with
-`POST /_sandbox/faults`; `GET /_sandbox/stats` counts the requests per endpoint.
+`POST /_sandbox/faults` (see `Faults`; `outage_seconds` and `removed` only there); `GET /_sandbox/stats`
+counts the requests per endpoint and the answers each fault spoilt.
 """
 
 import base64
@@ -20,6 +21,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter
@@ -58,6 +60,8 @@ class Faults:
     expire_tokens: bool = False  # set: every access token issued so far expires at once (401)
     invalid_grant: bool = False  # refresh tokens are refused with invalid_grant
     token_ttl: int = 3600  # expires_in of new access tokens
+    outage_seconds: float = 0  # set: every API request answers 503 for this long from now (longer than retries)
+    removed: dict[str, int] = field(default_factory=dict)  # endpoint (as counted in stats) -> 403 or 404 for good
 
 
 @dataclass
@@ -75,8 +79,10 @@ class SandboxState:
     faults: Faults = field(default_factory=Faults)
     tokens: dict[str, Token] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri, scope)
-    refresh_tokens: set[str] = field(default_factory=set)
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> the scope it grants
     requests: Counter[str] = field(default_factory=Counter)
+    faulted: Counter[str] = field(default_factory=Counter)  # answers spoilt on purpose, per fault
+    outage_until: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -152,7 +158,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     with self.state.lock:
                         self.state.requests[name] += 1
                     if path.startswith("/v1/"):
-                        self.apply_faults()
+                        self.apply_faults(name)
                     handler(self, query, *match.groups())
                     return
             raise ApiError(404, "Service not found")
@@ -164,13 +170,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
             self.send_bytes(error.status, body, error.headers)
 
-    def apply_faults(self) -> None:
-        faults = self.state.faults
+    def apply_faults(self, endpoint: str) -> None:
+        faults, faulted = self.state.faults, self.state.faulted
         if faults.slow_ms:
             time.sleep(faults.slow_ms / 1000)
         with self.state.lock:
+            if endpoint in faults.removed:
+                faulted["removed"] += 1
+                raise ApiError(faults.removed[endpoint], "Service not found" if faults.removed[endpoint] == 404
+                               else "Forbidden")  # fmt: skip
+            if time.time() < self.state.outage_until:
+                faulted["outage"] += 1
+                raise ApiError(503, "Service unavailable")
             if faults.rate_limit > 0:
                 faults.rate_limit -= 1
+                faulted["429"] += 1
                 error: dict[str, Any] = {"status": 429, "message": "API rate limit exceeded"}
                 if faults.quota_exceeded:
                     error = {"status": 429, "message": "Quota exceeded", "reason": "QUOTA_EXCEEDED"}
@@ -178,9 +192,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                                {"Retry-After": str(faults.retry_after)})  # fmt: skip
             if faults.server_errors > 0:
                 faults.server_errors -= 1
+                faulted["503"] += 1
                 raise ApiError(503, "Service unavailable")
             if faults.malformed > 0:
                 faults.malformed -= 1
+                faulted["malformed"] += 1
                 raise ApiError(200, "malformed", b'{"items": [{"id": "trunc')
         self.authorise()
 
@@ -215,14 +231,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.send_json(400, {"error": "invalid_grant", "error_description": "Invalid authorization code"})
                 return
             refresh = secrets.token_urlsafe(24)
-            state.refresh_tokens.add(refresh)
+            state.refresh_tokens[refresh] = pending[2]
             self.send_json(200, {**state.issue_token("user"), "refresh_token": refresh, "scope": pending[2]})
             return
         if grant == "refresh_token":
-            if state.faults.invalid_grant or form.get("refresh_token") not in state.refresh_tokens:
+            scope = state.refresh_tokens.get(form.get("refresh_token", ""))
+            if state.faults.invalid_grant or scope is None:
                 self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
                 return
-            self.send_json(200, state.issue_token("user"))
+            # as Spotify answers: the scope again, no new refresh token
+            self.send_json(200, {**state.issue_token("user"), "scope": scope})
             return
         self.send_json(400, {"error": "unsupported_grant_type"})
 
@@ -475,16 +493,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 for token in self.state.tokens.values():
                     token.expires_at = 0
                 self.state.faults.expire_tokens = False
+            if self.state.faults.outage_seconds:
+                self.state.outage_until = time.time() + self.state.faults.outage_seconds
+                self.state.faults.outage_seconds = 0
         self.send_json(200, asdict(self.state.faults))
 
     def stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:
-            counts = dict(self.state.requests)
-        self.send_json(200, {"requests": counts, "total": sum(counts.values()), "generation": self.state.generation})
+            counts, faulted = dict(self.state.requests), dict(self.state.faulted)
+        self.send_json(200, {"requests": counts, "total": sum(counts.values()), "faults": faulted,
+                             "generation": self.state.generation})  # fmt: skip
 
     def reset_stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:
             self.state.requests.clear()
+            self.state.faulted.clear()
         self.send_json(200, {"requests": {}, "total": 0})
 
     def change_playlist(self, _query: dict[str, str], playlist_id: str) -> None:
@@ -554,6 +577,11 @@ class SandboxServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # the client gave up waiting (a timeout fault): nothing to report
+        super().handle_error(request, client_address)
 
     def start_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="spotify-sandbox", daemon=True)

@@ -41,6 +41,11 @@ def payload_with(**changes: object) -> bytes:
     return json.dumps(event).encode()
 
 
+def features_with(**changes: object) -> bytes:
+    payload = audio_features_payload("T" * 22, {"energy": 0.5, "key": 5, "mode": 1}, "spotify")
+    return make_event("audio_features", "T" * 22, {**payload, **changes}, "test").to_bytes()
+
+
 POISON = [
     (b"not json at all", "t.tracks", "not JSON"),
     (good_event()[:40], "t.tracks", "not JSON"),
@@ -58,6 +63,23 @@ POISON = [
     (payload_with(track_id=12345), "t.tracks", "wrong type of payload.track_id (expected string)"),
     (payload_with(artist_ids="A"), "t.tracks", "wrong type of payload.artist_ids (expected array<string>)"),
     (b"{" + b'"x": "' + b"y" * 3000 + b'"}', "t.tracks", "oversize: 3009 bytes > 2048"),
+    # A field is checked by its JSON type, not by whether Spark can cast it: these were accepted as 42, 1, 1
+    # (popularity), true (explicit), ["1", "2"], version 1.
+    (payload_with(popularity="42"), "t.tracks", "wrong type of payload.popularity (expected int)"),
+    (payload_with(popularity=1.5), "t.tracks", "wrong type of payload.popularity (expected int)"),
+    (payload_with(popularity=True), "t.tracks", "wrong type of payload.popularity (expected int)"),
+    (payload_with(explicit=1), "t.tracks", "wrong type of payload.explicit (expected boolean)"),
+    (payload_with(explicit="true"), "t.tracks", "wrong type of payload.explicit (expected boolean)"),
+    (payload_with(artist_ids=[1, 2]), "t.tracks", "wrong type of payload.artist_ids (expected array<string>)"),
+    (envelope(schema_version="1"), "t.tracks", "wrong type of schema_version (expected int)"),
+    (envelope(schema_version=1.5), "t.tracks", "wrong type of schema_version (expected int)"),
+    (envelope(payload="track"), "t.tracks", "wrong type of payload (expected object)"),
+    (features_with(energy="0.5"), "t.features", "wrong type of payload.energy (expected double)"),
+    (features_with(mode=False), "t.features", "wrong type of payload.mode (expected int)"),
+    (payload_with(popularity=2**31), "t.tracks", "payload.popularity out of range for int"),
+    (payload_with(duration_ms=2**63), "t.tracks", "payload.duration_ms out of range for bigint"),
+    (payload_with(duration_ms=10**40), "t.tracks", "payload.duration_ms out of range for bigint"),
+    (features_with(tempo=1e300).replace(b"1e+300", b"1e400"), "t.features", "payload.tempo out of range for double"),
 ]
 
 
@@ -76,6 +98,23 @@ def test_every_kind_of_poison_gets_its_reason(spark: SparkSession) -> None:
     parsed = parse_events(bronze_frame(spark, records), TOPICS, max_bytes=2048)
     reasons = [row.reason for row in parsed.orderBy("offset").collect()]
     assert reasons == [reason for _, _, reason in POISON] + [None]
+
+
+def test_edge_values_the_contract_allows_parse_as_they_were_sent(spark: SparkSession) -> None:
+    records = [
+        (payload_with(popularity=None, explicit=None, genres=None, artist_ids=[], duration_ms=2**63 - 1), "t.tracks"),
+        (good_event().replace(b'"popularity":40', b'"popularity":40.0'), "t.tracks"),
+        (good_event().replace(b'"popularity":40', b'"popularity":4e1'), "t.tracks"),
+        (features_with(energy=1, tempo=-0.0, loudness=-1e300), "t.features"),
+    ]
+    parsed = parse_events(bronze_frame(spark, records), TOPICS, 2048)
+    assert [row.reason for row in parsed.orderBy("offset").collect()] == [None] * len(records)
+    tracks = entity_rows(parsed, "track").orderBy("popularity").collect()
+    assert [(t.popularity, t.duration_ms, t.artist_ids) for t in tracks] == [
+        (None, 2**63 - 1, []), (40, 1000, ["A" * 22]), (40, 1000, ["A" * 22])
+    ]  # fmt: skip
+    features = entity_rows(parsed, "audio_features").first()
+    assert features is not None and (features.energy, features.loudness, features.mode) == (1.0, -1e300, 1)
 
 
 def test_schema_version_2_with_an_extra_field_is_read_as_version_1(spark: SparkSession) -> None:

@@ -64,13 +64,6 @@ def test_services_and_ordering(config: dict) -> None:  # type: ignore[type-arg]
         assert services[name]["healthcheck"]["test"]
 
 
-def test_nothing_listens_beyond_loopback(config: dict) -> None:  # type: ignore[type-arg]
-    published = [(name, port) for name, svc in config["services"].items() for port in svc.get("ports", [])]
-    assert published, "kafka and mlflow publish a port for the host"
-    for name, port in published:
-        assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port}"
-
-
 def test_named_volumes_and_secrets_from_the_environment(config: dict) -> None:  # type: ignore[type-arg]
     assert {"kafka-data", "tables", "checkpoints", "mlflow", "producer-state", "trainer-state"} <= set(
         config["volumes"]

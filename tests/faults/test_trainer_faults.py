@@ -1,0 +1,103 @@
+"""Trainer faults: two trainers started together, one SIGKILLed mid-training, a worse candidate, an empty
+and a missing gold table. The champion alias moves only when a finished candidate beats it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlflow import MlflowClient
+
+from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
+from tests.conftest import local_env, run_module, write_gold
+from tests.integration.test_training_cli import gold_location
+from training import registry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite_playlists=2)
+
+
+def champions(client: MlflowClient) -> dict[str, str | None]:
+    found = {}
+    for task in registry.NAMES:
+        version = registry.version_by_alias(client, registry.model_name(task), registry.CHAMPION)
+        found[task] = None if version is None else str(version.version)
+    return found
+
+
+def versions(client: MlflowClient) -> int:
+    return sum(len(client.search_model_versions(f"name = '{registry.model_name(t)}'")) for t in registry.NAMES)
+
+
+def start(env: dict[str, str], cwd: Path, log: Path, *args: str) -> "subprocess.Popen[bytes]":
+    with log.open("wb") as output:
+        return subprocess.Popen([sys.executable, "-m", "training", "run", *args], env=env, cwd=cwd, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def test_the_champion_moves_only_for_a_finished_better_candidate(
+    spark: "SparkSession", tmp_path: Path, figures: Callable[..., None]
+) -> None:
+    data_dir = tmp_path / "data"
+    location = gold_location(data_dir)
+    rows = gold_rows(generate_catalogue(21, SMALL), "extended")
+    write_gold(spark, location, rows[:600])
+    env = local_env(data_dir)
+    client = MlflowClient(f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}")
+
+    # Two trainers started together on a fresh data dir: one trains, the other says who holds the lock.
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    pair = [start(env, tmp_path, log, "--once") for log in logs]
+    codes = [p.wait(600) for p in pair]
+    outputs = [" ".join(log.read_text().split()) for log in logs]
+    winner = codes.index(0)
+    loser = 1 - winner
+    assert sorted(codes) == [0, 2], outputs
+    assert "training cycle on gold version 0 (600 tracks)" in outputs[winner]
+    assert f"another trainer is already running (pid {pair[winner].pid}" in outputs[loser], outputs[loser]
+    assert "Traceback" not in outputs[loser]
+    assert champions(client) == {"popularity": "1", "favourite": "1"}
+    figures(what="two trainers", started=2, trained=1, refused=1, champion_versions="v1, v1")
+
+    # New rows, and the trainer is SIGKILLed while it tunes: nothing it had started counts.
+    write_gold(spark, location, rows[600:])
+    log = tmp_path / "killed.log"
+    trainer = start(local_env(data_dir, TRAINING_TUNING="full"), tmp_path, log)
+    deadline = time.monotonic() + 300
+    while "popularity: tune" not in log.read_text():
+        assert trainer.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+    os.killpg(trainer.pid, signal.SIGKILL)
+    trainer.wait(30)
+    after_kill = champions(client)
+    assert after_kill == {"popularity": "1", "favourite": "1"}, "a killed cycle never moves the champion"
+    registered_after_kill = versions(client)
+
+    # The next trainer is not blocked by the dead one's lock; its candidate lacks the best features: worse.
+    crippled = run_module("training", "run", "--once", env=local_env(
+        data_dir, TRAINING_EXCLUDE_FEATURES="artist_popularity,artist_followers_log,genres"), cwd=tmp_path,
+        timeout=600)  # fmt: skip
+    assert crippled.returncode == 0, crippled.stdout[-3000:] + crippled.stderr[-3000:]
+    assert "training cycle on gold version 1 (800 tracks)" in crippled.stdout
+    popularity = client.get_model_version_by_alias(registry.model_name("popularity"), registry.CHALLENGER)
+    assert champions(client)["popularity"] == "1" and popularity.version != "1", "the worse one is challenger"
+    champion_after_worse = champions(client)
+    figures(what="killed mid-tuning, then a worse candidate", kills=1, versions_registered_by_the_killed_run=
+            registered_after_kill - 2, popularity_champion=f"v{champion_after_worse['popularity']}",
+            popularity_challenger=f"v{popularity.version}")  # fmt: skip
+
+    # An empty gold table (recreated by hand, say), then none at all: skipped, nothing moves.
+    write_gold(spark, location, [], mode="overwrite")
+    empty = run_module("training", "run", "--once", env=env, cwd=tmp_path, timeout=300)
+    assert empty.returncode == 0 and "skipped: the gold table has 0 tracks at version 2" in empty.stdout, empty.stdout
+    (data_dir / "tables" / "track_features").rename(tmp_path / "gold-moved-away")
+    missing = run_module("training", "run", "--once", env=env, cwd=tmp_path, timeout=300)
+    assert missing.returncode == 0 and "does not exist yet: run the streaming job" in missing.stdout, missing.stdout
+    assert champions(client) == champion_after_worse
+    figures(what="empty and missing gold", cycles=2, skipped=2, champion_changes=0)
