@@ -16,10 +16,24 @@ class SetupError(Exception):
     """One line that says what is wrong and how to fix it; CLIs print it without a traceback."""
 
 
+def error_text(error: object) -> str:
+    """All an error says: its message, the JVM stack trace PySpark keeps of a captured Java exception, and
+    the same of every exception it was raised from or during and of the Java cause PySpark keeps."""
+    parts, seen, pending = [], set(), [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        parts += [str(current), str(getattr(current, "_stackTrace", "") or "")]
+        pending += [getattr(current, name, None) for name in ("__cause__", "__context__", "_cause")]
+    return "\n".join(parts)
+
+
 def storage_fault(error: object) -> str | None:
-    """'the disk is full (No space left on device)' when an error's text (a Java stack trace included) names
-    a storage fault, else None."""
-    text = str(error)
+    """'the disk is full (No space left on device)' when an error (a Java stack trace included) names a
+    storage fault, else None."""
+    text = error_text(error)
     for words, meaning in STORAGE_FAULTS.items():
         if words in text:
             return f"{meaning} ({words})"

@@ -5,10 +5,12 @@ import logging
 from rich.console import Console
 from rich.logging import RichHandler
 
-NOISY_LOGGERS = ("py4j", "urllib3", "alembic", "git", "mlflow.spark")
+NOISY_LOGGERS = ("urllib3", "alembic", "git", "mlflow.spark")
 # spotipy logs request headers (tokens, client secrets) at DEBUG and every HTTP error at ERROR; the
-# producer reports each condition itself, once, in words a user understands.
-SILENCED_LOGGERS = ("spotipy",)
+# producer reports each condition itself, once, in words a user understands. py4j logs the traceback of
+# an exception in a Python callback (a foreachBatch function) that Spark then raises again as the
+# query's error, which the streaming job reports.
+SILENCED_LOGGERS = ("spotipy", "py4j")
 
 
 def configure_logging(level: str = "INFO") -> None:

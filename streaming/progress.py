@@ -100,8 +100,8 @@ class ProgressLog(StreamingQueryListener):
         pass
 
     def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
-        if event.exception:
-            log.error("query %s failed: %s", event.id, event.exception)
+        if event.exception:  # the job reports the failure itself, once, when it sees the query stopped
+            log.debug("query %s failed: %s", event.id, event.exception)
 
     def flush(self, timeout: float) -> None:
         """Listener events arrive asynchronously: give the last ones a moment to be written."""

@@ -5,9 +5,18 @@ all together, at the end of the run, passed or not.
 Run alone with `make test-faults` (pytest -m faults); `make test` runs them too.
 """
 
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from secrets import token_hex
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 RECORDED: list[tuple[str, str]] = []
 
@@ -36,3 +45,46 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("fault tolerance and security: what each test checked")
     for name, line in RECORDED:
         terminalreporter.write_line(f"{name}: {line}")
+
+
+# --- two trainers started together: the trainer faults and the security scan share their run ---
+
+
+@dataclass
+class TrainerPair:
+    data_dir: Path
+    gold_rows: list[dict[str, Any]]  # the catalogue's gold rows; the first PAIR_ROWS are in the table
+    pids: list[int]
+    codes: list[int]
+    outputs: list[str]  # each trainer's stdout and stderr together
+    secrets: set[str]  # in both trainers' environment, at LOG_LEVEL=DEBUG
+
+
+PAIR_ROWS = 600
+
+
+@pytest.fixture(scope="session")
+def trainer_pair(spark: "SparkSession", tmp_path_factory: pytest.TempPathFactory) -> TrainerPair:
+    """`python -m training run --once` twice at the same moment on a fresh data dir, with a client secret
+    and an MLflow token in the environment and logs at DEBUG: one trains, the other says who holds the lock.
+    One full training cycle serves tests/faults/test_trainer_faults.py and the MLflow scan of test_security."""
+    from producers.sandbox.catalogue import generate_catalogue, gold_rows
+    from tests.conftest import local_env, write_gold
+    from tests.integration.test_training_cli import SMALL, gold_location
+
+    folder = tmp_path_factory.mktemp("trainer-pair")
+    data_dir = folder / "data"
+    rows = gold_rows(generate_catalogue(21, SMALL), "extended")
+    write_gold(spark, gold_location(data_dir), rows[:PAIR_ROWS])
+    secrets = {f"secret-{token_hex(12)}", f"token-{token_hex(12)}"}
+    secret, token = sorted(secrets)
+    env = local_env(data_dir, SPOTIFY_CLIENT_ID="client-id", SPOTIFY_CLIENT_SECRET=secret,
+                    MLFLOW_TRACKING_TOKEN=token, LOG_LEVEL="DEBUG")  # fmt: skip
+    logs = [folder / "first.log", folder / "second.log"]
+    pair = []
+    for log in logs:
+        with log.open("wb") as output:
+            pair.append(subprocess.Popen([sys.executable, "-m", "training", "run", "--once"], env=env, cwd=folder,
+                                         stdout=output, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+    codes = [process.wait(900) for process in pair]
+    return TrainerPair(data_dir, rows, [p.pid for p in pair], codes, [log.read_text() for log in logs], secrets)

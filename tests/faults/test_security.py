@@ -22,7 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 import requests
@@ -31,17 +31,13 @@ from mlflow import MlflowClient
 
 from pipeline_runtime.broker import free_port
 from pipeline_runtime.errors import SetupError
-from producers.sandbox.catalogue import generate_catalogue, gold_rows
 from producers.sandbox.server import SandboxServer
 from producers.spotify import LoginExpired, SpotifyApi
-from tests.conftest import ROOT, local_env, read_topic, run_module, sandbox_settings, set_faults, write_gold
+from tests.conftest import ROOT, local_env, read_topic, run_module, sandbox_settings, set_faults
+from tests.faults.conftest import TrainerPair
 from tests.faults.test_spotify_faults import TOPICS, Producer, change_playlist, fault_env
 from tests.integration.test_producer_cli import start_module
-from tests.integration.test_training_cli import SMALL, gold_location
 from tests.unit.test_compose import run_compose
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 EVERY_ADDRESS = "0.0.0.0"  # noqa: S104 - the bind the tests ask for when they tell otherwise
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
@@ -232,19 +228,11 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
 # --- the trainer and MLflow ---
 
 
-def test_mlflow_and_the_trainer_hold_no_secret(
-    spark: "SparkSession", tmp_path: Path, figures: Callable[..., None]
-) -> None:
-    data_dir = tmp_path / "data"
-    write_gold(spark, gold_location(data_dir), gold_rows(generate_catalogue(21, SMALL), "extended"))
-    secret, token = random_secret("secret"), random_secret("token")
-    env = local_env(data_dir, SPOTIFY_CLIENT_ID="client-id", SPOTIFY_CLIENT_SECRET=secret,
-                    MLFLOW_TRACKING_TOKEN=token, LOG_LEVEL="DEBUG")  # fmt: skip
-    trained = run_module("training", "run", "--once", env=env, cwd=tmp_path, timeout=900)
-    output = trained.stdout + trained.stderr
-    assert trained.returncode == 0, output[-3000:]
-    assert "recommendations written" in trained.stdout
-    watched = {secret, token}
+def test_mlflow_and_the_trainer_hold_no_secret(trainer_pair: TrainerPair, figures: Callable[..., None]) -> None:
+    """The trainers of `trainer_pair` had a client secret and an MLflow token in their environment."""
+    data_dir, watched = trainer_pair.data_dir, trainer_pair.secrets
+    output = "\n".join(trainer_pair.outputs)
+    assert "recommendations written" in output and "DEBUG" in output, "a whole cycle, its logs at DEBUG"
 
     client = MlflowClient(f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}")
     experiments = client.search_experiments()

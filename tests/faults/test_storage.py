@@ -9,7 +9,6 @@ Mounting a tmpfs needs root (or CAP_SYS_ADMIN), as CI and the development machin
 
 import errno
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,13 +22,15 @@ from pyspark.sql import functions as F  # noqa: N812
 from pipeline_runtime.broker import ensure_topics
 from pipeline_runtime.errors import SetupError
 from producers.state import Changes, PollState
-from streaming.job import run_job, table_schemas
+from streaming.job import table_schemas
 from streaming.progress import read_progress
 from tests.conftest import run_module
-from tests.faults.test_crashes import SILVER_TABLES, catch_up_records, differences, start_group
+from tests.faults.test_crashes import SILVER_TABLES, catch_up_records, start_group
 from tests.integration.test_streaming import publish_raw, streaming_env, streaming_settings, table
 
 CHUNK = 1 << 20
+DISK_MIB = 96
+TRACKS = 2_500  # 4 events a track and an artist per 5 tracks: 10,000 events
 
 
 def mount(*args: str) -> None:
@@ -87,12 +88,14 @@ def history_versions(spark: SparkSession, location: str) -> list[int]:
 def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
     spark: SparkSession, bootstrap_servers: str, tmp_path: Path, figures: Callable[..., None]
 ) -> None:
-    with small_disk(tmp_path / "disk", 384) as disk:
+    with small_disk(tmp_path / "disk", DISK_MIB) as disk:
         settings = streaming_settings(disk, bootstrap_servers)  # DATA_DIR on the small disk
         ensure_topics(bootstrap_servers, settings.topics, partitions=2)
-        records = catch_up_records(settings, 5_000)
-        publish_raw(bootstrap_servers, records)
-        env = streaming_env(settings, STREAMING_MAX_OFFSETS_PER_TRIGGER="1500", STREAMING_TRIGGER_INTERVAL="1 second",
+        records = catch_up_records(settings, TRACKS)
+        parts = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3],
+                 records[2 * len(records) // 3 :]]  # fmt: skip
+        publish_raw(bootstrap_servers, parts[0])  # the rest once each fault is on: the job has work that fails
+        env = streaming_env(settings, STREAMING_MAX_OFFSETS_PER_TRIGGER="1000", STREAMING_TRIGGER_INTERVAL="1 second",
                             STREAMING_SILVER_MAX_FILES_PER_TRIGGER="2")  # fmt: skip
         faults = {}
         for fault in ("full", "read-only"):
@@ -107,6 +110,7 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
                 filler, written = fill(disk)
             else:
                 remount(disk, "ro")
+            publish_raw(bootstrap_servers, parts.pop(1))
             started = time.monotonic()
             code = process.wait(300)
             output = log.read_text()
@@ -128,30 +132,27 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
                               timeout=600)  # fmt: skip
         assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
 
-        clean = streaming_settings(tmp_path / "clean", bootstrap_servers, **{
-            name: getattr(settings, name) for name in ("topic_tracks", "topic_artists", "topic_audio_features",
-                                                       "topic_playlist_membership")})  # fmt: skip
-        assert run_job(clean, True, threading.Event(), spark) == 0
-
         bronze = table(spark, settings, "bronze")
         rows = bronze.count()
         offsets = bronze.select("topic", "partition", "offset").distinct().count()
         assert rows == offsets == len(records), "every Kafka record exactly once"
-        assert table(spark, settings, "quarantine").count() == 0
         versions = {}
-        for name in table_schemas():  # every commit of every table is there and readable
+        for name in table_schemas():  # every commit of every table is there, and every file it names reads
             history = history_versions(spark, settings.table(name))
             assert history == list(range(len(history))), f"{name}: a gap in the Delta log {history}"
             versions[name] = history[-1]
-        mismatched = {name: differences(table(spark, settings, name), table(spark, clean, name))
-                      for name in (*SILVER_TABLES, "track_features")}  # fmt: skip
-        assert mismatched == dict.fromkeys(mismatched, 0), "silver and gold equal a clean run's"
-        tracks = table(spark, settings, "track_features").count()
-        assert tracks == 5_000
-        assert table(spark, settings, "silver_tracks").where(F.col("name").endswith("(remastered)")).count() == 4_000
-    figures(events_sent=len(records), disk_mib=384, filler_mib=round(written / CHUNK), **faults, restarts=3,
-            bronze_rows=rows, duplicates=rows - offsets, gold_rows=tracks, rows_differing_from_clean_run=0,
-            latest_delta_versions=versions)  # fmt: skip
+        counts = {name: table(spark, settings, name).count() for name in (*SILVER_TABLES, "track_features")}
+        artists = TRACKS // 5
+        assert counts == {"silver_tracks": TRACKS, "silver_artists": artists, "silver_audio_features": TRACKS,
+                          "silver_playlist_members": TRACKS, "silver_playlist_history": TRACKS,
+                          "track_features": TRACKS}, counts  # fmt: skip
+        assert table(spark, settings, "quarantine").count() == 0
+        latest = table(spark, settings, "silver_tracks").where(F.col("name").endswith("(remastered)")).count()
+        assert latest == TRACKS - artists, "the later version of a track won"
+        favourites = table(spark, settings, "track_features").where("is_favourite").count()
+        assert favourites == TRACKS // 5
+    figures(events_sent=len(records), disk_mib=DISK_MIB, filler_mib=round(written / CHUNK), **faults, restarts=3,
+            bronze_rows=rows, duplicates=rows - offsets, **counts, latest_delta_versions=versions)  # fmt: skip
 
 
 def test_the_producer_state_on_a_full_disk_records_nothing_and_says_so(

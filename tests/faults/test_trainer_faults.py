@@ -12,15 +12,13 @@ from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
-from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
 from tests.conftest import local_env, run_module, write_gold
+from tests.faults.conftest import PAIR_ROWS, TrainerPair
 from tests.integration.test_training_cli import gold_location
 from training import registry
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite_playlists=2)
 
 
 def champions(client: MlflowClient) -> dict[str, str | None]:
@@ -42,31 +40,27 @@ def start(env: dict[str, str], cwd: Path, log: Path, *args: str) -> "subprocess.
 
 
 def test_the_champion_moves_only_for_a_finished_better_candidate(
-    spark: "SparkSession", tmp_path: Path, figures: Callable[..., None]
+    spark: "SparkSession", trainer_pair: TrainerPair, tmp_path: Path, figures: Callable[..., None]
 ) -> None:
-    data_dir = tmp_path / "data"
+    data_dir = trainer_pair.data_dir
     location = gold_location(data_dir)
-    rows = gold_rows(generate_catalogue(21, SMALL), "extended")
-    write_gold(spark, location, rows[:600])
+    rows = trainer_pair.gold_rows
     env = local_env(data_dir)
     client = MlflowClient(f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}")
 
     # Two trainers started together on a fresh data dir: one trains, the other says who holds the lock.
-    logs = [tmp_path / "first.log", tmp_path / "second.log"]
-    pair = [start(env, tmp_path, log, "--once") for log in logs]
-    codes = [p.wait(600) for p in pair]
-    outputs = [" ".join(log.read_text().split()) for log in logs]
+    codes, outputs = trainer_pair.codes, [" ".join(output.split()) for output in trainer_pair.outputs]
     winner = codes.index(0)
     loser = 1 - winner
     assert sorted(codes) == [0, 2], outputs
-    assert "training cycle on gold version 0 (600 tracks)" in outputs[winner]
-    assert f"another trainer is already running (pid {pair[winner].pid}" in outputs[loser], outputs[loser]
+    assert f"training cycle on gold version 0 ({PAIR_ROWS} tracks)" in outputs[winner]
+    assert f"another trainer is already running (pid {trainer_pair.pids[winner]}" in outputs[loser], outputs[loser]
     assert "Traceback" not in outputs[loser]
     assert champions(client) == {"popularity": "1", "favourite": "1"}
     figures(what="two trainers", started=2, trained=1, refused=1, champion_versions="v1, v1")
 
     # New rows, and the trainer is SIGKILLed while it tunes: nothing it had started counts.
-    write_gold(spark, location, rows[600:])
+    write_gold(spark, location, rows[PAIR_ROWS:])
     log = tmp_path / "killed.log"
     trainer = start(local_env(data_dir, TRAINING_TUNING="full"), tmp_path, log)
     deadline = time.monotonic() + 300
