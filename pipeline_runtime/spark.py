@@ -99,6 +99,14 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
     if settings.spark_master.startswith("local"):
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+        # VACUUM lists a table's files with this many tasks (10,000 by default): minutes of task overhead
+        # per table on a few local cores.
+        conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = str(4 * settings.spark_shuffle_partitions)
+    if not settings.spark_ui_enabled:
+        # Without a UI nobody reads the status store, yet by default it keeps 100,000 tasks and 1,000 jobs,
+        # stages and SQL executions on the driver's heap: a long-running job's heap fills with them.
+        conf.update({"spark.ui.retainedJobs": "50", "spark.ui.retainedStages": "50", "spark.ui.retainedTasks": "1000",
+                     "spark.sql.ui.retainedExecutions": "50", "spark.ui.dagGraph.retainedRootRDDs": "50"})  # fmt: skip
     if jars is None:
         conf["spark.jars.packages"] = ",".join(SPARK_PACKAGES)
         conf["spark.jars.ivySettings"] = str(IVY_SETTINGS)

@@ -126,9 +126,7 @@ def run_command(settings: ProducerSettings, once: bool, interval: float | None) 
             try:
                 report = poller.poll_once()
             except LoginExpired as exc:
-                if once:
-                    raise
-                if wait_for_new_login(settings, exc, stop, every):
+                if wait_for_new_login(settings, exc, stop, every, once):
                     return 0
                 continue
             if once or stop.is_set():
@@ -169,9 +167,7 @@ def detect_generation(
                               "set to extended or development skips it")  # fmt: skip
             delay = every
         except LoginExpired as exc:
-            if once:
-                raise
-            if wait_for_new_login(settings, exc, stop, every):
+            if wait_for_new_login(settings, exc, stop, every, once):
                 return 0
             continue
         else:
@@ -183,9 +179,13 @@ def detect_generation(
             return 0
 
 
-def wait_for_new_login(settings: ProducerSettings, exc: Exception, stop: threading.Event, every: float) -> bool:
-    """After Spotify refused the saved login: ask Spotify nothing and watch the token file until
-    `python -m producers login` renews it. True when stopped meanwhile."""
+def wait_for_new_login(
+    settings: ProducerSettings, exc: Exception, stop: threading.Event, every: float, once: bool
+) -> bool:
+    """After Spotify refused the saved login: with --once, the error; else ask Spotify nothing and watch the
+    token file until `python -m producers login` renews it. True when stopped meanwhile."""
+    if once:
+        raise exc
     token_file = settings.token_file
     every = min(every, LOGIN_CHECK_SECONDS)
     before = read_token_file(token_file)
@@ -252,8 +252,10 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
     for key, value in env.items():
         console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
-    stop.wait()
+    while not stop.wait(1):  # a timed wait: the signal handler runs within a second whatever the platform
+        pass
     server.shutdown()
+    server.server_close()
     return 0
 
 

@@ -105,7 +105,7 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> SparkSettings:
         data_dir=tmp_path_factory.mktemp("spark"),
         jars_dir=JARS_DIR,
         spark_master="local[2]",
-        spark_driver_memory="1g",
+        spark_driver_memory="2g",  # one session serves every test: 1g ended in constant garbage collection
         spark_shuffle_partitions=2,
         spark_ui_enabled=False,
     )

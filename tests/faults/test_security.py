@@ -76,6 +76,17 @@ def files_text(folder: Path, leave_out: Path | None = None) -> tuple[str, int]:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in files), len(files)
 
 
+def printed(process: "subprocess.Popen[str]", pattern: str, what: str) -> str:
+    """The first match of `pattern` (its group, if it has one) in what `process` prints, read line by line."""
+    assert process.stdout is not None
+    while True:
+        line = process.stdout.readline()
+        assert line, f"{what} ended without printing an address"
+        found = re.findall(pattern, line)
+        if found:
+            return str(found[0])
+
+
 def issued(server: SandboxServer) -> set[str]:
     """Every access and refresh token the sandbox ever issued."""
     return set(server.state.tokens) | set(server.state.refresh_tokens)
@@ -166,12 +177,7 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     outputs = []
     login = start_module("producers", "login", "--no-browser", "--timeout", "60", env=env, cwd=tmp_path)
     try:
-        assert login.stdout is not None
-        url = ""
-        while not url:
-            line = login.stdout.readline()
-            assert line, "the login ended without printing the address"
-            url = next(iter(re.findall(r"http://\S+/authorize\?\S+", line)), "")
+        url = printed(login, r"http://\S+/authorize\?\S+", "the login")
         assert "code_challenge_method=S256" in url
         answer = requests.get(url, timeout=10)  # what the browser does: approve, follow the redirect home
         assert answer.status_code == 200 and "Logged in" in answer.text
@@ -344,12 +350,7 @@ def test_the_sandbox_binds_loopback_unless_told_otherwise(tmp_path: Path, figure
         args = ["sandbox", "--port", "0", *size, *(["--host", host] if host else [])]
         process = start_module("producers", *args, env=env, cwd=tmp_path)
         try:
-            assert process.stdout is not None
-            url = ""
-            while not url:
-                line = process.stdout.readline()
-                assert line, "the sandbox ended without printing its address"
-                url = next(iter(re.findall(r"SPOTIFY_API_URL=(\S+)", line)), "")
+            url = printed(process, r"SPOTIFY_API_URL=(\S+)", "the sandbox")
             port = int(url.split(":")[2].split("/")[0])
             binds[host or "default"] = (wait_listening(port, process), url,
                                         [reachable(a, port) for a in others])  # fmt: skip
