@@ -49,11 +49,17 @@ QUICK = Sizes(20_000, 1, 1000, 50_000, 30.0, (2_000, 10_000))
 
 
 def machine() -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                            check=False).stdout.strip()  # fmt: skip
-    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "commit": commit or None,
-            "cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform(terse=True)}  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit or None,
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
 
 
 def bench_producer(sizes: Sizes, memory: PeakRss) -> dict[str, Any]:
@@ -68,8 +74,16 @@ def bench_producer(sizes: Sizes, memory: PeakRss) -> dict[str, Any]:
         order = ["ceiling", "confluent-kafka"] * sizes.producer_rounds + ["kafka-python"]
         for side in order:
             console.print(f"producer: {side} ({sizes.producer_events:,} events) ...", highlight=False)
-            args = ["-m", "benchmarks.producer", "--side", side, "--events", str(sizes.producer_events),
-                    "--bootstrap", broker.bootstrap_servers]  # fmt: skip
+            args = [
+                "-m",
+                "benchmarks.producer",
+                "--side",
+                side,
+                "--events",
+                str(sizes.producer_events),
+                "--bootstrap",
+                broker.bootstrap_servers,
+            ]
             result = run_worker(args, {}, memory, f"producer-{side}")
             rates[side].append(result.output["events_per_second"])
             rss[side] = max(rss.get(side, 0.0), result.peak_rss_mib or 0.0)
@@ -83,16 +97,20 @@ def bench_producer(sizes: Sizes, memory: PeakRss) -> dict[str, Any]:
         "rounds": sizes.producer_rounds,
         "events_per_second": medians,
         "all_rounds": rates,
-        "ratio_to_ceiling": {side: ratio(medians[side], medians["ceiling"]) for side in ("confluent-kafka",
-                                                                                        "kafka-python")},
+        "ratio_to_ceiling": {
+            side: ratio(medians[side], medians["ceiling"]) for side in ("confluent-kafka", "kafka-python")
+        },
         "peak_rss_mib": rss,
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n".join(__doc__.splitlines()[1:]))  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[1:]),
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes instead of about 25")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="run these only")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results", help="output folder")

@@ -61,11 +61,18 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
         readable = [
             p for p, v in catalogue.playlists.items() if generation == "extended" or v["owner"] == "sandbox-user"
         ]
-        settings = sandbox_producer_settings(server, bootstrap).model_copy(update={
-            "data_dir": data_dir, "playlists": readable, "include_my_playlists": False,
-            "include_saved_tracks": False, "topic_tracks": f"{generation}.tracks",
-            "topic_artists": f"{generation}.artists", "topic_audio_features": f"{generation}.audio_features",
-            "topic_playlist_membership": f"{generation}.playlist_membership"})  # fmt: skip
+        settings = sandbox_producer_settings(server, bootstrap).model_copy(
+            update={
+                "data_dir": data_dir,
+                "playlists": readable,
+                "include_my_playlists": False,
+                "include_saved_tracks": False,
+                "topic_tracks": f"{generation}.tracks",
+                "topic_artists": f"{generation}.artists",
+                "topic_audio_features": f"{generation}.audio_features",
+                "topic_playlist_membership": f"{generation}.playlist_membership",
+            }
+        )
         if generation == "development":
             ensure_writable_dir(settings.state_dir, "producer state folder")
             log_in_sandbox_user(settings)
@@ -97,22 +104,33 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
         "generation": generation,
         "playlists": len(readable),
         "new_tracks": new_tracks,
-        "first_poll": {"requests": first_requests, "events": sum(first.events.values()),
-                       "requests_per_new_track": round(first_requests / new_tracks, 3)},
-        "unchanged_poll": {"requests": unchanged_requests, "events_republished": sum(unchanged.events.values()),
-                           "requests_per_unchanged_playlist": round(unchanged_requests / len(readable), 2)},
-        "changed_poll": {"changed_playlists": len(changed), "tracks_added_per_playlist": 2,
-                         "tracks_removed_per_playlist": 1, "requests": change_requests,
-                         "events": dict(after_change.events),
-                         "requests_per_changed_playlist": round((change_requests - unchanged_in_third) / len(changed),
-                                                                2)},
-    }  # fmt: skip
+        "first_poll": {
+            "requests": first_requests,
+            "events": sum(first.events.values()),
+            "requests_per_new_track": round(first_requests / new_tracks, 3),
+        },
+        "unchanged_poll": {
+            "requests": unchanged_requests,
+            "events_republished": sum(unchanged.events.values()),
+            "requests_per_unchanged_playlist": round(unchanged_requests / len(readable), 2),
+        },
+        "changed_poll": {
+            "changed_playlists": len(changed),
+            "tracks_added_per_playlist": 2,
+            "tracks_removed_per_playlist": 1,
+            "requests": change_requests,
+            "events": dict(after_change.events),
+            "requests_per_changed_playlist": round((change_requests - unchanged_in_third) / len(changed), 2),
+        },
+    }
 
 
 def run(tracks: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, local_broker(Path(tmp) / "broker") as broker:
-        return {generation: measure(generation, tracks, broker.bootstrap_servers, Path(tmp) / generation)
-                for generation in ("extended", "development")}  # fmt: skip
+        return {
+            generation: measure(generation, tracks, broker.bootstrap_servers, Path(tmp) / generation)
+            for generation in ("extended", "development")
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,8 +129,14 @@ def run_worker(
     """Run `python <args>` with `env`, its process tree's peak RSS recorded under `name`; the last line of
     its stdout, when it is a JSON object, is the worker's own result."""
     started = time.monotonic()
-    with subprocess.Popen([sys.executable, *args], env=worker_env(env), stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, cwd=ROOT) as process:  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, *args],
+        env=worker_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    ) as process:
         memory.watch(name, process.pid)
         try:
             stdout, stderr = process.communicate(timeout=timeout)
@@ -194,6 +200,13 @@ def delta_commits(table: Path) -> list[DeltaCommit]:
                 info = action["commitInfo"]
             elif "add" in action:
                 added.append(action["add"]["path"])
-        commits.append(DeltaCommit(int(entry.stem), entry.stat().st_mtime, info.get("operation", ""),
-                                   info.get("operationMetrics", {}), added))  # fmt: skip
+        commits.append(
+            DeltaCommit(
+                int(entry.stem),
+                entry.stat().st_mtime,
+                info.get("operation", ""),
+                info.get("operationMetrics", {}),
+                added,
+            )
+        )
     return commits

@@ -51,9 +51,16 @@ def send_steady(broker: Broker, rate: float, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for("ceiling", broker.bootstrap_servers, TOPIC_PREFIX, Path(tmp), list(playlists))
         records = first_poll_records(settings, InMemoryApi(catalogue, playlists))
-    producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "linger.ms": 5, "acks": "all",
-                         "enable.idempotence": True, "compression.type": "lz4",
-                         "logger": logging.getLogger("librdkafka")})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "linger.ms": 5,
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": "lz4",
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
     started = time.monotonic()
     sent = tracks = 0
     while sent < len(records):
@@ -123,15 +130,25 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
             env = {**spark_env(data, broker), "STREAMING_TRIGGER_INTERVAL": trigger}
             from pipeline_runtime.broker import ensure_topics  # noqa: PLC0415
 
-            ensure_topics(broker.bootstrap_servers, [f"{TOPIC_PREFIX}.{t}" for t in
-                          ("tracks", "artists", "audio_features", "playlist_membership")], partitions=3)  # fmt: skip
-            job = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=worker_env(env),
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+            ensure_topics(
+                broker.bootstrap_servers,
+                [f"{TOPIC_PREFIX}.{t}" for t in ("tracks", "artists", "audio_features", "playlist_membership")],
+                partitions=3,
+            )
+            job = subprocess.Popen(
+                [sys.executable, "-m", "streaming", "run"],
+                env=worker_env(env),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             memory.watch("streaming-steady", job.pid)
             try:
                 wait_for_job(data, job)
-                print(f"latency: job running (trigger {trigger}); {rate:.0f} events/s for {seconds:.0f}s ...",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"latency: job running (trigger {trigger}); {rate:.0f} events/s for {seconds:.0f}s ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 sent = send_steady(broker, rate, seconds)
                 time.sleep(3 * _trigger_seconds(trigger) + 10)  # the last events through both queries
             finally:

@@ -20,11 +20,18 @@ BATCH = 100_000  # records per Delta commit: the same as the Spark job's maxOffs
 def bronze_schema() -> Any:
     import pyarrow as pa  # noqa: PLC0415
 
-    return pa.schema([
-        ("key", pa.binary()), ("value", pa.binary()), ("topic", pa.string()), ("partition", pa.int32()),
-        ("offset", pa.int64()), ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
-        ("ingested_at", pa.timestamp("us", tz="UTC")), ("ingest_date", pa.date32()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("key", pa.binary()),
+            ("value", pa.binary()),
+            ("topic", pa.string()),
+            ("partition", pa.int32()),
+            ("offset", pa.int64()),
+            ("kafka_timestamp", pa.timestamp("ms", tz="UTC")),
+            ("ingested_at", pa.timestamp("us", tz="UTC")),
+            ("ingest_date", pa.date32()),
+        ]
+    )
 
 
 def write_batch(table: str, messages: list[Any]) -> None:
@@ -52,9 +59,15 @@ def consume_all(bootstrap: str, topics: list[str], table: str, expected: int) ->
     """(records, commits, seconds) to copy every record of `topics` into the Delta table at `table`."""
     from confluent_kafka import Consumer, KafkaError  # noqa: PLC0415
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"peer-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"peer-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     partitions = sum(len(consumer.list_topics(t, timeout=10).topics[t].partitions) for t in topics)
     consumer.subscribe(topics)
     started = time.perf_counter()
@@ -87,8 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     records, commits, seconds = consume_all(args.bootstrap, args.topics, args.table, args.expected)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"records": records, "delta_commits": commits, "seconds": round(seconds, 2),
-                      "rows_per_second": round(records / seconds), "peak_rss_mib": round(peak, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "records": records,
+                "delta_commits": commits,
+                "seconds": round(seconds, 2),
+                "rows_per_second": round(records / seconds),
+                "peak_rss_mib": round(peak, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -70,8 +70,9 @@ class InMemoryApi:
 def workload(events: int, seed: int = 7) -> tuple[Catalogue, dict[str, list[str]]]:
     """A catalogue and playlists of PLAYLIST_SIZE tracks giving about `events` events on a first poll."""
     tracks = max(PLAYLIST_SIZE, round(events / EVENTS_PER_TRACK))
-    size = CatalogueSize(tracks=tracks, artists=max(10, tracks // 10), albums=max(10, tracks // 4), playlists=2,
-                         favourite_playlists=1)  # fmt: skip
+    size = CatalogueSize(
+        tracks=tracks, artists=max(10, tracks // 10), albums=max(10, tracks // 4), playlists=2, favourite_playlists=1
+    )
     catalogue = generate_catalogue(seed, size)
     ids = list(catalogue.tracks)
     playlists = {
@@ -82,13 +83,20 @@ def workload(events: int, seed: int = 7) -> tuple[Catalogue, dict[str, list[str]
 
 def settings_for(side: str, bootstrap: str, prefix: str, data_dir: Path, playlists: list[str]) -> ProducerSettings:
     return ProducerSettings(
-        _env_file=None, data_dir=data_dir, kafka_bootstrap_servers=bootstrap, playlists=playlists,
-        favourite_playlists=playlists[:1], include_my_playlists=False, include_saved_tracks=False,
+        _env_file=None,
+        data_dir=data_dir,
+        kafka_bootstrap_servers=bootstrap,
+        playlists=playlists,
+        favourite_playlists=playlists[:1],
+        include_my_playlists=False,
+        include_saved_tracks=False,
         audio_feature_providers=["spotify"],
         kafka_client="kafka-python" if side == "kafka-python" else "confluent-kafka",
-        topic_tracks=f"{prefix}.tracks", topic_artists=f"{prefix}.artists",
-        topic_audio_features=f"{prefix}.audio_features", topic_playlist_membership=f"{prefix}.playlist_membership",
-    )  # fmt: skip
+        topic_tracks=f"{prefix}.tracks",
+        topic_artists=f"{prefix}.artists",
+        topic_audio_features=f"{prefix}.audio_features",
+        topic_playlist_membership=f"{prefix}.playlist_membership",
+    )
 
 
 def run_ours(settings: ProducerSettings, api: InMemoryApi) -> tuple[int, float]:
@@ -150,9 +158,16 @@ def run_ceiling(settings: ProducerSettings, prepared: list[tuple[str, bytes, byt
     from pipeline_runtime.broker import ensure_topics  # noqa: PLC0415
 
     ensure_topics(settings.kafka_bootstrap_servers, settings.topics, partitions=settings.topic_partitions)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "enable.idempotence": True,
-                         "acks": "all", "linger.ms": 20, "compression.type": "lz4",
-                         "logger": logging.getLogger("librdkafka")})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "logger": logging.getLogger("librdkafka"),
+        }
+    )
     started = time.perf_counter()
     for topic, key, value in prepared:
         while True:
@@ -187,9 +202,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             (count, seconds), mean_bytes = run_ours(settings, api), None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"side": args.side, "events": count, "seconds": round(seconds, 3),
-                      "events_per_second": round(count / seconds), "mean_event_bytes": mean_bytes,
-                      "peak_rss_mib": round(peak, 1)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "side": args.side,
+                "events": count,
+                "seconds": round(seconds, 3),
+                "events_per_second": round(count / seconds),
+                "mean_event_bytes": mean_bytes,
+                "peak_rss_mib": round(peak, 1),
+            }
+        )
+    )
     return 0
 
 

@@ -29,10 +29,12 @@ def producer_rows(result: dict[str, Any]) -> list[str]:
     if "error" in result:
         return [f"Producer benchmark failed: {result['error'][:200]}"]
     rates, ratios = result["events_per_second"], result["ratio_to_ceiling"]
-    head = (f"**Producer publish rate** into the local broker: {num(result['events'])} events of "
-            f"{num(result['mean_event_bytes'])} bytes on average (median of {result['rounds']} round(s)); the "
-            "ceiling is a bare confluent-kafka `produce` loop of the same pre-serialized events with the same "
-            "client settings (idempotent, acks=all, lz4).")  # fmt: skip
+    head = (
+        f"**Producer publish rate** into the local broker: {num(result['events'])} events of "
+        f"{num(result['mean_event_bytes'])} bytes on average (median of {result['rounds']} round(s)); the "
+        "ceiling is a bare confluent-kafka `produce` loop of the same pre-serialized events with the same "
+        "client settings (idempotent, acks=all, lz4)."
+    )
     rows = [
         ["ceiling: bare `produce` loop", num(rates["ceiling"]), "1.00x"],
         ["ours, confluent-kafka (the default)", num(rates["confluent-kafka"]), times(ratios["confluent-kafka"])],
@@ -46,16 +48,30 @@ def api_rows(result: dict[str, Any]) -> list[str]:
         return [f"API benchmark failed: {result['error'][:200]}"]
     rows = []
     for generation, r in result.items():
-        rows.append([
-            generation, num(r["playlists"]), num(r["new_tracks"]), num(r["first_poll"]["requests_per_new_track"]),
-            num(r["changed_poll"]["requests_per_changed_playlist"]),
-            num(r["unchanged_poll"]["requests_per_unchanged_playlist"]),
-            num(r["unchanged_poll"]["events_republished"]),
-        ])  # fmt: skip
-    head = ("**API efficiency** against the sandbox (requests it answered, tokens included; a changed playlist "
-            "had 1 track removed and 2 added):")  # fmt: skip
-    header = ["API generation", "playlists", "new tracks", "requests per new track", "per changed playlist",
-              "per unchanged playlist (target 1)", "events re-published, nothing changed (target 0)"]  # fmt: skip
+        rows.append(
+            [
+                generation,
+                num(r["playlists"]),
+                num(r["new_tracks"]),
+                num(r["first_poll"]["requests_per_new_track"]),
+                num(r["changed_poll"]["requests_per_changed_playlist"]),
+                num(r["unchanged_poll"]["requests_per_unchanged_playlist"]),
+                num(r["unchanged_poll"]["events_republished"]),
+            ]
+        )
+    head = (
+        "**API efficiency** against the sandbox (requests it answered, tokens included; a changed playlist "
+        "had 1 track removed and 2 added):"
+    )
+    header = [
+        "API generation",
+        "playlists",
+        "new tracks",
+        "requests per new track",
+        "per changed playlist",
+        "per unchanged playlist (target 1)",
+        "events re-published, nothing changed (target 0)",
+    ]
     return [head, "", *table(header, rows)]
 
 
@@ -64,33 +80,47 @@ def streaming_rows(result: dict[str, Any]) -> list[str]:
         return [f"Streaming benchmark failed: {result['error'][:200]}"]
     ours, layers = result["ours"], result["ours"]["layers"]
     peer = result.get("peer", {})
-    head = (f"**Streaming catch-up**: {num(result['events'])} events ({num(result['tracks'])} tracks, "
-            f"{num(result['mean_event_bytes'])} bytes on average) already in Kafka, `local[2]`; bronze and silver run "
-            "concurrently as in production, so each layer's rate is measured while sharing the two cores. The "
-            "peer is a plain Python confluent-kafka consumer writing the same bronze table with delta-rs "
-            "(`deltalake`), 100k records per commit, alone on the machine and at-least-once.")  # fmt: skip
+    head = (
+        f"**Streaming catch-up**: {num(result['events'])} events ({num(result['tracks'])} tracks, "
+        f"{num(result['mean_event_bytes'])} bytes on average) already in Kafka, `local[2]`; bronze and silver run "
+        "concurrently as in production, so each layer's rate is measured while sharing the two cores. The "
+        "peer is a plain Python confluent-kafka consumer writing the same bronze table with delta-rs "
+        "(`deltalake`), 100k records per commit, alone on the machine and at-least-once."
+    )
     rows = [
-        ["bronze (Kafka → Delta, exactly once)", num(layers["bronze"]["rows_per_second"]),
-         num(peer.get("rows_per_second")), times(result.get("bronze_ratio_ours_to_peer"))],
+        [
+            "bronze (Kafka → Delta, exactly once)",
+            num(layers["bronze"]["rows_per_second"]),
+            num(peer.get("rows_per_second")),
+            times(result.get("bronze_ratio_ours_to_peer")),
+        ],
         ["silver (parse, validate, quarantine, MERGE 5 tables)", num(layers["silver"]["rows_per_second"]), "-", "-"],
-        [f"gold (rebuild {num(layers['gold']['rows'])} rows of affected tracks)",
-         f"{num(layers['gold']['rows_per_second'])} rows/s ({num(layers['gold']['events_per_second'])} events/s)",
-         "-", "-"],
+        [
+            f"gold (rebuild {num(layers['gold']['rows'])} rows of affected tracks)",
+            f"{num(layers['gold']['rows_per_second'])} rows/s ({num(layers['gold']['events_per_second'])} events/s)",
+            "-",
+            "-",
+        ],
         ["catch-up, all layers (first batch to last)", num(ours["catch_up_events_per_second"]), "-", "-"],
-        ["the whole command, Spark start-up included", f"{num(ours['end_to_end_events_per_second'])} "
-         f"({num(ours['wall_seconds'])} s)", f"{num(peer.get('rows_per_second'))} ({num(peer.get('wall_seconds'))} s)",
-         "-"],
-    ]  # fmt: skip
+        [
+            "the whole command, Spark start-up included",
+            f"{num(ours['end_to_end_events_per_second'])} ({num(ours['wall_seconds'])} s)",
+            f"{num(peer.get('rows_per_second'))} ({num(peer.get('wall_seconds'))} s)",
+            "-",
+        ],
+    ]
     return [head, "", *table(["layer", "ours, rows/s", "peer, rows/s", "ours / peer"], rows)]
 
 
 def latency_rows(result: dict[str, Any]) -> list[str]:
     if "error" in result:
         return [f"Latency benchmark failed: {result['error'][:200]}"]
-    head = (f"**End-to-end latency**, producer send → row readable in silver (its Delta commit written): "
-            f"{num(result['target_events_per_second'])} events/s (half the measured catch-up rate) for "
-            f"{num(result['sent']['seconds'])} s, trigger interval {result['trigger_interval']} (the job's default "
-            f"is 30 seconds), {num(result['tracks_found_in_silver'])} tracks measured.")  # fmt: skip
+    head = (
+        f"**End-to-end latency**, producer send → row readable in silver (its Delta commit written): "
+        f"{num(result['target_events_per_second'])} events/s (half the measured catch-up rate) for "
+        f"{num(result['sent']['seconds'])} s, trigger interval {result['trigger_interval']} (the job's default "
+        f"is 30 seconds), {num(result['tracks_found_in_silver'])} tracks measured."
+    )
     quantiles = ("p50", "p95", "p99", "max")
     rows = [["send → readable in silver", *(num(result[f"{q}_seconds"], " s") for q in quantiles)]]
     if "to_bronze" in result:
@@ -101,18 +131,24 @@ def latency_rows(result: dict[str, Any]) -> list[str]:
 def trainer_rows(result: dict[str, Any]) -> list[str]:
     if "error" in result:
         return [f"Trainer benchmark failed: {result['error'][:200]}"]
-    head = (f"**Trainer**: `python -m training run --once` on gold tables of each size (`{result['tuning']}` grid, "
-            "`local[2]`, MLflow on SQLite); then the same command again, which skips (gold unchanged).")  # fmt: skip
+    head = (
+        f"**Trainer**: `python -m training run --once` on gold tables of each size (`{result['tuning']}` grid, "
+        "`local[2]`, MLflow on SQLite); then the same command again, which skips (gold unchanged)."
+    )
     growth = {step["to"]: step for step in result["growth"]}
     rows = []
     for size in result["sizes"]:
         step = growth.get(size["tracks"])
-        rows.append([
-            num(size["tracks"]), num(size["full_cycle_seconds"], " s"),
-            num(round(size["full_cycle_peak_rss_mib"]), " MiB"),
-            f"{step['time_x']}x for {step['rows_x']:g}x rows" if step else "-",
-            num(size["skip_cycle_seconds"], " s"), num(round(size["skip_cycle_peak_rss_mib"]), " MiB"),
-        ])  # fmt: skip
+        rows.append(
+            [
+                num(size["tracks"]),
+                num(size["full_cycle_seconds"], " s"),
+                num(round(size["full_cycle_peak_rss_mib"]), " MiB"),
+                f"{step['time_x']}x for {step['rows_x']:g}x rows" if step else "-",
+                num(size["skip_cycle_seconds"], " s"),
+                num(round(size["skip_cycle_peak_rss_mib"]), " MiB"),
+            ]
+        )
     header = ["tracks", "full cycle", "peak RSS", "growth", "skip cycle", "skip peak RSS"]
     return [head, "", *table(header, rows)]
 
@@ -133,12 +169,16 @@ def memory_rows(results: dict[str, Any]) -> list[str]:
         ["streaming driver + JVM, catch-up", peak("streaming")],
         ["streaming driver + JVM, steady load", peak("streaming-steady")],
         ["peer (consumer + delta-rs)", peak("peer")],
-        [f"trainer driver + JVM, full cycle ({num(max(trainer_sizes, default=None))} tracks)",
-         peak(f"trainer-{max(trainer_sizes, default=0)}")],
+        [
+            f"trainer driver + JVM, full cycle ({num(max(trainer_sizes, default=None))} tracks)",
+            peak(f"trainer-{max(trainer_sizes, default=0)}"),
+        ],
         ["trainer, skip cycle", peak(prefix="trainer-skip")],
-    ]  # fmt: skip
-    head = ("**Peak memory** (resident set of each process tree, shared pages counted once (PSS), sampled every "
-            "0.5 s during the runs above):")  # fmt: skip
+    ]
+    head = (
+        "**Peak memory** (resident set of each process tree, shared pages counted once (PSS), sampled every "
+        "0.5 s during the runs above):"
+    )
     return [head, "", *table(["process", "peak RSS"], rows)]
 
 
@@ -150,8 +190,13 @@ def markdown(results: dict[str, Any]) -> str:
         "Reproduce: `make bench` (or `make bench-quick`).",
         "",
     ]
-    sections = [("producer", producer_rows), ("api", api_rows), ("streaming", streaming_rows),
-                ("latency", latency_rows), ("trainer", trainer_rows)]  # fmt: skip
+    sections = [
+        ("producer", producer_rows),
+        ("api", api_rows),
+        ("streaming", streaming_rows),
+        ("latency", latency_rows),
+        ("trainer", trainer_rows),
+    ]
     for name, render in sections:
         if name in results:
             lines += [*render(results[name]), ""]

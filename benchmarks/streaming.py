@@ -38,13 +38,23 @@ def load_topics(broker: Broker, events: int) -> dict[str, Any]:
     by_topic: dict[str, int] = {}
     for topic, _, _ in records:
         by_topic[topic] = by_topic.get(topic, 0) + 1
-    return {"events": len(records), "tracks": len(catalogue.tracks), "by_topic": by_topic,
-            "topics": settings.topics, "bytes": sum(len(v) for _, _, v in records)}  # fmt: skip
+    return {
+        "events": len(records),
+        "tracks": len(catalogue.tracks),
+        "by_topic": by_topic,
+        "topics": settings.topics,
+        "bytes": sum(len(v) for _, _, v in records),
+    }
 
 
 def spark_env(data: Path, broker: Broker) -> dict[str, str | None]:
-    return {"DATA_DIR": str(data), "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "SPARK_MASTER": "local[2]",
-            "SPARK_UI_ENABLED": "false", "SPARK_DRIVER_MEMORY": "2g"}  # fmt: skip
+    return {
+        "DATA_DIR": str(data),
+        "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "SPARK_MASTER": "local[2]",
+        "SPARK_UI_ENABLED": "false",
+        "SPARK_DRIVER_MEMORY": "2g",
+    }
 
 
 def layer_rates(progress: list[dict[str, Any]], gold_rows: int) -> dict[str, Any]:
@@ -61,15 +71,27 @@ def layer_rates(progress: list[dict[str, Any]], gold_rows: int) -> dict[str, Any
         for table, seconds in (line.get("merge_seconds") or {}).items():
             merges[table] = round(merges.get(table, 0.0) + seconds, 1)
     return {
-        "bronze": {"batches": len(bronze), "rows": bronze_rows, "seconds": round(bronze_seconds, 1),
-                   "rows_per_second": rate(bronze_rows, bronze_seconds)},
-        "silver": {"batches": len(silver), "rows": silver_rows, "seconds": round(silver_seconds, 1),
-                   "rows_per_second": rate(silver_rows, silver_seconds)},
-        "gold": {"batches": len(silver), "rows": gold_rows, "seconds": round(gold_seconds, 1),
-                 "rows_per_second": rate(gold_rows, gold_seconds),
-                 "events_per_second": rate(silver_rows, gold_seconds)},
+        "bronze": {
+            "batches": len(bronze),
+            "rows": bronze_rows,
+            "seconds": round(bronze_seconds, 1),
+            "rows_per_second": rate(bronze_rows, bronze_seconds),
+        },
+        "silver": {
+            "batches": len(silver),
+            "rows": silver_rows,
+            "seconds": round(silver_seconds, 1),
+            "rows_per_second": rate(silver_rows, silver_seconds),
+        },
+        "gold": {
+            "batches": len(silver),
+            "rows": gold_rows,
+            "seconds": round(gold_seconds, 1),
+            "rows_per_second": rate(gold_rows, gold_seconds),
+            "events_per_second": rate(silver_rows, gold_seconds),
+        },
         "merge_seconds": dict(sorted(merges.items(), key=lambda item: -item[1])),
-    }  # fmt: skip
+    }
 
 
 def catch_up_seconds(progress: list[dict[str, Any]]) -> float:
@@ -100,10 +122,14 @@ def run(events: int, memory: PeakRss, with_peer: bool = True) -> dict[str, Any]:
             started = time.monotonic()
             sent = load_topics(broker, events)
             publish_seconds = time.monotonic() - started
-            print(f"streaming: {sent['events']:,} events in the topics ({publish_seconds:.0f}s); Spark catch-up ...",
-                  file=sys.stderr, flush=True)  # fmt: skip
-            ours = run_worker(["-m", "streaming", "run", "--available-now"], spark_env(data, broker), memory,
-                              "streaming")  # fmt: skip
+            print(
+                f"streaming: {sent['events']:,} events in the topics ({publish_seconds:.0f}s); Spark catch-up ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            ours = run_worker(
+                ["-m", "streaming", "run", "--available-now"], spark_env(data, broker), memory, "streaming"
+            )
             progress = read_progress(data / "logs" / "streaming-progress.jsonl")
             tables = data / "tables"
             layers = layer_rates(progress, gold_rows_written(tables / "track_features"))
@@ -114,23 +140,48 @@ def run(events: int, memory: PeakRss, with_peer: bool = True) -> dict[str, Any]:
                 "tracks": sent["tracks"],
                 "mean_event_bytes": round(sent["bytes"] / sent["events"]),
                 "spark_master": "local[2]",
-                "ours": {"wall_seconds": round(ours.seconds, 1), "end_to_end_events_per_second":
-                         rate(sent["events"], ours.seconds), "catch_up_seconds": round(catch_up, 1),
-                         "catch_up_events_per_second": rate(sent["events"], catch_up),
-                         "bronze_rows_in_table": bronze_rows,
-                         "peak_rss_mib": ours.peak_rss_mib, "layers": layers},
-            }  # fmt: skip
+                "ours": {
+                    "wall_seconds": round(ours.seconds, 1),
+                    "end_to_end_events_per_second": rate(sent["events"], ours.seconds),
+                    "catch_up_seconds": round(catch_up, 1),
+                    "catch_up_events_per_second": rate(sent["events"], catch_up),
+                    "bronze_rows_in_table": bronze_rows,
+                    "peak_rss_mib": ours.peak_rss_mib,
+                    "layers": layers,
+                },
+            }
             if with_peer:
                 print("streaming: the peer (confluent-kafka consumer + delta-rs) ...", file=sys.stderr, flush=True)
-                peer = run_worker(["-m", "benchmarks.peer", "--bootstrap", broker.bootstrap_servers, "--table",
-                                   str(Path(tmp) / "peer-bronze"), "--expected", str(sent["events"]), "--topics",
-                                   *sent["topics"]], {}, memory, "peer")  # fmt: skip
-                peer_rows = sum(int(c.metrics.get("num_added_rows", c.metrics.get("numOutputRows", 0)))
-                                for c in delta_commits(Path(tmp) / "peer-bronze"))  # fmt: skip
-                result["peer"] = {**peer.output, "wall_seconds": round(peer.seconds, 1),
-                                  "bronze_rows_in_table": peer_rows, "peak_rss_mib": peer.peak_rss_mib}  # fmt: skip
-                result["bronze_ratio_ours_to_peer"] = ratio(layers["bronze"]["rows_per_second"],
-                                                            peer.output["rows_per_second"])  # fmt: skip
+                peer = run_worker(
+                    [
+                        "-m",
+                        "benchmarks.peer",
+                        "--bootstrap",
+                        broker.bootstrap_servers,
+                        "--table",
+                        str(Path(tmp) / "peer-bronze"),
+                        "--expected",
+                        str(sent["events"]),
+                        "--topics",
+                        *sent["topics"],
+                    ],
+                    {},
+                    memory,
+                    "peer",
+                )
+                peer_rows = sum(
+                    int(c.metrics.get("num_added_rows", c.metrics.get("numOutputRows", 0)))
+                    for c in delta_commits(Path(tmp) / "peer-bronze")
+                )
+                result["peer"] = {
+                    **peer.output,
+                    "wall_seconds": round(peer.seconds, 1),
+                    "bronze_rows_in_table": peer_rows,
+                    "peak_rss_mib": peer.peak_rss_mib,
+                }
+                result["bronze_ratio_ours_to_peer"] = ratio(
+                    layers["bronze"]["rows_per_second"], peer.output["rows_per_second"]
+                )
             memory.watched.pop("broker", None)
     return result
 

@@ -30,9 +30,15 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
 
     size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
     rows = gold_rows(generate_catalogue(seed, size))
-    arrow_types = {"STRING": pa.string(), "INT": pa.int32(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-                   "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-                   "ARRAY<STRING>": pa.list_(pa.string())}  # fmt: skip
+    arrow_types = {
+        "STRING": pa.string(),
+        "INT": pa.int32(),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "BOOLEAN": pa.bool_(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "ARRAY<STRING>": pa.list_(pa.string()),
+    }
     ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", table_schemas()["track_features"]))
     fields = [pa.field(name, arrow_types[kind.upper()]) for name, kind in ddl]
     schema = pa.schema(fields)
@@ -54,8 +60,13 @@ def bench_size(tracks: int, tuning: str, memory: PeakRss) -> dict[str, Any]:
         started = time.monotonic()
         write_gold(data / "tables" / "track_features", tracks)
         write_seconds = time.monotonic() - started
-        env = {"DATA_DIR": str(data), "SPARK_MASTER": "local[2]", "SPARK_UI_ENABLED": "false",
-               "TRAINING_TUNING": tuning, "MLFLOW_TRACKING_URI": None}  # fmt: skip
+        env = {
+            "DATA_DIR": str(data),
+            "SPARK_MASTER": "local[2]",
+            "SPARK_UI_ENABLED": "false",
+            "TRAINING_TUNING": tuning,
+            "MLFLOW_TRACKING_URI": None,
+        }
         full = run_worker(["-m", "training", "run", "--once"], env, memory, f"trainer-{tracks}")
         skip = run_worker(["-m", "training", "run", "--once"], env, memory, f"trainer-skip-{tracks}")
     return {
@@ -94,8 +105,9 @@ def growth(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     steps = []
     for small, large in itertools.pairwise(results):
         rows, seconds = large["tracks"] / small["tracks"], large["full_cycle_seconds"] / small["full_cycle_seconds"]
-        steps.append({"from": small["tracks"], "to": large["tracks"], "rows_x": round(rows, 1),
-                      "time_x": round(seconds, 2)})  # fmt: skip
+        steps.append(
+            {"from": small["tracks"], "to": large["tracks"], "rows_x": round(rows, 1), "time_x": round(seconds, 2)}
+        )
     return steps
 
 

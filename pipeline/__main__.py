@@ -35,13 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
         "and stops what it started, also on Ctrl-C.",
     )
     demo.add_argument("--catalogue-file", type=Path, metavar="PATH", help="also backfill this CSV/Parquet catalogue")
-    for name, text in (("up", "start the services, supervised, in the background"),
-                       ("supervise", "run the supervisor in the foreground (for systemd and the like)")):  # fmt: skip
+    for name, text in (
+        ("up", "start the services, supervised, in the background"),
+        ("supervise", "run the supervisor in the foreground (for systemd and the like)"),
+    ):
         command = commands.add_parser(name, help=text, description=text + ". Logs go to DATA_DIR/logs/.")
         command.add_argument(
-            "--services", type=service_list, default=list(SERVICES), metavar="LIST",
+            "--services",
+            type=service_list,
+            default=list(SERVICES),
+            metavar="LIST",
             help=f"comma-separated subset of {','.join(SERVICES)} (default: all)",
-        )  # fmt: skip
+        )
     commands.add_parser("status", help="each service's state, pid, restarts and log")
     commands.add_parser("mlflow-ui", help="serve the MLflow UI of the tracking store on 127.0.0.1")
     commands.add_parser("sandbox-producer", help="the producer, pointed at a sandbox running elsewhere (compose)")

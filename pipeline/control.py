@@ -48,8 +48,11 @@ def up(settings: PipelineSettings, services: list[str]) -> int:
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "supervise", "--services", ",".join(services)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + READY_TIMEOUT * len(services)
     with console.status("starting the services ..."):
         while True:
@@ -91,8 +94,9 @@ def status(settings: PipelineSettings) -> int:
             shown = "exited"
         last_exit = "-" if service.get("last_exit") is None else str(service["last_exit"])
         uptime = describe_uptime(service.get("started_at") if shown == "running" else None)
-        table.add_row(name, shown, str(service.get("pid") or "-"), str(service["restarts"]), uptime, last_exit,
-                      service["log"])  # fmt: skip
+        table.add_row(
+            name, shown, str(service.get("pid") or "-"), str(service["restarts"]), uptime, last_exit, service["log"]
+        )
     console.print(table)
     return 0
 

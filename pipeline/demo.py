@@ -40,9 +40,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TABLES = (
-    "bronze", "quarantine", "silver_tracks", "silver_artists", "silver_audio_features", "silver_playlist_members",
-    "silver_playlist_history", "track_features", "recommendations",
-)  # fmt: skip
+    "bronze",
+    "quarantine",
+    "silver_tracks",
+    "silver_artists",
+    "silver_audio_features",
+    "silver_playlist_members",
+    "silver_playlist_history",
+    "track_features",
+    "recommendations",
+)
 
 
 @dataclass
@@ -65,8 +72,9 @@ def phase(report: DemoReport, title: str) -> Iterator[dict[str, str]]:
         yield outcome
     seconds = time.monotonic() - started
     report.phases.append((title, seconds, outcome["text"]))
-    console.print(f"[green]✓[/] {title} ({seconds:.0f} s){': ' + outcome['text'] if outcome['text'] else ''}",
-                  highlight=False)  # fmt: skip
+    console.print(
+        f"[green]✓[/] {title} ({seconds:.0f} s){': ' + outcome['text'] if outcome['text'] else ''}", highlight=False
+    )
 
 
 def start_sandbox(settings: PipelineSettings) -> "SandboxServer":
@@ -241,16 +249,22 @@ def print_summary(report: DemoReport) -> None:
             models.add_row(summary.task, "-", "-", summary.note, "-")
             continue
         for metric, (baseline, ours) in summary.metrics.items():
-            models.add_row(summary.task, metric, "-" if baseline is None else f"{baseline:.3f}", f"{ours:.3f}",
-                           f"v{summary.version}")  # fmt: skip
+            models.add_row(
+                summary.task,
+                metric,
+                "-" if baseline is None else f"{baseline:.3f}",
+                f"{ours:.3f}",
+                f"v{summary.version}",
+            )
     console.print(models)
 
     recommendations = Table(title="top 10 recommendations (not yet favourites)")
     for column in ("#", "track", "artists", "score", "because"):
         recommendations.add_column(column, overflow="fold")
     for row in report.recommendations:
-        recommendations.add_row(str(row["rank"]), row["name"], ", ".join(row["artist_names"]), f"{row['score']:.3f}",
-                                row["because"])  # fmt: skip
+        recommendations.add_row(
+            str(row["rank"]), row["name"], ", ".join(row["artist_names"]), f"{row['score']:.3f}", row["because"]
+        )
     console.print(recommendations)
     total = sum(seconds for _, seconds, _ in report.phases)
     console.print(f"demo took {total:.0f} s; report: {report.report_path}", highlight=False)

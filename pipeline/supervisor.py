@@ -113,10 +113,21 @@ def build_services(settings: PipelineSettings, live: bool, only: set[str]) -> li
         services.append(Service("broker", python_module("pipeline_runtime", "broker", "run"), ready=broker_ready))
     if not live and "sandbox" in only:
         port = settings.sandbox_port
-        args = ["sandbox", "--port", str(port), "--generation", settings.sandbox_generation,
-                "--seed", str(settings.sandbox_seed), "--tracks", str(settings.sandbox_tracks),
-                "--artists", str(max(20, settings.sandbox_tracks // 10)),
-                "--albums", str(max(40, settings.sandbox_tracks // 4))]  # fmt: skip
+        args = [
+            "sandbox",
+            "--port",
+            str(port),
+            "--generation",
+            settings.sandbox_generation,
+            "--seed",
+            str(settings.sandbox_seed),
+            "--tracks",
+            str(settings.sandbox_tracks),
+            "--artists",
+            str(max(20, settings.sandbox_tracks // 10)),
+            "--albums",
+            str(max(40, settings.sandbox_tracks // 4)),
+        ]
         services.append(Service("sandbox", python_module("producers", *args), ready=lambda: port_open(port)))
         shared.update(sandbox_env(settings))
     producer = Service("producer", python_module("producers", "run"), env=shared)
@@ -173,8 +184,12 @@ class Supervisor:
 
     def write_state(self, status: str) -> None:
         path = state_file(self.settings)
-        data = {"pid": os.getpid(), "status": status, "updated_at": time.time(),
-                "services": {name: asdict(state) for name, state in self.states.items()}}  # fmt: skip
+        data = {
+            "pid": os.getpid(),
+            "status": status,
+            "updated_at": time.time(),
+            "services": {name: asdict(state) for name, state in self.states.items()},
+        }
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data, indent=2))
         temporary.replace(path)

@@ -124,8 +124,9 @@ def run_in_foreground(broker: LocalKafkaBroker) -> int:
     console.print(f"Kafka broker running at [bold]{running.bootstrap_servers}[/] (pid {running.pid}); Ctrl-C stops it.")
     while not stop.wait(1.0):
         if broker.process is not None and broker.process.poll() is not None:
-            console.print(f"[bold red]error:[/] the Kafka broker exited (code {broker.process.returncode}); "
-                          f"see {broker.log_file}")  # fmt: skip
+            console.print(
+                f"[bold red]error:[/] the Kafka broker exited (code {broker.process.returncode}); see {broker.log_file}"
+            )
             return 1
     broker.stop()
     console.print("Kafka broker stopped.")
@@ -164,13 +165,17 @@ def smoke_command(broker_settings: BrokerSettings, messages: int | None, bootstr
                 return table_state(spark, settings.table_path)
 
             first, took = step("streaming the topic into Delta (availableNow)", ingest)
-            console.print(f"✓ streamed the topic into Delta in {took:.1f}s: {first.rows:,} rows, "
-                          f"version {first.version}, table {settings.table_path}")  # fmt: skip
+            console.print(
+                f"✓ streamed the topic into Delta in {took:.1f}s: {first.rows:,} rows, "
+                f"version {first.version}, table {settings.table_path}"
+            )
             second, took = step("re-running the stream with nothing new", ingest)
             unchanged = second == first
             mark, verdict = ("✓", "unchanged") if unchanged else ("✗", "CHANGED")
-            console.print(f"{mark} re-run with nothing new in {took:.1f}s: Delta version {second.version}, "
-                          f"{second.rows:,} rows ({verdict})")  # fmt: skip
+            console.print(
+                f"{mark} re-run with nothing new in {took:.1f}s: Delta version {second.version}, "
+                f"{second.rows:,} rows ({verdict})"
+            )
         finally:
             spark.stop()
     exactly_once = second.rows == second.distinct_offsets and unchanged

@@ -289,9 +289,18 @@ class LocalKafkaBroker:
 
     def _format(self, java: str, cluster_id: str) -> None:
         command = [
-            java, "-cp", self._classpath(), f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(self.properties_file),
-        ]  # fmt: skip
+            java,
+            "-cp",
+            self._classpath(),
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.properties_file),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()[-LOG_TAIL_LINES:]
@@ -303,15 +312,26 @@ class LocalKafkaBroker:
     def _spawn(self, java: str, *, detach: bool) -> "subprocess.Popen[bytes]":
         heap = self.settings.heap
         command = [
-            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "-cp", self._classpath(), "kafka.Kafka", str(self.properties_file),
-        ]  # fmt: skip
+            "-cp",
+            self._classpath(),
+            "kafka.Kafka",
+            str(self.properties_file),
+        ]
         with self.out_file.open("ab") as out:
             return subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.dir, start_new_session=detach,
-            )  # fmt: skip
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=detach,
+            )
 
     def _wait_ready(self, process: "subprocess.Popen[bytes]", running: RunningBroker) -> None:
         """Until the broker is registered and unfenced (it appears in metadata), or it dies, or time is up."""

@@ -39,8 +39,11 @@ def run_cli(body: Callable[[], int]) -> int:
         console.print(f"[bold red]error:[/] {describe_validation_error(exc)}", highlight=False, soft_wrap=True)
         return EXIT_SETUP
     except SettingsError as exc:  # a value pydantic-settings could not decode (a list that is not JSON, say)
-        console.print(f"[bold red]error:[/] invalid settings: {exc} (fix the variable in the environment or .env)",
-                      highlight=False, soft_wrap=True)  # fmt: skip
+        console.print(
+            f"[bold red]error:[/] invalid settings: {exc} (fix the variable in the environment or .env)",
+            highlight=False,
+            soft_wrap=True,
+        )
         return EXIT_SETUP
     except KeyboardInterrupt:
         console.print("interrupted")

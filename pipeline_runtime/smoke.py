@@ -77,8 +77,12 @@ def publish_messages(bootstrap_servers: str, topic: str, count: int, first: int 
     for sequence in range(first, first + count):
         while True:
             try:
-                producer.produce(topic, key=str(sequence).encode(), value=smoke_message(sequence, produced_at),
-                                 on_delivery=on_delivery)  # fmt: skip
+                producer.produce(
+                    topic,
+                    key=str(sequence).encode(),
+                    value=smoke_message(sequence, produced_at),
+                    on_delivery=on_delivery,
+                )
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry this message
                 producer.poll(0.5)

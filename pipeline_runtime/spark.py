@@ -105,8 +105,15 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
     if not settings.spark_ui_enabled:
         # Without a UI nobody reads the status store, yet by default it keeps 100,000 tasks and 1,000 jobs,
         # stages and SQL executions on the driver's heap: a long-running job's heap fills with them.
-        conf.update({"spark.ui.retainedJobs": "50", "spark.ui.retainedStages": "50", "spark.ui.retainedTasks": "1000",
-                     "spark.sql.ui.retainedExecutions": "50", "spark.ui.dagGraph.retainedRootRDDs": "50"})  # fmt: skip
+        conf.update(
+            {
+                "spark.ui.retainedJobs": "50",
+                "spark.ui.retainedStages": "50",
+                "spark.ui.retainedTasks": "1000",
+                "spark.sql.ui.retainedExecutions": "50",
+                "spark.ui.dagGraph.retainedRootRDDs": "50",
+            }
+        )
     if jars is None:
         conf["spark.jars.packages"] = ",".join(SPARK_PACKAGES)
         conf["spark.jars.ivySettings"] = str(IVY_SETTINGS)

@@ -143,9 +143,13 @@ def run_command(settings: ProducerSettings, once: bool, interval: float | None) 
 
 
 def detect_generation(
-    settings: ProducerSettings, api: "SpotifyApi", conditions: "Conditions", stop: threading.Event, once: bool,
+    settings: ProducerSettings,
+    api: "SpotifyApi",
+    conditions: "Conditions",
+    stop: threading.Event,
+    once: bool,
     every: float,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """Ask Spotify which API the app gets, waiting out 429s, outages and an expired login as the poll loop
     does; an exit code when the producer should end instead."""
     from spotipy.exceptions import SpotifyException  # noqa: PLC0415
@@ -163,8 +167,11 @@ def detect_generation(
             conditions.failed(exc, "the first request, which tells the API generation")
             delay = every
         except SpotifyException as exc:
-            conditions.refused(exc, "the first request, which tells the API generation; PRODUCER_API_GENERATION "
-                              "set to extended or development skips it")  # fmt: skip
+            conditions.refused(
+                exc,
+                "the first request, which tells the API generation; PRODUCER_API_GENERATION "
+                "set to extended or development skips it",
+            )
             delay = every
         except LoginExpired as exc:
             if wait_for_new_login(settings, exc, stop, every, once):
@@ -189,8 +196,13 @@ def wait_for_new_login(
     token_file = settings.token_file
     every = min(every, LOGIN_CHECK_SECONDS)
     before = read_token_file(token_file)
-    log.error("%s Until then the producer keeps running without asking Spotify anything, and resumes by itself "
-              "once the login is renewed (it checks %s every %.0fs).", exc, token_file, every)  # fmt: skip
+    log.error(
+        "%s Until then the producer keeps running without asking Spotify anything, and resumes by itself "
+        "once the login is renewed (it checks %s every %.0fs).",
+        exc,
+        token_file,
+        every,
+    )
     while not stop.wait(every):
         now = read_token_file(token_file)
         if now is not None and now != before:

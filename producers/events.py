@@ -22,9 +22,19 @@ _NAMESPACE = uuid.UUID("6f1c2b52-8d0e-4a7e-9a51-3c2f4e1d9b70").bytes
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 AUDIO_FEATURES = (
-    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
-)  # fmt: skip
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,10 @@ def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str
     try:
         server = HTTPServer((target.hostname, target.port), Handler)
     except OSError as exc:
-        raise SetupError(f"Cannot listen on {target.hostname}:{target.port} for the login redirect ({exc.strerror}): "
-                         "free the port or set PRODUCER_REDIRECT_URI to another one.") from None  # fmt: skip
+        raise SetupError(
+            f"Cannot listen on {target.hostname}:{target.port} for the login redirect ({exc.strerror}): "
+            "free the port or set PRODUCER_REDIRECT_URI to another one."
+        ) from None
     server.timeout = timeout
     thread = threading.Thread(target=server.handle_request, daemon=True)
     thread.start()

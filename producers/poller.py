@@ -107,9 +107,13 @@ class Conditions:
 
     def rate_limited(self, exc: RateLimited) -> None:
         what = "QUOTA_EXCEEDED" if exc.quota_exceeded else "rate limiting"
-        self.report(f"{exc.service} 429", f"{exc.service} {what} (429)",
-                    f"{describe_wait(exc)}. What was published is kept; the poll resumes then.",
-                    exc.quota_exceeded, rate_limit=True)  # fmt: skip
+        self.report(
+            f"{exc.service} 429",
+            f"{exc.service} {what} (429)",
+            f"{describe_wait(exc)}. What was published is kept; the poll resumes then.",
+            exc.quota_exceeded,
+            rate_limit=True,
+        )
 
     def failed(self, exc: ServiceUnavailable, where: str) -> None:
         self.report(str(exc), f"'{exc}'", f"{exc} ({where}): {GOING_ON}")
@@ -118,8 +122,11 @@ class Conditions:
         endpoint = endpoint_of(exc)
         detail = str(exc.msg).split(":\n", 1)[-1].strip()
         answer = f"{exc.http_status} ({detail})" if detail not in ("", "None") else str(exc.http_status)
-        why = ("this app may not use it (removed for new apps, or not allowed)" if exc.http_status in (403, 404)
-               else "the request was refused")  # fmt: skip
+        why = (
+            "this app may not use it (removed for new apps, or not allowed)"
+            if exc.http_status in (403, 404)
+            else "the request was refused"
+        )
         message = f"Spotify answered {answer} for {endpoint} ({where}): {why}; {GOING_ON}"
         self.report(f"{exc.http_status} {endpoint}", f"{exc.http_status} answers for {endpoint}", message)
 
@@ -131,8 +138,12 @@ class Conditions:
                 continue
             del self.active[key]
             lasted = timedelta(seconds=round(time.time() - condition.since))
-            log.info("resumed after %s: no more %s, seen %d time(s); polling goes on where it stopped",
-                     lasted, condition.label, condition.times)  # fmt: skip
+            log.info(
+                "resumed after %s: no more %s, seen %d time(s); polling goes on where it stopped",
+                lasted,
+                condition.label,
+                condition.times,
+            )
             self.news = True
 
 

@@ -34,10 +34,24 @@ log = logging.getLogger(__name__)
 
 Generation = Literal["extended", "development"]
 SCOPES = "playlist-read-private playlist-read-collaborative user-library-read"
-BATCH = {"extended": {"tracks": 50, "artists": 50, "audio-features": 100, "playlist_page": 100, "search": 50,
-                      "artist_albums": 50},
-         "development": {"tracks": 1, "artists": 1, "audio-features": 100, "playlist_page": 50, "search": 10,
-                         "artist_albums": 10}}  # fmt: skip
+BATCH = {
+    "extended": {
+        "tracks": 50,
+        "artists": 50,
+        "audio-features": 100,
+        "playlist_page": 100,
+        "search": 50,
+        "artist_albums": 50,
+    },
+    "development": {
+        "tracks": 1,
+        "artists": 1,
+        "audio-features": 100,
+        "playlist_page": 50,
+        "search": 10,
+        "artist_albums": 10,
+    },
+}
 RECCOBEATS_BATCH = 40
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 T = TypeVar("T")
@@ -410,8 +424,11 @@ class SpotifyApi:
         base = self.settings.reccobeats_api_url.rstrip("/")
         for chunk in chunks(ids, RECCOBEATS_BATCH):
             try:
-                response = self.recco.get(f"{base}/audio-features", params={"ids": ",".join(chunk)},
-                                          timeout=self.settings.request_timeout_seconds)  # fmt: skip
+                response = self.recco.get(
+                    f"{base}/audio-features",
+                    params={"ids": ",".join(chunk)},
+                    timeout=self.settings.request_timeout_seconds,
+                )
             except requests.RequestException as exc:
                 raise no_answer("ReccoBeats", exc, self.settings.request_timeout_seconds) from None
             if response.status_code == 429:

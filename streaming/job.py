@@ -98,8 +98,14 @@ class StorageFailed(SetupError):
 
     def __init__(self, settings: StreamingSettings, fault: str) -> None:
         places = [f"DATA_DIR ({settings.data_dir.resolve()})"]
-        places += [f"{name} ({value})" for name, value in (("TABLES_LOCATION", settings.tables_location),
-                   ("CHECKPOINTS_LOCATION", settings.checkpoints_location)) if value]  # fmt: skip
+        places += [
+            f"{name} ({value})"
+            for name, value in (
+                ("TABLES_LOCATION", settings.tables_location),
+                ("CHECKPOINTS_LOCATION", settings.checkpoints_location),
+            )
+            if value
+        ]
         super().__init__(
             f"the streaming job could not write its tables or checkpoints: {fault}. Free space on "
             f"{' and '.join(places)} or make it writable, then start the job again: the checkpoints and the Delta "
@@ -221,8 +227,13 @@ class SilverWriter:
                 for name in ("quarantine", *SILVER.values(), "silver_playlist_members", "track_features")
             }
             BATCH_FACTS[(self.query_name, batch_id)] = facts
-            log.info("silver batch %d: %s, %d quarantined, in %.1fs", batch_id, facts["rows_written"], quarantined,
-                     time.monotonic() - started)  # fmt: skip
+            log.info(
+                "silver batch %d: %s, %d quarantined, in %.1fs",
+                batch_id,
+                facts["rows_written"],
+                quarantined,
+                time.monotonic() - started,
+            )
         finally:
             parsed.unpersist()
 

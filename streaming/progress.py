@@ -93,8 +93,13 @@ class ProgressLog(StreamingQueryListener):
             with self.lock, self.path.open("a") as handle:
                 handle.write(json.dumps(line) + "\n")
         except OSError as exc:  # a full disk or a read-only mount: the job says so when its own writes fail
-            log.warning("progress of %s batch %d not logged to %s: %s", progress.name, progress.batchId, self.path,
-                        exc.strerror or exc)  # fmt: skip
+            log.warning(
+                "progress of %s batch %d not logged to %s: %s",
+                progress.name,
+                progress.batchId,
+                self.path,
+                exc.strerror or exc,
+            )
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
         pass

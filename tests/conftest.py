@@ -38,8 +38,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """The environment for a CLI run in a test: this one, less the pipeline's own settings."""
-    prefixes = ("DATA_", "KAFKA_", "LOCAL_KAFKA_", "SPARK_", "MLFLOW_", "SMOKE_", "PRODUCER_", "STREAMING_",
-                "TRAINING_", "SPOTIFY_", "TABLES_", "CHECKPOINTS_")  # fmt: skip
+    prefixes = (
+        "DATA_",
+        "KAFKA_",
+        "LOCAL_KAFKA_",
+        "SPARK_",
+        "MLFLOW_",
+        "SMOKE_",
+        "PRODUCER_",
+        "STREAMING_",
+        "TRAINING_",
+        "SPOTIFY_",
+        "TABLES_",
+        "CHECKPOINTS_",
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     env.update({"JARS_DIR": str(JARS_DIR), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
     env.update(overrides)
@@ -67,8 +79,13 @@ def run_module(
     """`python -m module args...` in `cwd` (where no .env lies), output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -203,8 +220,14 @@ def read_topic(bootstrap_servers: str, topic: str, timeout: float = 20.0) -> lis
 
     from confluent_kafka import Consumer, KafkaError
 
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex,
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": uuid.uuid4().hex,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+        }
+    )
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = len(metadata.topics[topic].partitions) if topic in metadata.topics else 0
     consumer.subscribe([topic])

@@ -164,8 +164,14 @@ def recommend(settings: TrainingSettings, top: int) -> int:
     for column in ("#", "track", "artists", "genres", "score", "because"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(str(row["rank"]), row["name"] or row["track_id"], ", ".join(row["artist_names"]),
-                      ", ".join(row["genres"]), f"{row['score']:.3f}", row["because"])  # fmt: skip
+        table.add_row(
+            str(row["rank"]),
+            row["name"] or row["track_id"],
+            ", ".join(row["artist_names"]),
+            ", ".join(row["genres"]),
+            f"{row['score']:.3f}",
+            row["because"],
+        )
     console.print(table)
     return 0
 

@@ -314,9 +314,14 @@ def champion_metrics(
 
 
 def log_figures(
-    mlflow: Any, task: Task, names: list[str], weights: list[float], labels: np.ndarray, predicted: np.ndarray,
+    mlflow: Any,
+    task: Task,
+    names: list[str],
+    weights: list[float],
+    labels: np.ndarray,
+    predicted: np.ndarray,
     threshold: float,
-) -> None:  # fmt: skip
+) -> None:
     mlflow.log_figure(plots.importance_figure(names, weights, "feature importance"), "plots/feature_importance.png")
     if task == "regression":
         mlflow.log_figure(plots.regression_figure(labels, predicted, "popularity"), "plots/predicted_vs_actual.png")
@@ -374,12 +379,21 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             baseline = pipeline.fit(baseline_rows)
             labels, predicted = scores(baseline, prepared.holdout, task, label)
             report.baseline = evaluate(task, labels, predicted, 0.5, k)
-            with mlflow.start_run(experiment_id=experiment, run_name="notebook baseline", tags={
-                **common_tags, registry.TAG_ROLE: "baseline"}):  # fmt: skip
+            with mlflow.start_run(
+                experiment_id=experiment,
+                run_name="notebook baseline",
+                tags={**common_tags, registry.TAG_ROLE: "baseline"},
+            ):
                 mlflow.log_input(source, context="training")
-                mlflow.log_params({"model": "GBT (defaults)", "features": ",".join(prepared.baseline_features),
-                                   "scaled": "instrumentalness,key,liveness,speechiness", "seed": settings.seed,
-                                   "holdout_fraction": settings.holdout_fraction})  # fmt: skip
+                mlflow.log_params(
+                    {
+                        "model": "GBT (defaults)",
+                        "features": ",".join(prepared.baseline_features),
+                        "scaled": "instrumentalness,key,liveness,speechiness",
+                        "seed": settings.seed,
+                        "holdout_fraction": settings.holdout_fraction,
+                    }
+                )
                 mlflow.log_metrics(report.baseline)
     else:
         log.warning("%s: no audio features in the data, so the notebook's baseline (audio only) is skipped", name)
@@ -401,17 +415,31 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             raise Stopped
         with steps.step(f"{name}: log to MLflow and register"):
             mlflow.log_input(source, context="training")
-            mlflow.log_params({
-                "family": best.family, **best.params, "features": ",".join(prepared.features.numeric),
-                "genres_encoded": prepared.features.genres, "seed": settings.seed, "tuning": settings.tuning,
-                "holdout_fraction": settings.holdout_fraction, "train_rows": prepared.train_rows,
-                "holdout_rows": prepared.holdout_rows, "class_weights": task == "classification",
-            })  # fmt: skip
+            mlflow.log_params(
+                {
+                    "family": best.family,
+                    **best.params,
+                    "features": ",".join(prepared.features.numeric),
+                    "genres_encoded": prepared.features.genres,
+                    "seed": settings.seed,
+                    "tuning": settings.tuning,
+                    "holdout_fraction": settings.holdout_fraction,
+                    "train_rows": prepared.train_rows,
+                    "holdout_rows": prepared.holdout_rows,
+                    "class_weights": task == "classification",
+                }
+            )
             mlflow.log_metrics(report.candidate)
             if report.baseline:
                 mlflow.log_metrics({f"baseline_{key}": value for key, value in report.baseline.items()})
-            mlflow.log_dict({"used": prepared.features.columns, "left_out": prepared.missing,
-                             "baseline": list(prepared.baseline_features)}, "feature_set.json")  # fmt: skip
+            mlflow.log_dict(
+                {
+                    "used": prepared.features.columns,
+                    "left_out": prepared.missing,
+                    "baseline": list(prepared.baseline_features),
+                },
+                "feature_set.json",
+            )
             mlflow.log_dict({"grid": tuning, "chosen": best.label}, "tuning.json")
             names, weights = feature_names(model, prepared.features), importances(model)
             mlflow.log_dict(dict(zip(names, weights, strict=True)), "feature_importance.json")
@@ -449,8 +477,13 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             mlflow.log_metrics({f"champion_{key}": value for key, value in report.champion.items()})
         alias = registry.CHAMPION if report.promoted else registry.CHALLENGER
         registry.set_alias(client, model_name, alias, report.version)
-        mlflow.set_tags({registry.TAG_DECISION: alias, registry.TAG_REASON: report.reason,
-                         "champion_before": champion_version or "none"})  # fmt: skip
+        mlflow.set_tags(
+            {
+                registry.TAG_DECISION: alias,
+                registry.TAG_REASON: report.reason,
+                "champion_before": champion_version or "none",
+            }
+        )
         log.info("%s v%s -> %s: %s", model_name, report.version, alias, report.reason)
     except Stopped:
         mlflow.end_run("KILLED")

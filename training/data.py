@@ -21,14 +21,29 @@ if TYPE_CHECKING:
 
 # The notebook's 12 audio features, and the 4 it standardised (REFERENCE §7).
 NOTEBOOK_FEATURES = (
-    "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "time_signature",
-)  # fmt: skip
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
 NOTEBOOK_SCALED = ("instrumentalness", "key", "liveness", "speechiness")
 # Ours: everything known about a track before anyone listens to it (labels and playlist counts are not).
 TRACK_FEATURES = (
-    "artist_popularity", "artist_followers_log", "release_year", "duration_min", "explicit", *NOTEBOOK_FEATURES,
-)  # fmt: skip
+    "artist_popularity",
+    "artist_followers_log",
+    "release_year",
+    "duration_min",
+    "explicit",
+    *NOTEBOOK_FEATURES,
+)
 GENRE_FEATURES = ("genres", "primary_genre")
 POPULARITY = "popularity"
 FAVOURITE = "favourite"

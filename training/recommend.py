@@ -49,8 +49,11 @@ def favourites_sharing(gold: "DataFrame", artists: set[str], genres: set[str]) -
 
 def explain(artist_names: list[str] | None, genres: list[str] | None, taste: Taste) -> str:
     """The artists and genres of a track that the favourites share, strongest first."""
-    reasons = [(taste.artists[a], f"{a}: {taste.artists[a]} favourite{'s' * (taste.artists[a] != 1)}")
-               for a in (artist_names or []) if taste.artists.get(a)]  # fmt: skip
+    reasons = [
+        (taste.artists[a], f"{a}: {taste.artists[a]} favourite{'s' * (taste.artists[a] != 1)}")
+        for a in (artist_names or [])
+        if taste.artists.get(a)
+    ]
     genre_reasons = [
         (taste.genres[g], f"{g}: {taste.genres[g] / taste.favourites:.0%} of favourites")
         for g in (genres or [])
@@ -75,8 +78,9 @@ def top_recommendations(
 ) -> list[dict[str, Any]]:
     """The `top` best-scored non-favourites, ranked and explained (ties broken by track id)."""
     best = score_tracks(model, gold).orderBy(F.col("score").desc(), "track_id").limit(top).collect()
-    taste = favourites_sharing(gold, {a for row in best for a in row["artist_names"] or []},
-                               {g for row in best for g in row["genres"] or []})  # fmt: skip
+    taste = favourites_sharing(
+        gold, {a for row in best for a in row["artist_names"] or []}, {g for row in best for g in row["genres"] or []}
+    )
     return [
         {
             "rank": rank,

@@ -27,17 +27,31 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIO = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "liveness", "speechiness",
-         "loudness", "tempo")  # fmt: skip
+AUDIO = (
+    "danceability",
+    "energy",
+    "valence",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "speechiness",
+    "loudness",
+    "tempo",
+)
 NUMERIC = ("popularity", "artist_popularity", "release_year", "duration_ms", *AUDIO)
 SAMPLE_ROWS = 50_000
 GREEN, GREY = "#1db954", "#535353"
 MODEL_PLOTS = {
-    "popularity": (("plots/feature_importance.png", "feature importance"),
-                   ("plots/predicted_vs_actual.png", "predicted vs actual, and residuals")),
-    "favourite": (("plots/feature_importance.png", "feature importance"), ("plots/roc_pr.png", "ROC and PR curves"),
-                  ("plots/confusion.png", "confusion matrix at the chosen threshold")),
-}  # fmt: skip
+    "popularity": (
+        ("plots/feature_importance.png", "feature importance"),
+        ("plots/predicted_vs_actual.png", "predicted vs actual, and residuals"),
+    ),
+    "favourite": (
+        ("plots/feature_importance.png", "feature importance"),
+        ("plots/roc_pr.png", "ROC and PR curves"),
+        ("plots/confusion.png", "confusion matrix at the chosen threshold"),
+    ),
+}
 
 
 def png(figure: Figure) -> str:
@@ -47,8 +61,10 @@ def png(figure: Figure) -> str:
 
 
 def image(data: str, alt: str) -> str:
-    return f'<figure><img class="chart" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>' \
-           f"{html.escape(alt)}</figcaption></figure>"  # fmt: skip
+    return (
+        f'<figure><img class="chart" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>'
+        f"{html.escape(alt)}</figcaption></figure>"
+    )
 
 
 # --- data charts (pure: pandas in, figure out) ---
@@ -110,8 +126,12 @@ def popularity_by_genre_figure(tracks: "pd.DataFrame", top: int = 12) -> Figure 
     order = genre.value_counts().index[:top]
     figure = Figure(figsize=(11, 4), layout="constrained")
     axes = figure.subplots()
-    axes.boxplot([known["popularity"][genre == g] for g in order], tick_labels=list(order), patch_artist=True,
-                 boxprops={"facecolor": GREEN, "alpha": 0.5})  # fmt: skip
+    axes.boxplot(
+        [known["popularity"][genre == g] for g in order],
+        tick_labels=list(order),
+        patch_artist=True,
+        boxprops={"facecolor": GREEN, "alpha": 0.5},
+    )
     axes.set_ylabel("popularity")
     axes.set_title(f"popularity by primary genre (the {len(order)} most common)")
     axes.tick_params(axis="x", rotation=30)
@@ -244,12 +264,16 @@ def render(
 ) -> str:
     """The whole page (pure: data in, HTML out)."""
     favourites = int(tracks["is_favourite"].fillna(False).astype(bool).sum())
-    at_a_glance = cards([
-        ("tracks", f"{len(tracks):,}"), ("artists", f"{tracks['primary_artist_id'].nunique():,}"),
-        ("favourites", f"{favourites:,} ({favourites / max(1, len(tracks)):.0%})"),
-        ("with popularity", f"{tracks['popularity'].notna().mean():.0%}"),
-        ("with audio features", f"{tracks['energy'].notna().mean():.0%}"), ("gold version", str(version)),
-    ])  # fmt: skip
+    at_a_glance = cards(
+        [
+            ("tracks", f"{len(tracks):,}"),
+            ("artists", f"{tracks['primary_artist_id'].nunique():,}"),
+            ("favourites", f"{favourites:,} ({favourites / max(1, len(tracks)):.0%})"),
+            ("with popularity", f"{tracks['popularity'].notna().mean():.0%}"),
+            ("with audio features", f"{tracks['energy'].notna().mean():.0%}"),
+            ("gold version", str(version)),
+        ]
+    )
     charts = [image(png(class_balance_figure(tracks)), "favourites and the rest")]
     if tracks["energy"].notna().any():
         charts.append(image(png(distributions_figure(tracks)), "audio feature distributions"))

@@ -31,19 +31,59 @@ from typing import Any
 import numpy as np
 
 GENRES = (
-    "pop", "rock", "hip hop", "electronic", "jazz", "classical", "indie", "metal",
-    "r&b", "country", "latin", "folk", "reggae", "blues", "ambient",
-)  # fmt: skip
+    "pop",
+    "rock",
+    "hip hop",
+    "electronic",
+    "jazz",
+    "classical",
+    "indie",
+    "metal",
+    "r&b",
+    "country",
+    "latin",
+    "folk",
+    "reggae",
+    "blues",
+    "ambient",
+)
 UNIT_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "liveness", "speechiness")
 MODEL_FEATURES = (*UNIT_FEATURES, "loudness", "tempo")
 BASE62 = string.digits + string.ascii_letters
 SANDBOX_USER = "sandbox-user"
 OTHER_USER = "someone-else"
 WORDS = (
-    "midnight", "golden", "river", "electric", "paper", "velvet", "echo", "neon", "summer", "silent",
-    "wild", "glass", "ocean", "fire", "shadow", "crystal", "lonely", "city", "dream", "stone", "blue",
-    "heart", "northern", "sugar", "thunder", "satellite", "honey", "winter", "broken", "radio",
-)  # fmt: skip
+    "midnight",
+    "golden",
+    "river",
+    "electric",
+    "paper",
+    "velvet",
+    "echo",
+    "neon",
+    "summer",
+    "silent",
+    "wild",
+    "glass",
+    "ocean",
+    "fire",
+    "shadow",
+    "crystal",
+    "lonely",
+    "city",
+    "dream",
+    "stone",
+    "blue",
+    "heart",
+    "northern",
+    "sugar",
+    "thunder",
+    "satellite",
+    "honey",
+    "winter",
+    "broken",
+    "radio",
+)
 
 
 @dataclass(frozen=True)
@@ -91,9 +131,28 @@ class Catalogue:
         """The catalogue in the "Spotify Tracks Dataset" layout (REFERENCE §6), for backfill tests."""
         import csv  # noqa: PLC0415
 
-        columns = ["track_id", "artists", "album_name", "track_name", "popularity", "duration_ms", "explicit",
-                   "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-                   "instrumentalness", "liveness", "valence", "tempo", "time_signature", "track_genre"]  # fmt: skip
+        columns = [
+            "track_id",
+            "artists",
+            "album_name",
+            "track_name",
+            "popularity",
+            "duration_ms",
+            "explicit",
+            "danceability",
+            "energy",
+            "key",
+            "loudness",
+            "mode",
+            "speechiness",
+            "acousticness",
+            "instrumentalness",
+            "liveness",
+            "valence",
+            "tempo",
+            "time_signature",
+            "track_genre",
+        ]
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
@@ -102,10 +161,19 @@ class Catalogue:
                 artist_names = ";".join(self.artists[a]["name"] for a in track["artist_ids"])
                 album = self.albums[track["album_id"]]
                 for genre in self.artists[track["artist_ids"][0]]["genres"][:2]:  # ids repeat across genres
-                    writer.writerow([
-                        tid, artist_names, album["name"], track["name"], track["popularity"], track["duration_ms"],
-                        track["explicit"], *(features[f] for f in columns[7:19]), genre,
-                    ])  # fmt: skip
+                    writer.writerow(
+                        [
+                            tid,
+                            artist_names,
+                            album["name"],
+                            track["name"],
+                            track["popularity"],
+                            track["duration_ms"],
+                            track["explicit"],
+                            *(features[f] for f in columns[7:19]),
+                            genre,
+                        ]
+                    )
 
 
 def spotify_id(rng: np.random.Generator) -> str:
@@ -176,8 +244,12 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
 
     # Albums: each by one artist.
     album_ids = [spotify_id(rng) for _ in range(size.albums)]
-    album_artist = np.concatenate([np.arange(min(size.artists, size.albums)),
-                                   rng.integers(0, size.artists, size=max(0, size.albums - size.artists))])  # fmt: skip
+    album_artist = np.concatenate(
+        [
+            np.arange(min(size.artists, size.albums)),
+            rng.integers(0, size.artists, size=max(0, size.albums - size.artists)),
+        ]
+    )
     start = date(1965, 1, 1)
     for i, alid in enumerate(album_ids):
         released = start + timedelta(days=int(rng.integers(0, 60 * 365)))
@@ -332,27 +404,29 @@ def gold_rows(catalogue: Catalogue, generation: str = "extended") -> list[dict[s
         has_features = extended or track["reccobeats"]
         features = catalogue.audio_features[tid] if has_features else {}
         member_of = playlists_of.get(tid, [])
-        rows.append({
-            "track_id": tid,
-            "name": track["name"],
-            "primary_artist_id": artist["id"],
-            "artist_names": [catalogue.artists[a]["name"] for a in track["artist_ids"]],
-            "album_name": album["name"],
-            "release_date": album["release_date"],
-            "release_year": int(album["release_date"][:4]),
-            "duration_ms": track["duration_ms"],
-            "explicit": track["explicit"],
-            "popularity": track["popularity"] if extended else None,
-            "artist_name": artist["name"],
-            "artist_popularity": artist["popularity"] if extended else None,
-            "artist_followers": artist["followers"] if extended else None,
-            "features_provider": ("spotify" if extended else "reccobeats") if has_features else None,
-            **{name: features.get(name) for name in (*MODEL_FEATURES, "key", "mode")},
-            "time_signature": features.get("time_signature") if extended else None,
-            "is_favourite": any(p["favourite"] for p in member_of),
-            "playlist_count": len(member_of),
-            "genres": list(artist["genres"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "track_id": tid,
+                "name": track["name"],
+                "primary_artist_id": artist["id"],
+                "artist_names": [catalogue.artists[a]["name"] for a in track["artist_ids"]],
+                "album_name": album["name"],
+                "release_date": album["release_date"],
+                "release_year": int(album["release_date"][:4]),
+                "duration_ms": track["duration_ms"],
+                "explicit": track["explicit"],
+                "popularity": track["popularity"] if extended else None,
+                "artist_name": artist["name"],
+                "artist_popularity": artist["popularity"] if extended else None,
+                "artist_followers": artist["followers"] if extended else None,
+                "features_provider": ("spotify" if extended else "reccobeats") if has_features else None,
+                **{name: features.get(name) for name in (*MODEL_FEATURES, "key", "mode")},
+                "time_signature": features.get("time_signature") if extended else None,
+                "is_favourite": any(p["favourite"] for p in member_of),
+                "playlist_count": len(member_of),
+                "genres": list(artist["genres"]),
+            }
+        )
     return rows
 
 

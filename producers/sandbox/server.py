@@ -177,8 +177,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             if endpoint in faults.removed:
                 faulted["removed"] += 1
-                raise ApiError(faults.removed[endpoint], "Service not found" if faults.removed[endpoint] == 404
-                               else "Forbidden")  # fmt: skip
+                raise ApiError(
+                    faults.removed[endpoint], "Service not found" if faults.removed[endpoint] == 404 else "Forbidden"
+                )
             if time.time() < self.state.outage_until:
                 faulted["outage"] += 1
                 raise ApiError(503, "Service unavailable")
@@ -188,8 +189,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 error: dict[str, Any] = {"status": 429, "message": "API rate limit exceeded"}
                 if faults.quota_exceeded:
                     error = {"status": 429, "message": "Quota exceeded", "reason": "QUOTA_EXCEEDED"}
-                raise ApiError(429, error["message"], json.dumps({"error": error}).encode(),
-                               {"Retry-After": str(faults.retry_after)})  # fmt: skip
+                raise ApiError(
+                    429,
+                    error["message"],
+                    json.dumps({"error": error}).encode(),
+                    {"Retry-After": str(faults.retry_after)},
+                )
             if faults.server_errors > 0:
                 faults.server_errors -= 1
                 faulted["503"] += 1
@@ -277,11 +282,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def album_ref(self, album_id: str) -> dict[str, Any]:
         album = self.state.catalogue.albums[album_id]
         return {
-            "id": album_id, "name": album["name"], "type": "album", "album_type": "album",
-            "uri": f"spotify:album:{album_id}", "release_date": album["release_date"],
-            "release_date_precision": "day", "total_tracks": len(album["track_ids"]),
+            "id": album_id,
+            "name": album["name"],
+            "type": "album",
+            "album_type": "album",
+            "uri": f"spotify:album:{album_id}",
+            "release_date": album["release_date"],
+            "release_date_precision": "day",
+            "total_tracks": len(album["track_ids"]),
             "artists": [self.artist_ref(a) for a in album["artist_ids"]],
-        }  # fmt: skip
+        }
 
     def album_obj(self, album_id: str) -> dict[str, Any]:
         album = self.state.catalogue.albums[album_id]
@@ -294,10 +304,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def track_obj(self, track_id: str, simplified: bool = False) -> dict[str, Any]:
         track = self.state.catalogue.tracks[track_id]
         obj: dict[str, Any] = {
-            "id": track_id, "name": track["name"], "type": "track", "uri": f"spotify:track:{track_id}",
-            "duration_ms": track["duration_ms"], "explicit": track["explicit"], "track_number": track["track_number"],
+            "id": track_id,
+            "name": track["name"],
+            "type": "track",
+            "uri": f"spotify:track:{track_id}",
+            "duration_ms": track["duration_ms"],
+            "explicit": track["explicit"],
+            "track_number": track["track_number"],
             "artists": [self.artist_ref(a) for a in track["artist_ids"]],
-        }  # fmt: skip
+        }
         if not simplified:
             obj["album"] = self.album_ref(track["album_id"])
             obj["external_ids"] = {"isrc": track["isrc"]}
@@ -309,11 +324,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
         chunk = items[offset : offset + limit]
         following = offset + limit
         return {
-            "href": next_base, "items": chunk, "limit": limit, "offset": offset, "total": len(items),
+            "href": next_base,
+            "items": chunk,
+            "limit": limit,
+            "offset": offset,
+            "total": len(items),
             "next": f"{next_base}{'&' if '?' in next_base else '?'}offset={following}&limit={limit}"
-            if following < len(items) and next_base else None,
+            if following < len(items) and next_base
+            else None,
             "previous": None,
-        }  # fmt: skip
+        }
 
     def paging_args(self, query: dict[str, str], default: int, maximum: int) -> tuple[int, int]:
         try:
@@ -349,17 +369,22 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(401, "This endpoint needs a user access token")
         limit, offset = self.paging_args(query, 20, 50)
         saved = sorted(self.state.catalogue.favourites)[:60]
-        items = [{"added_at": f"2026-01-{1 + i % 28:02d}T12:00:00Z", "track": self.track_obj(t)}
-                 for i, t in enumerate(saved)]  # fmt: skip
+        items = [
+            {"added_at": f"2026-01-{1 + i % 28:02d}T12:00:00Z", "track": self.track_obj(t)} for i, t in enumerate(saved)
+        ]
         self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/me/tracks"))
 
     def playlist_summary(self, playlist: dict[str, Any]) -> dict[str, Any]:
         key = "tracks" if self.extended else "items"
         return {
-            "id": playlist["id"], "name": playlist["name"], "snapshot_id": snapshot_id(playlist),
-            "owner": {"id": playlist["owner"]}, "type": "playlist", "uri": f"spotify:playlist:{playlist['id']}",
+            "id": playlist["id"],
+            "name": playlist["name"],
+            "snapshot_id": snapshot_id(playlist),
+            "owner": {"id": playlist["owner"]},
+            "type": "playlist",
+            "uri": f"spotify:playlist:{playlist['id']}",
             key: {"total": len(playlist["track_ids"])},
-        }  # fmt: skip
+        }
 
     def find_playlist(self, playlist_id: str) -> dict[str, Any]:
         playlist = self.state.catalogue.playlists.get(playlist_id)
@@ -435,8 +460,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.authorise()
         catalogue = self.state.catalogue
         ids = self.ids(query, AUDIO_FEATURES_MAX_IDS)
-        features = [{"id": i, "type": "audio_features", **catalogue.audio_features[i]} if i in catalogue.tracks
-                    else None for i in ids]  # fmt: skip
+        features = [
+            {"id": i, "type": "audio_features", **catalogue.audio_features[i]} if i in catalogue.tracks else None
+            for i in ids
+        ]
         self.send_json(200, {"audio_features": features})
 
     def artist_albums(self, query: dict[str, str], artist_id: str) -> None:
@@ -476,8 +503,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if track is None or not track["reccobeats"]:
                 continue  # ReccoBeats omits ids it does not know
             features = {k: v for k, v in catalogue.audio_features[spotify_id].items() if k != "time_signature"}
-            content.append({"id": hashlib.md5(spotify_id.encode()).hexdigest(),  # noqa: S324 - an id, not security
-                            "href": f"https://open.spotify.com/track/{spotify_id}", **features})  # fmt: skip
+            content.append(
+                {
+                    "id": hashlib.md5(spotify_id.encode()).hexdigest(),  # noqa: S324 - an id, not security
+                    "href": f"https://open.spotify.com/track/{spotify_id}",
+                    **features,
+                }
+            )
         self.send_json(200, {"content": content})
 
     # --- control ---
@@ -501,8 +533,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:
             counts, faulted = dict(self.state.requests), dict(self.state.faulted)
-        self.send_json(200, {"requests": counts, "total": sum(counts.values()), "faults": faulted,
-                             "generation": self.state.generation})  # fmt: skip
+        self.send_json(
+            200,
+            {"requests": counts, "total": sum(counts.values()), "faults": faulted, "generation": self.state.generation},
+        )
 
     def reset_stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:

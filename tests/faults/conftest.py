@@ -22,8 +22,12 @@ RECORDED: list[tuple[str, str]] = []
 
 
 def format_figures(values: dict[str, object]) -> str:
-    return ", ".join(f"{name.replace('_', ' ')} {value:,}" if isinstance(value, int) and not isinstance(value, bool)
-                     else f"{name.replace('_', ' ')} {value}" for name, value in values.items())  # fmt: skip
+    return ", ".join(
+        f"{name.replace('_', ' ')} {value:,}"
+        if isinstance(value, int) and not isinstance(value, bool)
+        else f"{name.replace('_', ' ')} {value}"
+        for name, value in values.items()
+    )
 
 
 @pytest.fixture
@@ -78,13 +82,26 @@ def trainer_pair(spark: "SparkSession", tmp_path_factory: pytest.TempPathFactory
     write_gold(spark, gold_location(data_dir), rows[:PAIR_ROWS])
     secrets = {f"secret-{token_hex(12)}", f"token-{token_hex(12)}"}
     secret, token = sorted(secrets)
-    env = local_env(data_dir, SPOTIFY_CLIENT_ID="client-id", SPOTIFY_CLIENT_SECRET=secret,
-                    MLFLOW_TRACKING_TOKEN=token, LOG_LEVEL="DEBUG")  # fmt: skip
+    env = local_env(
+        data_dir,
+        SPOTIFY_CLIENT_ID="client-id",
+        SPOTIFY_CLIENT_SECRET=secret,
+        MLFLOW_TRACKING_TOKEN=token,
+        LOG_LEVEL="DEBUG",
+    )
     logs = [folder / "first.log", folder / "second.log"]
     pair = []
     for log in logs:
         with log.open("wb") as output:
-            pair.append(subprocess.Popen([sys.executable, "-m", "training", "run", "--once"], env=env, cwd=folder,
-                                         stdout=output, stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+            pair.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "training", "run", "--once"],
+                    env=env,
+                    cwd=folder,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
     codes = [process.wait(900) for process in pair]
     return TrainerPair(data_dir, rows, [p.pid for p in pair], codes, [log.read_text() for log in logs], secrets)

@@ -37,8 +37,14 @@ VOLATILE = {"updated_at"}  # when gold was written; everything else comes from t
 def start_group(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> "subprocess.Popen[bytes]":
     """`python -m ...` in a process group of its own, so a kill takes its JVM along."""
     with log.open("ab") as output:
-        return subprocess.Popen([sys.executable, "-m", *args], env=env, cwd=cwd, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def kill_group(process: "subprocess.Popen[bytes]") -> None:
@@ -46,8 +52,9 @@ def kill_group(process: "subprocess.Popen[bytes]") -> None:
     process.wait(30)
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float, process: "subprocess.Popen[bytes]",
-             log: Path) -> None:  # fmt: skip
+def wait_for(
+    condition: Callable[[], bool], what: str, timeout: float, process: "subprocess.Popen[bytes]", log: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process.poll() is None, f"exited with {process.returncode} before {what}:\n{log.read_text()[-3000:]}"
@@ -62,29 +69,49 @@ def catch_up_records(settings: StreamingSettings, tracks: int) -> list[tuple[str
     artists = [f"A{i:021d}" for i in range(tracks // 5)]
     first, later = "2026-01-01T00:00:00.000Z", "2026-02-01T00:00:00.000Z"
     for i, artist_id in enumerate(artists):
-        artist = {"id": artist_id, "name": f"artist {i}", "genres": [f"g{i % 7}"], "popularity": i % 90,
-                  "followers": {"total": i * 10}}  # fmt: skip
-        records.append((settings.topic_artists, make_event("artist", artist_id, artist_payload(artist), "test",
-                                                           first).to_bytes()))  # fmt: skip
+        artist = {
+            "id": artist_id,
+            "name": f"artist {i}",
+            "genres": [f"g{i % 7}"],
+            "popularity": i % 90,
+            "followers": {"total": i * 10},
+        }
+        records.append(
+            (settings.topic_artists, make_event("artist", artist_id, artist_payload(artist), "test", first).to_bytes())
+        )
     updates = tracks - len(artists)
     for i in range(tracks):
         track_id = f"{i:022d}"
-        track = {"id": track_id, "name": f"t{i}", "artists": [{"id": artists[i % len(artists)], "name": "a"}],
-                 "duration_ms": 1000 + i, "popularity": i % 100,
-                 "album": {"id": "B" * 22, "release_date": "2020"}}  # fmt: skip
-        records.append((settings.topic_tracks, make_event("track", track_id, track_payload(track), "test",
-                                                          first).to_bytes()))  # fmt: skip
+        track = {
+            "id": track_id,
+            "name": f"t{i}",
+            "artists": [{"id": artists[i % len(artists)], "name": "a"}],
+            "duration_ms": 1000 + i,
+            "popularity": i % 100,
+            "album": {"id": "B" * 22, "release_date": "2020"},
+        }
+        records.append(
+            (settings.topic_tracks, make_event("track", track_id, track_payload(track), "test", first).to_bytes())
+        )
         features = {"danceability": (i % 10) / 10, "energy": 0.5, "tempo": 100.0 + i % 50, "key": i % 12}
-        records.append((settings.topic_audio_features, make_event(
-            "audio_features", track_id, audio_features_payload(track_id, features, "spotify"), "test", first
-        ).to_bytes()))  # fmt: skip
+        records.append(
+            (
+                settings.topic_audio_features,
+                make_event(
+                    "audio_features", track_id, audio_features_payload(track_id, features, "spotify"), "test", first
+                ).to_bytes(),
+            )
+        )
         member = membership_payload("P" * 22, "favs", track_id, "added", "s1", i % 5 == 0)
-        records.append((settings.topic_playlist_membership, make_event("playlist_membership", "P" * 22, member,
-                                                                       "test", first).to_bytes()))  # fmt: skip
+        records.append(
+            (
+                settings.topic_playlist_membership,
+                make_event("playlist_membership", "P" * 22, member, "test", first).to_bytes(),
+            )
+        )
         if i < updates:  # a later version of the track, further down the same topic
             renamed = track_payload({**track, "name": f"t{i} (remastered)", "popularity": (i + 1) % 100})
-            records.append((settings.topic_tracks, make_event("track", track_id, renamed, "test",
-                                                              later).to_bytes()))  # fmt: skip
+            records.append((settings.topic_tracks, make_event("track", track_id, renamed, "test", later).to_bytes()))
     return records
 
 
@@ -105,8 +132,12 @@ def test_streaming_sigkilled_five_times_during_a_100k_catch_up(
     records = catch_up_records(settings, 25_000)
     assert len(records) == 100_000
     publish_raw(bootstrap_servers, records)
-    env = streaming_env(settings, STREAMING_MAX_OFFSETS_PER_TRIGGER="8000", STREAMING_SILVER_MAX_FILES_PER_TRIGGER="3",
-                        STREAMING_TRIGGER_INTERVAL="1 second")  # fmt: skip
+    env = streaming_env(
+        settings,
+        STREAMING_MAX_OFFSETS_PER_TRIGGER="8000",
+        STREAMING_SILVER_MAX_FILES_PER_TRIGGER="3",
+        STREAMING_TRIGGER_INTERVAL="1 second",
+    )
     rng = random.Random(int(os.environ.get("FAULTS_SEED", "2026")))
     log = tmp_path / "streaming.log"
     moments = []
@@ -115,8 +146,13 @@ def test_streaming_sigkilled_five_times_during_a_100k_catch_up(
         before = len(read_progress(settings.progress_file))
         process = start_group(["streaming", "run"], env, tmp_path, log)
         launched = time.monotonic()
-        wait_for(lambda b=before: len(read_progress(settings.progress_file)) > b,  # type: ignore[misc]
-                 "a micro-batch", 300, process, log)  # fmt: skip
+        wait_for(
+            lambda b=before: len(read_progress(settings.progress_file)) > b,  # type: ignore[misc]
+            "a micro-batch",
+            300,
+            process,
+            log,
+        )
         time.sleep(rng.uniform(0, 4))
         assert process.poll() is None, log.read_text()[-3000:]
         kill_group(process)
@@ -124,14 +160,18 @@ def test_streaming_sigkilled_five_times_during_a_100k_catch_up(
         moments.append(f"{time.monotonic() - launched:.1f}s ({len(lines)} batch(es) logged)")
     killing = time.monotonic() - started
     # The last run catches up with the default batch sizes; it first replays the batch the last kill cut short.
-    finished = run_module("streaming", "run", "--available-now", env=streaming_env(settings), cwd=tmp_path,
-                          timeout=600)  # fmt: skip
+    finished = run_module("streaming", "run", "--available-now", env=streaming_env(settings), cwd=tmp_path, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     took = time.monotonic() - started
 
-    clean = streaming_settings(tmp_path / "clean", bootstrap_servers, **{
-        name: getattr(settings, name) for name in ("topic_tracks", "topic_artists", "topic_audio_features",
-                                                   "topic_playlist_membership")})  # fmt: skip
+    clean = streaming_settings(
+        tmp_path / "clean",
+        bootstrap_servers,
+        **{
+            name: getattr(settings, name)
+            for name in ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
+        },
+    )
     assert run_job(clean, True, threading.Event(), spark) == 0
 
     bronze = table(spark, settings, "bronze")
@@ -149,10 +189,19 @@ def test_streaming_sigkilled_five_times_during_a_100k_catch_up(
     assert mismatched == dict.fromkeys(mismatched, 0), "silver and gold equal a clean run's"
     assert silver_rows["silver_tracks"] == silver_rows["track_features"] == 25_000
     assert table(spark, settings, "silver_tracks").where(F.col("name").endswith("(remastered)")).count() == 20_000
-    figures(events_sent=len(records), kills=5, restarts=6, kill_moments="; ".join(moments), bronze_rows=rows,
-            distinct_offsets=offsets, duplicates=rows - offsets, silver_rows=silver_rows,
-            rows_differing_from_clean_run=0, seconds_killing=round(killing),
-            seconds_to_caught_up=round(took))  # fmt: skip
+    figures(
+        events_sent=len(records),
+        kills=5,
+        restarts=6,
+        kill_moments="; ".join(moments),
+        bronze_rows=rows,
+        distinct_offsets=offsets,
+        duplicates=rows - offsets,
+        silver_rows=silver_rows,
+        rows_differing_from_clean_run=0,
+        seconds_killing=round(killing),
+        seconds_to_caught_up=round(took),
+    )
 
 
 # --- the producer: broker restart, SIGKILL mid-poll ---
@@ -167,8 +216,10 @@ def accepted_event_ids(state_file: Path) -> set[str]:
         ids = {
             event_id(t, key, h) for t, key, h in db.execute("SELECT event_type, entity_id, content_hash FROM published")
         }
-        members = db.execute("SELECT p.playlist_id, p.name, p.snapshot_id, p.is_favourite, m.track_id "
-                             "FROM playlist p JOIN playlist_member m USING (playlist_id)").fetchall()  # fmt: skip
+        members = db.execute(
+            "SELECT p.playlist_id, p.name, p.snapshot_id, p.is_favourite, m.track_id "
+            "FROM playlist p JOIN playlist_member m USING (playlist_id)"
+        ).fetchall()
     finally:
         db.close()
     for playlist_id, name, snapshot, favourite, track_id in members:
@@ -180,9 +231,12 @@ def accepted_event_ids(state_file: Path) -> set[str]:
 def catalogue_counts(server: SandboxServer) -> dict[str, int]:
     catalogue = server.state.catalogue
     tracks = {t for p in catalogue.playlists.values() for t in p["track_ids"]}
-    return {"track": len(tracks), "artist": len({a for t in tracks for a in catalogue.tracks[t]["artist_ids"]}),
-            "audio_features": len(tracks),
-            "playlist_membership": sum(len(p["track_ids"]) for p in catalogue.playlists.values())}  # fmt: skip
+    return {
+        "track": len(tracks),
+        "artist": len({a for t in tracks for a in catalogue.tracks[t]["artist_ids"]}),
+        "audio_features": len(tracks),
+        "playlist_membership": sum(len(p["track_ids"]) for p in catalogue.playlists.values()),
+    }
 
 
 def bronze_event_ids(spark: SparkSession, settings: StreamingSettings) -> tuple[int, set[str]]:
@@ -193,9 +247,13 @@ def bronze_event_ids(spark: SparkSession, settings: StreamingSettings) -> tuple[
 
 
 def silver_duplicates(spark: SparkSession, settings: StreamingSettings) -> dict[str, int]:
-    keys = {"silver_tracks": ["track_id"], "silver_artists": ["artist_id"],
-            "silver_audio_features": ["track_id"], "silver_playlist_members": ["playlist_id", "track_id"],
-            "silver_playlist_history": ["event_id"]}  # fmt: skip
+    keys = {
+        "silver_tracks": ["track_id"],
+        "silver_artists": ["artist_id"],
+        "silver_audio_features": ["track_id"],
+        "silver_playlist_members": ["playlist_id", "track_id"],
+        "silver_playlist_history": ["event_id"],
+    }
     found = {}
     for name, columns in keys.items():
         frame = table(spark, settings, name)
@@ -206,14 +264,16 @@ def silver_duplicates(spark: SparkSession, settings: StreamingSettings) -> dict[
 def test_broker_restart_while_the_producer_publishes(
     spark: SparkSession, sandbox_factory: Callable[..., SandboxServer], tmp_path: Path, figures: Callable[..., None]
 ) -> None:
-    server = sandbox_factory("extended", seed=5, tracks=3000, artists=300, albums=600, playlists=12,
-                             favourite_playlists=3)  # fmt: skip
+    server = sandbox_factory(
+        "extended", seed=5, tracks=3000, artists=300, albums=600, playlists=12, favourite_playlists=3
+    )
     set_faults(server, slow_ms=40)  # a poll takes a while: the broker goes away in the middle of it
     broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "kafka", jars_dir=JARS_DIR, port=0))
     running = broker.start()
     data_dir = tmp_path / "data"
-    env = producer_env(server, data_dir, running.bootstrap_servers, PRODUCER_AUTH="client",
-                       PRODUCER_KAFKA_TIMEOUT_SECONDS="2")  # fmt: skip
+    env = producer_env(
+        server, data_dir, running.bootstrap_servers, PRODUCER_AUTH="client", PRODUCER_KAFKA_TIMEOUT_SECONDS="2"
+    )
     log = tmp_path / "producer.log"
     producer = start_group(["producers", "run", "--interval", "1"], env, tmp_path, log)
     try:
@@ -224,8 +284,13 @@ def test_broker_restart_while_the_producer_publishes(
         broker.settings = broker.settings.model_copy(update={"port": running.port})
         broker.start()
         restarted_at = len(log.read_text())
-        wait_for(lambda: "0 failed; published nothing new" in log.read_text()[restarted_at:],
-                 "a complete poll after the restart", 300, producer, log)  # fmt: skip
+        wait_for(
+            lambda: "0 failed; published nothing new" in log.read_text()[restarted_at:],
+            "a complete poll after the restart",
+            300,
+            producer,
+            log,
+        )
         producer.send_signal(signal.SIGTERM)
         assert producer.wait(60) == 0, log.read_text()[-3000:]
     finally:
@@ -234,9 +299,14 @@ def test_broker_restart_while_the_producer_publishes(
     output = log.read_text()
     failed_units = sum(int(n) for n in re.findall(r"(\d+) failed;", output))
 
-    settings = streaming_settings(tmp_path / "stream", running.bootstrap_servers, topic_tracks="spotify.tracks",
-                                  topic_artists="spotify.artists", topic_audio_features="spotify.audio_features",
-                                  topic_playlist_membership="spotify.playlist_membership")  # fmt: skip
+    settings = streaming_settings(
+        tmp_path / "stream",
+        running.bootstrap_servers,
+        topic_tracks="spotify.tracks",
+        topic_artists="spotify.artists",
+        topic_audio_features="spotify.audio_features",
+        topic_playlist_membership="spotify.playlist_membership",
+    )
     try:
         assert run_job(settings, True, threading.Event(), spark) == 0
     finally:
@@ -248,25 +318,41 @@ def test_broker_restart_while_the_producer_publishes(
     assert in_bronze == accepted, "nothing arrived that the producer did not account for"
     assert silver_duplicates(spark, settings) == dict.fromkeys(silver_duplicates(spark, settings), 0)
     assert table(spark, settings, "silver_playlist_history").count() == catalogue_counts(server)["playlist_membership"]
-    figures(units_published_before_the_stop=stopped_after, units_failed_while_down=failed_units,
-            events_accepted=len(accepted), bronze_records=records, distinct_event_ids=len(in_bronze),
-            re_sent_records_absorbed=records - len(in_bronze), missing=len(accepted - in_bronze),
-            silver_duplicates=0)  # fmt: skip
+    figures(
+        units_published_before_the_stop=stopped_after,
+        units_failed_while_down=failed_units,
+        events_accepted=len(accepted),
+        bronze_records=records,
+        distinct_event_ids=len(in_bronze),
+        re_sent_records_absorbed=records - len(in_bronze),
+        missing=len(accepted - in_bronze),
+        silver_duplicates=0,
+    )
 
 
 def test_producer_sigkilled_mid_poll_then_restarted(
-    spark: SparkSession, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    spark: SparkSession,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
-    server = sandbox_factory("extended", seed=6, tracks=3000, artists=300, albums=600, playlists=12,
-                             favourite_playlists=3)  # fmt: skip
+) -> None:
+    server = sandbox_factory(
+        "extended", seed=6, tracks=3000, artists=300, albums=600, playlists=12, favourite_playlists=3
+    )
     set_faults(server, slow_ms=40)
     settings = streaming_settings(tmp_path / "stream", bootstrap_servers)
     data_dir = tmp_path / "data"
-    env = producer_env(server, data_dir, bootstrap_servers, PRODUCER_AUTH="client",
-                       KAFKA_TOPIC_TRACKS=settings.topic_tracks, KAFKA_TOPIC_ARTISTS=settings.topic_artists,
-                       KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-                       KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership)  # fmt: skip
+    env = producer_env(
+        server,
+        data_dir,
+        bootstrap_servers,
+        PRODUCER_AUTH="client",
+        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
+        KAFKA_TOPIC_ARTISTS=settings.topic_artists,
+        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
+        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+    )
     log = tmp_path / "producer.log"
     rng = random.Random(int(os.environ.get("FAULTS_SEED", "2026")))
     producer = start_group(["producers", "run", "--once"], env, tmp_path, log)
@@ -289,6 +375,12 @@ def test_producer_sigkilled_mid_poll_then_restarted(
     assert table(spark, settings, "silver_tracks").count() == expected["track"]
     assert table(spark, settings, "silver_playlist_members").count() == expected["playlist_membership"]
     assert table(spark, settings, "track_features").count() == expected["track"]
-    figures(units_done_before_the_kill=done_before_kill, events_recorded_before_the_kill=recorded_before_restart,
-            events_expected=sum(expected.values()), bronze_records=records, distinct_event_ids=len(in_bronze),
-            re_sent_records_absorbed=records - len(in_bronze), silver_duplicates=0)  # fmt: skip
+    figures(
+        units_done_before_the_kill=done_before_kill,
+        events_recorded_before_the_kill=recorded_before_restart,
+        events_expected=sum(expected.values()),
+        bronze_records=records,
+        distinct_event_ids=len(in_bronze),
+        re_sent_records_absorbed=records - len(in_bronze),
+        silver_duplicates=0,
+    )

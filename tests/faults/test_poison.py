@@ -41,8 +41,12 @@ PER_KIND = 2000
 VALID = {"track": 4000, "artist": 2000, "audio_features": 2000, "playlist_membership": 2000}
 LATE_VALID = 500  # tracks published after all the poison was quarantined: the job still works
 TOPICS = {"track": "tracks", "artist": "artists", "audio_features": "features", "playlist_membership": "members"}
-SILVER = {"track": "silver_tracks", "artist": "silver_artists", "audio_features": "silver_audio_features",
-          "playlist_membership": "silver_playlist_history"}  # fmt: skip
+SILVER = {
+    "track": "silver_tracks",
+    "artist": "silver_artists",
+    "audio_features": "silver_audio_features",
+    "playlist_membership": "silver_playlist_history",
+}
 INT_RANGES = {"int": 2**31, "bigint": 2**63}
 Record = tuple[str, str | None, bytes, str]  # event type (its topic), key, value, the reason it must get
 
@@ -109,8 +113,14 @@ NOT_OF_TYPE = {  # JSON values that are not of the type, but that Spark could ca
     "array<string>": ["string", "integer", "boolean", "object", "array of non-strings"],
     "object": ["string", "integer", "boolean", "array"],
 }
-ENVELOPE = [("schema_version", "int"), ("event_id", "string"), ("event_type", "string"), ("source", "string"),
-            ("observed_at", "string"), ("payload", "object")]  # fmt: skip
+ENVELOPE = [
+    ("schema_version", "int"),
+    ("event_id", "string"),
+    ("event_type", "string"),
+    ("source", "string"),
+    ("observed_at", "string"),
+    ("payload", "object"),
+]
 
 
 def wrong_values(spark_type: str) -> st.SearchStrategy[Any]:
@@ -164,8 +174,11 @@ def truncations(draw: st.DrawFn) -> Record:
 @st.composite
 def huge_values(draw: st.DrawFn) -> Record:
     event_type, envelope = draw(events())
-    kind = draw(st.sampled_from(["oversize", "integer", "double"] if event_type == "audio_features" else
-                                ["oversize", "integer"]))  # fmt: skip
+    kind = draw(
+        st.sampled_from(
+            ["oversize", "integer", "double"] if event_type == "audio_features" else ["oversize", "integer"]
+        )
+    )
     if kind == "oversize":  # a string field far over the size limit
         name = draw(st.sampled_from([n for n, t, _ in PAYLOADS[event_type] if t == "string"]))
         size = draw(st.integers(MAX_EVENT_BYTES, 3 * MAX_EVENT_BYTES))
@@ -173,8 +186,9 @@ def huge_values(draw: st.DrawFn) -> Record:
         value = to_json(envelope)
         return event_type, None, value, f"oversize: {len(value)} bytes > {MAX_EVENT_BYTES}"
     if kind == "integer":
-        fields = [("schema_version", "int", False)] + [(n, t, True) for n, t, _ in PAYLOADS[event_type]
-                                                       if t in INT_RANGES]  # fmt: skip
+        fields = [("schema_version", "int", False)] + [
+            (n, t, True) for n, t, _ in PAYLOADS[event_type] if t in INT_RANGES
+        ]
         name, spark_type, in_payload = draw(st.sampled_from(fields))
         limit = INT_RANGES[spark_type]
         number = draw(st.one_of(st.integers(limit, 10**60), st.integers(-(10**60), -limit - 1)))
@@ -207,8 +221,18 @@ def unknown_values(draw: st.DrawFn) -> Record:
     return event_type, None, to_json(envelope), f"unknown action {action}"
 
 
-INVALID_UTF8 = [b"\x80", b"\xbf", b"\xc0\xaf", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
-                b"\xf8\x88\x80\x80\x80", b"\xfe", b"\xff"]  # fmt: skip
+INVALID_UTF8 = [
+    b"\x80",
+    b"\xbf",
+    b"\xc0\xaf",
+    b"\xc3\x28",
+    b"\xe2\x82",
+    b"\xed\xa0\x80",
+    b"\xf4\x90\x80\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\xfe",
+    b"\xff",
+]
 
 
 @st.composite
@@ -229,17 +253,27 @@ def is_utf8(value: bytes) -> bool:
     return True
 
 
-POISON = {"wrong type": wrong_types(), "truncated": truncations(), "huge value": huge_values(),
-          "unknown version or type": unknown_values(),
-          "not UTF-8": inserted_bytes().filter(lambda record: not is_utf8(record[2]))}  # fmt: skip
+POISON = {
+    "wrong type": wrong_types(),
+    "truncated": truncations(),
+    "huge value": huge_values(),
+    "unknown version or type": unknown_values(),
+    "not UTF-8": inserted_bytes().filter(lambda record: not is_utf8(record[2])),
+}
 
 
 def generate(strategy: st.SearchStrategy[Any], count: int, unique: Callable[[Any], Any] | None = None) -> list[Any]:
     """`count` examples of a strategy (distinct by `unique`), the same ones on every run."""
     found: dict[Any, Any] = {}
 
-    @settings(max_examples=count * 6 // 5 if unique else count, derandomize=True, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+    @settings(
+        max_examples=count * 6 // 5 if unique else count,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example: Any) -> None:
         if len(found) < count:
@@ -260,9 +294,12 @@ def valid_events() -> dict[str, list[tuple[str, dict[str, Any], bytes]]]:
         found[event_type] = []
         for i in range(count):
             payload, source, observed_at, version_2, trace = contents[i % len(contents)]
-            ids = {"track": {"track_id": tracks[i]}, "artist": {"artist_id": f"A{i:021d}"},
-                   "audio_features": {"track_id": tracks[i]},
-                   "playlist_membership": {"playlist_id": f"P{i % 7:021d}", "track_id": tracks[i]}}  # fmt: skip
+            ids = {
+                "track": {"track_id": tracks[i]},
+                "artist": {"artist_id": f"A{i:021d}"},
+                "audio_features": {"track_id": tracks[i]},
+                "playlist_membership": {"playlist_id": f"P{i % 7:021d}", "track_id": tracks[i]},
+            }
             payload = {**payload, **ids[event_type]}
             key = payload[KEYS[event_type][0]]
             envelope = make_event(event_type, key, payload, source, observed_at).envelope  # type: ignore[arg-type]
@@ -282,8 +319,14 @@ def rows_in_silver(batches: list[dict[str, Any]]) -> int:
 
 def reason_group(reason: str) -> str:
     """'wrong type of payload.name (expected string)' -> 'wrong type', 'oversize: 9000 bytes ...' -> 'oversize'."""
-    for group in ("wrong type", "out of range", "oversize", "unknown schema_version", "unknown event_type",
-                  "unknown action"):  # fmt: skip
+    for group in (
+        "wrong type",
+        "out of range",
+        "oversize",
+        "unknown schema_version",
+        "unknown event_type",
+        "unknown action",
+    ):
         if group in reason:
             return group
     return reason
@@ -303,25 +346,36 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     topics = {event_type: f"{name}-{suffix}" for event_type, name in TOPICS.items()}
     ensure_topics(bootstrap_servers, list(topics.values()), partitions=2)
     late = [(topics["track"], key, value) for key, _, value in valid["track"][-LATE_VALID:]]
-    mixed = [(topics[event_type], key, value) for event_type, records in valid.items()
-             for key, _, value in (records[:-LATE_VALID] if event_type == "track" else records)]  # fmt: skip
+    mixed = [
+        (topics[event_type], key, value)
+        for event_type, records in valid.items()
+        for key, _, value in (records[:-LATE_VALID] if event_type == "track" else records)
+    ]
     mixed += [(topics[event_type], key, value) for records in poison.values() for event_type, key, value, _ in records]
     random.Random(20).shuffle(mixed)
 
     data_dir = tmp_path / "data"
     env = clean_env(
-        DATA_DIR=str(data_dir), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
-        STREAMING_TRIGGER_INTERVAL="3 seconds", STREAMING_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
-        STREAMING_MAX_OFFSETS_PER_TRIGGER="5000", KAFKA_TOPIC_TRACKS=topics["track"],
-        KAFKA_TOPIC_ARTISTS=topics["artist"], KAFKA_TOPIC_AUDIO_FEATURES=topics["audio_features"],
+        DATA_DIR=str(data_dir),
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_UI_ENABLED="false",
+        SPARK_DRIVER_MEMORY="1g",
+        STREAMING_TRIGGER_INTERVAL="3 seconds",
+        STREAMING_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
+        STREAMING_MAX_OFFSETS_PER_TRIGGER="5000",
+        KAFKA_TOPIC_TRACKS=topics["track"],
+        KAFKA_TOPIC_ARTISTS=topics["artist"],
+        KAFKA_TOPIC_AUDIO_FEATURES=topics["audio_features"],
         KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=topics["playlist_membership"],
-    )  # fmt: skip
+    )
     progress_file = data_dir / "logs" / "streaming-progress.jsonl"
     log_path = tmp_path / "streaming.log"
     log = log_path.open("w")
-    process = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
 
     def wait_for(condition: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -378,8 +432,11 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     members = read("silver_playlist_members")
     assert members.count() == VALID["playlist_membership"]
     gold = {row.track_id: row.is_favourite for row in read("track_features").collect()}
-    favourites = {p["track_id"] for _, p, _ in valid["playlist_membership"]
-                  if p["action"] == "added" and p["is_favourite_playlist"]}  # fmt: skip
+    favourites = {
+        p["track_id"]
+        for _, p, _ in valid["playlist_membership"]
+        if p["action"] == "added" and p["is_favourite_playlist"]
+    }
     assert set(gold) == {key for key, _, _ in valid["track"]}
     assert {track for track, favourite in gold.items() if favourite} == favourites
 
@@ -387,14 +444,32 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     after = batches[poisoned:]
     assert sum(x["rows_written"].get("silver_tracks", 0) for x in after) == LATE_VALID, "batches after the poison"
     by_reason = Counter(reason_group(reason) for _, reason in quarantined)
-    figures(what="sent", valid_events=sum(VALID.values()), **{k.replace(" ", "_"): PER_KIND for k in poison},
-            late_valid_events=LATE_VALID, generated_in=f"{generated:.0f}s")  # fmt: skip
-    figures(what="found", bronze_rows=bronze.rows, silver_tracks=VALID["track"], silver_artists=VALID["artist"],
-            silver_audio_features=VALID["audio_features"], silver_playlist_history=VALID["playlist_membership"],
-            gold_rows=len(gold), quarantined=len(quarantined))  # fmt: skip
+    figures(
+        what="sent",
+        valid_events=sum(VALID.values()),
+        **{k.replace(" ", "_"): PER_KIND for k in poison},
+        late_valid_events=LATE_VALID,
+        generated_in=f"{generated:.0f}s",
+    )
+    figures(
+        what="found",
+        bronze_rows=bronze.rows,
+        silver_tracks=VALID["track"],
+        silver_artists=VALID["artist"],
+        silver_audio_features=VALID["audio_features"],
+        silver_playlist_history=VALID["playlist_membership"],
+        gold_rows=len(gold),
+        quarantined=len(quarantined),
+    )
     figures(what="quarantined per reason", **{k.replace(" ", "_"): v for k, v in by_reason.most_common()})
-    figures(what="job", silver_batches=len(batches), batches_with_poison=sum(1 for x in batches if x["quarantined"]),
-            batches_after_the_poison=len(after), exit_code=0, streamed_in=f"{streamed:.0f}s")  # fmt: skip
+    figures(
+        what="job",
+        silver_batches=len(batches),
+        batches_with_poison=sum(1 for x in batches if x["quarantined"]),
+        batches_after_the_poison=len(after),
+        exit_code=0,
+        streamed_in=f"{streamed:.0f}s",
+    )
 
 
 def hashable(value: Any) -> Any:

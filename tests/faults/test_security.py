@@ -96,9 +96,11 @@ def issued(server: SandboxServer) -> set[str]:
 
 
 def test_client_credentials_never_reach_logs_events_or_errors(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     """Moved here from tests/integration/test_producer_cli.py and extended: both Kafka clients, a token
     renewed mid-run, a wrong secret, the exceptions themselves."""
     server = sandbox_factory("extended")
@@ -106,8 +108,14 @@ def test_client_credentials_never_reach_logs_events_or_errors(
     server.state.client_secret = secret
     basic = base64.b64encode(f"{server.state.client_id}:{secret}".encode()).decode()
     data_dir = tmp_path / "data"
-    env = fault_env(server, data_dir, bootstrap_servers, PRODUCER_AUTH="client", LOG_LEVEL="DEBUG",
-                    PRODUCER_KAFKA_CLIENT="kafka-python")  # fmt: skip
+    env = fault_env(
+        server,
+        data_dir,
+        bootstrap_servers,
+        PRODUCER_AUTH="client",
+        LOG_LEVEL="DEBUG",
+        PRODUCER_KAFKA_CLIENT="kafka-python",
+    )
     assert env["SPOTIFY_CLIENT_SECRET"] == secret
     outputs = []
     first = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=180)
@@ -134,7 +142,7 @@ def test_client_credentials_never_reach_logs_events_or_errors(
     refused = run_module("producers", "run", "--once", env={**env, "SPOTIFY_CLIENT_SECRET": wrong}, cwd=tmp_path)
     assert refused.returncode == 2 and "rejected SPOTIFY_CLIENT_ID/SPOTIFY_CLIENT_SECRET (invalid_client)" in (
         " ".join(refused.stdout.split())
-    )  # fmt: skip
+    )
     outputs.append(refused.stdout + refused.stderr)
     settings = sandbox_settings(server, tmp_path / "in-process", auth="client", spotify_client_secret=wrong)
     with pytest.raises(SetupError) as caught:
@@ -153,18 +161,27 @@ def test_client_credentials_never_reach_logs_events_or_errors(
     scanned += assert_secret_free("Kafka events", events, watched)
     stored, files = files_text(data_dir)
     scanned += assert_secret_free(f"the {files} file(s) of DATA_DIR", stored, watched)
-    figures(secrets_watched=len(watched), tokens_issued=len(tokens), outputs_scanned=len(outputs),
-            kafka_events_scanned=count, data_files_scanned=files, exceptions_scanned=1, characters_scanned=scanned,
-            leaks=0)  # fmt: skip
+    figures(
+        secrets_watched=len(watched),
+        tokens_issued=len(tokens),
+        outputs_scanned=len(outputs),
+        kafka_events_scanned=count,
+        data_files_scanned=files,
+        exceptions_scanned=1,
+        characters_scanned=scanned,
+        leaks=0,
+    )
 
 
 # --- the producer: a user's login (PKCE), refreshes, invalid_grant ---
 
 
 def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     """Moved here from tests/integration/test_producer_cli.py (the login) and extended: a run at DEBUG with
     a refresh that rewrites the token file, invalid_grant in a run and as an exception."""
     server = sandbox_factory("development")
@@ -172,8 +189,13 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     server.state.client_secret = secret
     data_dir = tmp_path / "data"
     token_file = data_dir / "state" / "spotify-token.json"
-    env = fault_env(server, data_dir, bootstrap_servers, LOG_LEVEL="DEBUG",
-                    PRODUCER_REDIRECT_URI=f"http://127.0.0.1:{free_port()}/callback")  # fmt: skip
+    env = fault_env(
+        server,
+        data_dir,
+        bootstrap_servers,
+        LOG_LEVEL="DEBUG",
+        PRODUCER_REDIRECT_URI=f"http://127.0.0.1:{free_port()}/callback",
+    )
     outputs = []
     login = start_module("producers", "login", "--no-browser", "--timeout", "60", env=env, cwd=tmp_path)
     try:
@@ -225,10 +247,18 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     stored, files = files_text(data_dir, leave_out=token_file)
     scanned += assert_secret_free(f"the {files} other file(s) of DATA_DIR", stored, watched)
     assert modes == [0o600] * 3, [oct(m) for m in modes]
-    figures(secrets_watched=len(watched), access_tokens=len(server.state.tokens),
-            refresh_tokens=len(server.state.refresh_tokens), outputs_scanned=len(outputs), kafka_events_scanned=count,
-            other_data_files_scanned=files, exceptions_scanned=1, characters_scanned=scanned, leaks=0,
-            token_file_modes=sorted({oct(m) for m in modes}))  # fmt: skip
+    figures(
+        secrets_watched=len(watched),
+        access_tokens=len(server.state.tokens),
+        refresh_tokens=len(server.state.refresh_tokens),
+        outputs_scanned=len(outputs),
+        kafka_events_scanned=count,
+        other_data_files_scanned=files,
+        exceptions_scanned=1,
+        characters_scanned=scanned,
+        leaks=0,
+        token_file_modes=sorted({oct(m) for m in modes}),
+    )
 
 
 # --- the trainer and MLflow ---
@@ -258,8 +288,7 @@ def test_mlflow_and_the_trainer_hold_no_secret(trainer_pair: TrainerPair, figure
     store, files = files_text(data_dir / "mlflow")  # the SQLite store and every artifact, byte for byte
     scanned += assert_secret_free("the MLflow store and artifacts", store, watched)
     scanned += assert_secret_free("the trainer's output", output, watched)
-    figures(runs=len(runs), params=params, tags=tags, mlflow_files_scanned=files, characters_scanned=scanned,
-            leaks=0)  # fmt: skip
+    figures(runs=len(runs), params=params, tags=tags, mlflow_files_scanned=files, characters_scanned=scanned, leaks=0)
 
 
 # --- compose ---
@@ -276,16 +305,23 @@ def test_compose_publishes_loopback_only_and_defaults_no_secret(figures: Callabl
     for name, port in published:
         assert port["host_ip"] == "127.0.0.1", f"{name} publishes {port}"
 
-    secret_values = {(name, key): value for name, svc in services.items()
-                     for key, value in (svc.get("environment") or {}).items() if SECRET_NAME.search(key)}  # fmt: skip
+    secret_values = {
+        (name, key): value
+        for name, svc in services.items()
+        for key, value in (svc.get("environment") or {}).items()
+        if SECRET_NAME.search(key)
+    }
     assert ("producer", "SPOTIFY_CLIENT_SECRET") in secret_values
     assert all(not value for value in secret_values.values()), f"defaulted: {secret_values}"
 
     text = (ROOT / "docker-compose.yml").read_text()
     raw = yaml.safe_load(text)
-    literal = {(name, key): value for name, svc in raw["services"].items()
-               for key, value in (svc.get("environment") or {}).items()
-               if SECRET_NAME.search(key) and not re.fullmatch(r"\$\{\w+(:?[-?][^}]*)?\}", str(value))}  # fmt: skip
+    literal = {
+        (name, key): value
+        for name, svc in raw["services"].items()
+        for key, value in (svc.get("environment") or {}).items()
+        if SECRET_NAME.search(key) and not re.fullmatch(r"\$\{\w+(:?[-?][^}]*)?\}", str(value))
+    }
     assert not literal, f"secrets written into the file: {literal}"
     references = re.findall(r"\$\{(\w+)(?::?-([^}]*))?\}", text)
     secret_references = [(name, default) for name, default in references if SECRET_NAME.search(name)]
@@ -293,8 +329,13 @@ def test_compose_publishes_loopback_only_and_defaults_no_secret(figures: Callabl
 
     example = re.findall(r"^([A-Z0-9_]+)=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
     assert not [name for name, _ in example if SECRET_NAME.search(name)], ".env.example sets a secret"
-    figures(ports_published=len(published), bound_beyond_loopback=0, secret_variables=len(secret_values),
-            secret_references=len(secret_references), defaults=0)  # fmt: skip
+    figures(
+        ports_published=len(published),
+        bound_beyond_loopback=0,
+        secret_variables=len(secret_values),
+        secret_references=len(secret_references),
+        defaults=0,
+    )
 
 
 # --- loopback binds ---
@@ -319,8 +360,12 @@ def host_addresses() -> list[str]:
     """This machine's IPv4 addresses other than loopback (where another machine would reach it)."""
     import psutil
 
-    return [a.address for addresses in psutil.net_if_addrs().values() for a in addresses
-            if a.family == socket.AF_INET and not a.address.startswith("127.")]  # fmt: skip
+    return [
+        a.address
+        for addresses in psutil.net_if_addrs().values()
+        for a in addresses
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
+    ]
 
 
 def reachable(address: str, port: int) -> bool:
@@ -345,15 +390,24 @@ def test_the_sandbox_binds_loopback_unless_told_otherwise(tmp_path: Path, figure
     binds = {}
     for host in (None, EVERY_ADDRESS):
         env = local_env(tmp_path / "data")
-        size = ["--tracks", "200", "--artists", "30", "--albums", "40", "--playlists", "4", "--favourite-playlists",
-                "1"]  # fmt: skip
+        size = [
+            "--tracks",
+            "200",
+            "--artists",
+            "30",
+            "--albums",
+            "40",
+            "--playlists",
+            "4",
+            "--favourite-playlists",
+            "1",
+        ]
         args = ["sandbox", "--port", "0", *size, *(["--host", host] if host else [])]
         process = start_module("producers", *args, env=env, cwd=tmp_path)
         try:
             url = printed(process, r"SPOTIFY_API_URL=(\S+)", "the sandbox")
             port = int(url.split(":")[2].split("/")[0])
-            binds[host or "default"] = (wait_listening(port, process), url,
-                                        [reachable(a, port) for a in others])  # fmt: skip
+            binds[host or "default"] = (wait_listening(port, process), url, [reachable(a, port) for a in others])
             process.send_signal(signal.SIGTERM)
             assert process.wait(30) == 0
         finally:
@@ -363,8 +417,12 @@ def test_the_sandbox_binds_loopback_unless_told_otherwise(tmp_path: Path, figure
     assert not any(from_others), "not reachable on this machine's other addresses"
     addresses, _, from_others = binds[EVERY_ADDRESS]
     assert addresses == {EVERY_ADDRESS} and all(from_others), "told otherwise: every address"
-    figures(default_bind=sorted(binds["default"][0]), told_otherwise=sorted(addresses),
-            other_addresses_tried=len(others), reachable_there_by_default=0)  # fmt: skip
+    figures(
+        default_bind=sorted(binds["default"][0]),
+        told_otherwise=sorted(addresses),
+        other_addresses_tried=len(others),
+        reachable_there_by_default=0,
+    )
 
 
 def health(port: int, process: "subprocess.Popen[Any]", timeout: float = 120) -> int:
@@ -387,10 +445,17 @@ def test_the_mlflow_ui_binds_loopback_unless_told_otherwise(tmp_path: Path, figu
     binds = {}
     for host in (None, EVERY_ADDRESS):
         port = free_port()
-        env = local_env(data_dir, PIPELINE_MLFLOW_UI_PORT=str(port),
-                        **({"PIPELINE_MLFLOW_UI_HOST": host} if host else {}))  # fmt: skip
-        ui = subprocess.Popen([sys.executable, "-m", "pipeline", "mlflow-ui"], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        env = local_env(
+            data_dir, PIPELINE_MLFLOW_UI_PORT=str(port), **({"PIPELINE_MLFLOW_UI_HOST": host} if host else {})
+        )
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "mlflow-ui"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             addresses = wait_listening(port, ui)
             binds[host or "default"] = (addresses, health(port, ui), [reachable(a, port) for a in others])
@@ -402,5 +467,9 @@ def test_the_mlflow_ui_binds_loopback_unless_told_otherwise(tmp_path: Path, figu
     assert not any(from_others), "not reachable on this machine's other addresses"
     addresses, status, from_others = binds[EVERY_ADDRESS]
     assert addresses == {EVERY_ADDRESS} and status == 200 and all(from_others), "PIPELINE_MLFLOW_UI_HOST=0.0.0.0"
-    figures(default_bind=sorted(binds["default"][0]), told_otherwise=sorted(addresses),
-            other_addresses_tried=len(others), reachable_there_by_default=0)  # fmt: skip
+    figures(
+        default_bind=sorted(binds["default"][0]),
+        told_otherwise=sorted(addresses),
+        other_addresses_tried=len(others),
+        reachable_there_by_default=0,
+    )

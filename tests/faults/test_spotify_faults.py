@@ -94,8 +94,9 @@ def faults_answered(server: SandboxServer) -> dict[str, int]:
 
 
 def change_playlist(server: SandboxServer, playlist_id: str, add: list[str], remove: list[str]) -> None:
-    requests.post(f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": add, "remove": remove},
-                  timeout=10).raise_for_status()  # fmt: skip
+    requests.post(
+        f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": add, "remove": remove}, timeout=10
+    ).raise_for_status()
 
 
 def outsiders(server: SandboxServer, playlist_id: str, n: int) -> list[str]:
@@ -106,8 +107,11 @@ def outsiders(server: SandboxServer, playlist_id: str, n: int) -> list[str]:
 def readable(server: SandboxServer, generation: str) -> dict[str, list[str]]:
     """Current members of each playlist the producer can read (development mode: the user's own only)."""
     playlists = server.state.catalogue.playlists
-    return {pid: list(p["track_ids"]) for pid, p in playlists.items()
-            if generation == "extended" or p["owner"] == "sandbox-user"}  # fmt: skip
+    return {
+        pid: list(p["track_ids"])
+        for pid, p in playlists.items()
+        if generation == "extended" or p["owner"] == "sandbox-user"
+    }
 
 
 def check_kafka(
@@ -155,9 +159,11 @@ def no_traceback(producer: Producer) -> None:
 
 
 def test_a_429_storm_mid_poll_is_reported_once_and_the_poll_resumes_where_it_was(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("extended")
     set_faults(server, slow_ms=150)  # the first poll takes seconds: the storm starts in the middle of it
     env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client")
@@ -183,15 +189,25 @@ def test_a_429_storm_mid_poll_is_reported_once_and_the_poll_resumes_where_it_was
     assert stop_seconds < STOP_WITHIN
     playlists = readable(server, "extended")
     found = check_kafka(bootstrap_servers, env, all_members(playlists), {t for p in playlists.values() for t in p})
-    figures(answered_429=answered, retry_after_s=1, units_done_before_the_storm=done_before,
-            storm_warnings=1, resumed_lines=1, **found, sigterm_to_exit_s=round(stop_seconds, 1))  # fmt: skip
+    figures(
+        answered_429=answered,
+        retry_after_s=1,
+        units_done_before_the_storm=done_before,
+        storm_warnings=1,
+        resumed_lines=1,
+        **found,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+    )
 
 
 @pytest.mark.parametrize("when", ["at start", "mid-poll"])
 def test_a_multi_hour_quota_wait_asks_nothing_and_sigterm_ends_it_at_once(
-    when: str, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    when: str,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     """Moved here from tests/integration/test_producer_cli.py (a 3-hour Retry-After at start), with
     QUOTA_EXCEEDED and a storm that starts in the middle of a poll; a restart afterwards finishes the job."""
     server = sandbox_factory("extended")
@@ -223,18 +239,25 @@ def test_a_multi_hour_quota_wait_asks_nothing_and_sigterm_ends_it_at_once(
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     playlists = readable(server, "extended")
     found = check_kafka(bootstrap_servers, env, all_members(playlists), {t for p in playlists.values() for t in p})
-    figures(retry_after_s=3 * 3600, answered_429=answered, quota_warnings=1,
-            requests_during_3s_of_wait=requests_during_wait, sigterm_to_exit_s=round(stop_seconds, 1),
-            **found)  # fmt: skip
+    figures(
+        retry_after_s=3 * 3600,
+        answered_429=answered,
+        quota_warnings=1,
+        requests_during_3s_of_wait=requests_during_wait,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+        **found,
+    )
 
 
 # --- 5xx, timeouts, malformed JSON ---
 
 
 def test_an_outage_longer_than_the_retries_is_reported_once_over_several_polls(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("extended")
     set_faults(server, slow_ms=150)
     env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client", PRODUCER_HTTP_RETRIES="1")
@@ -255,17 +278,31 @@ def test_an_outage_longer_than_the_retries_is_reported_once_over_several_polls(
     assert producer.count(r"503") == 2, "one line when it began, one when it was over"
     assert stop_seconds < STOP_WITHIN
     found = check_kafka(bootstrap_servers, env, all_members(playlists), {t for p in playlists.values() for t in p})
-    figures(outage_s=8, answered_503=faults_answered(server)["outage"], units_failed=failed, outage_lines=2,
-            **found, sigterm_to_exit_s=round(stop_seconds, 1))  # fmt: skip
+    figures(
+        outage_s=8,
+        answered_503=faults_answered(server)["outage"],
+        units_failed=failed,
+        outage_lines=2,
+        **found,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+    )
 
 
 def test_timeouts_then_malformed_json_are_each_reported_once(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("extended")
-    env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client", PRODUCER_HTTP_RETRIES="0",
-                    PRODUCER_REQUEST_TIMEOUT_SECONDS="1")  # fmt: skip
+    env = fault_env(
+        server,
+        tmp_path / "data",
+        bootstrap_servers,
+        PRODUCER_AUTH="client",
+        PRODUCER_HTTP_RETRIES="0",
+        PRODUCER_REQUEST_TIMEOUT_SECONDS="1",
+    )
     playlist_ids = list(server.state.catalogue.playlists)
     producer = Producer(env, tmp_path, "--interval", "1")
     try:
@@ -297,17 +334,25 @@ def test_timeouts_then_malformed_json_are_each_reported_once(
     assert producer.count(r"did not answer") == 2 and producer.count(r"not valid JSON") == 2, "once each way"
     playlists = readable(server, "extended")
     found = check_kafka(bootstrap_servers, env, all_members(playlists), {t for p in playlists.values() for t in p})
-    figures(units_timed_out=timeouts, timeout_lines=2, malformed_answers=faults_answered(server)["malformed"],
-            malformed_lines=2, **found, sigterm_to_exit_s=round(stop_seconds, 1))  # fmt: skip
+    figures(
+        units_timed_out=timeouts,
+        timeout_lines=2,
+        malformed_answers=faults_answered(server)["malformed"],
+        malformed_lines=2,
+        **found,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+    )
 
 
 # --- tokens and logins ---
 
 
 def test_expired_tokens_and_an_expired_login_keep_the_producer_up_until_a_new_login(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("development")
     data_dir = tmp_path / "data"
     settings = sandbox_settings(server, data_dir)
@@ -326,8 +371,11 @@ def test_expired_tokens_and_an_expired_login_keep_the_producer_up_until_a_new_lo
         assert settings.token_file.stat().st_mode & 0o777 == 0o600, "still private after the refresh"
 
         set_faults(server, invalid_grant=True, expire_tokens=True)
-        expired = producer.wait_for(r"no longer accepts the saved login \(invalid_grant.*run `python -m producers "
-                                    r"login` again\. Until then the producer keeps running", renewed)  # fmt: skip
+        expired = producer.wait_for(
+            r"no longer accepts the saved login \(invalid_grant.*run `python -m producers "
+            r"login` again\. Until then the producer keeps running",
+            renewed,
+        )
         change_playlist(server, own, outsiders(server, own, 2), dropped)
         requests_before = sum(sandbox_stats(server).values())
         time.sleep(4)
@@ -356,28 +404,44 @@ def test_expired_tokens_and_an_expired_login_keep_the_producer_up_until_a_new_lo
     members = all_members(playlists) | {(SAVED_TRACKS, t) for t in saved}
     tracks = {t for _, t in members} | set(dropped)
     found = check_kafka(bootstrap_servers, env, members, tracks)
-    figures(token_refreshes=refreshes, expiry_lines=3, login_expired_lines=2, new_login_lines=1,
-            requests_while_login_expired=requests_while_expired, **found,
-            sigterm_to_exit_s=round(stop_seconds, 1))  # fmt: skip
+    figures(
+        token_refreshes=refreshes,
+        expiry_lines=3,
+        login_expired_lines=2,
+        new_login_lines=1,
+        requests_while_login_expired=requests_while_expired,
+        **found,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+    )
 
 
 # --- removed endpoints ---
 
 
 def test_removed_endpoints_are_reported_once_and_used_again_when_back(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, tmp_path: Path,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
     figures: Callable[..., None],
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("development")
     data_dir = tmp_path / "data"
     sandbox_login(sandbox_settings(server, data_dir))
     set_faults(server, removed={"me/tracks": 404, "search": 403})
-    env = fault_env(server, data_dir, bootstrap_servers, PRODUCER_API_GENERATION="development",
-                    PRODUCER_SEARCH_QUERIES="tag:new", PRODUCER_SEARCH_MAX_RESULTS="15")  # fmt: skip
+    env = fault_env(
+        server,
+        data_dir,
+        bootstrap_servers,
+        PRODUCER_API_GENERATION="development",
+        PRODUCER_SEARCH_QUERIES="tag:new",
+        PRODUCER_SEARCH_MAX_RESULTS="15",
+    )
     producer = Producer(env, tmp_path, "--interval", "1")
     try:
-        producer.wait_for(r"Spotify answered 404 \(Service not found\) for me/tracks \(saved tracks\): this app may "
-                          r"not use it")  # fmt: skip
+        producer.wait_for(
+            r"Spotify answered 404 \(Service not found\) for me/tracks \(saved tracks\): this app may "
+            r"not use it"
+        )
         producer.wait_for(r"Spotify answered 403 \(Forbidden\) for search \(search 'tag:new'\)")
         deadline = time.monotonic() + 120
         while sandbox_stats(server).get("me/tracks", 0) < 3:  # three polls
@@ -406,6 +470,12 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
     members = all_members(playlists) | {(SAVED_TRACKS, t) for t in saved}
     tracks = {t for _, t in members} | set(search_tracks(catalogue, "tag:new")[:15])
     found = check_kafka(bootstrap_servers, env, members, tracks)
-    figures(answered_403_404=faults_answered(server)["removed"], polls_with_endpoints_gone=polls_refused,
-            lines_per_endpoint=2, unreadable_playlists=len(others), lines_per_playlist=1, **found,
-            sigterm_to_exit_s=round(stop_seconds, 1))  # fmt: skip
+    figures(
+        answered_403_404=faults_answered(server)["removed"],
+        polls_with_endpoints_gone=polls_refused,
+        lines_per_endpoint=2,
+        unreadable_playlists=len(others),
+        lines_per_playlist=1,
+        **found,
+        sigterm_to_exit_s=round(stop_seconds, 1),
+    )

@@ -67,8 +67,9 @@ def remount(disk: Path, mode: str, timeout: float = 60) -> None:
     """`mount -o remount,ro|rw`; a remount read-only waits for files open for writing to be closed (EBUSY)."""
     deadline = time.monotonic() + timeout
     while True:
-        result = subprocess.run(["mount", "-o", f"remount,{mode}", str(disk)], capture_output=True, text=True,
-                                check=False)  # fmt: skip
+        result = subprocess.run(
+            ["mount", "-o", f"remount,{mode}", str(disk)], capture_output=True, text=True, check=False
+        )
         if result.returncode == 0:
             return
         assert time.monotonic() < deadline, f"remount,{mode} of {disk}: {result.stderr.strip()}"
@@ -92,11 +93,18 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
         settings = streaming_settings(disk, bootstrap_servers)  # DATA_DIR on the small disk
         ensure_topics(bootstrap_servers, settings.topics, partitions=2)
         records = catch_up_records(settings, TRACKS)
-        parts = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3],
-                 records[2 * len(records) // 3 :]]  # fmt: skip
+        parts = [
+            records[: len(records) // 3],
+            records[len(records) // 3 : 2 * len(records) // 3],
+            records[2 * len(records) // 3 :],
+        ]
         publish_raw(bootstrap_servers, parts[0])  # the rest once each fault is on: the job has work that fails
-        env = streaming_env(settings, STREAMING_MAX_OFFSETS_PER_TRIGGER="1000", STREAMING_TRIGGER_INTERVAL="1 second",
-                            STREAMING_SILVER_MAX_FILES_PER_TRIGGER="2")  # fmt: skip
+        env = streaming_env(
+            settings,
+            STREAMING_MAX_OFFSETS_PER_TRIGGER="1000",
+            STREAMING_TRIGGER_INTERVAL="1 second",
+            STREAMING_SILVER_MAX_FILES_PER_TRIGGER="2",
+        )
         faults = {}
         for fault in ("full", "read-only"):
             before = len([b for b in read_progress(settings.progress_file) if b["query"] == "silver"])
@@ -117,8 +125,11 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
             line = error_line(output)
             assert code == 2, output[-3000:]
             assert "Traceback" not in output, output[-3000:]
-            expected = "the disk is full (No space left on device)" if fault == "full" else (
-                "the file system is read-only (Read-only file system)")  # fmt: skip
+            expected = (
+                "the disk is full (No space left on device)"
+                if fault == "full"
+                else ("the file system is read-only (Read-only file system)")
+            )
             assert f"could not write its tables or checkpoints: {expected}" in line, line
             assert f"DATA_DIR ({settings.data_dir.resolve()})" in line and "start the job again" in line, line
             batches = len([b for b in read_progress(settings.progress_file) if b["query"] == "silver"]) - before
@@ -128,8 +139,9 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
             else:
                 remount(disk, "rw")
 
-        finished = run_module("streaming", "run", "--available-now", env=streaming_env(settings), cwd=tmp_path,
-                              timeout=600)  # fmt: skip
+        finished = run_module(
+            "streaming", "run", "--available-now", env=streaming_env(settings), cwd=tmp_path, timeout=600
+        )
         assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
 
         bronze = table(spark, settings, "bronze")
@@ -143,16 +155,30 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
             versions[name] = history[-1]
         counts = {name: table(spark, settings, name).count() for name in (*SILVER_TABLES, "track_features")}
         artists = TRACKS // 5
-        assert counts == {"silver_tracks": TRACKS, "silver_artists": artists, "silver_audio_features": TRACKS,
-                          "silver_playlist_members": TRACKS, "silver_playlist_history": TRACKS,
-                          "track_features": TRACKS}, counts  # fmt: skip
+        assert counts == {
+            "silver_tracks": TRACKS,
+            "silver_artists": artists,
+            "silver_audio_features": TRACKS,
+            "silver_playlist_members": TRACKS,
+            "silver_playlist_history": TRACKS,
+            "track_features": TRACKS,
+        }, counts
         assert table(spark, settings, "quarantine").count() == 0
         latest = table(spark, settings, "silver_tracks").where(F.col("name").endswith("(remastered)")).count()
         assert latest == TRACKS - artists, "the later version of a track won"
         favourites = table(spark, settings, "track_features").where("is_favourite").count()
         assert favourites == TRACKS // 5
-    figures(events_sent=len(records), disk_mib=DISK_MIB, filler_mib=round(written / CHUNK), **faults, restarts=3,
-            bronze_rows=rows, duplicates=rows - offsets, **counts, latest_delta_versions=versions)  # fmt: skip
+    figures(
+        events_sent=len(records),
+        disk_mib=DISK_MIB,
+        filler_mib=round(written / CHUNK),
+        **faults,
+        restarts=3,
+        bronze_rows=rows,
+        duplicates=rows - offsets,
+        **counts,
+        latest_delta_versions=versions,
+    )
 
 
 def test_the_producer_state_on_a_full_disk_records_nothing_and_says_so(
@@ -160,17 +186,24 @@ def test_the_producer_state_on_a_full_disk_records_nothing_and_says_so(
 ) -> None:
     with small_disk(tmp_path / "disk", 32) as disk:
         state = PollState(disk / "state" / "producer.sqlite")
-        first = Changes(playlists=[("P1", "s1", "one", False)], members={"P1": {"T1", "T2"}},
-                        published=[("track", "T1", "h1"), ("track", "T2", "h2")])  # fmt: skip
+        first = Changes(
+            playlists=[("P1", "s1", "one", False)],
+            members={"P1": {"T1", "T2"}},
+            published=[("track", "T1", "h1"), ("track", "T2", "h2")],
+        )
         state.commit(first)
         filler, written = fill(disk)
-        big = Changes(playlists=[("P2", "s1", "two", True)], members={"P2": {f"T{i:021d}" for i in range(20_000)}},
-                      published=[("track", f"T{i:021d}", "h" * 40) for i in range(20_000)])  # fmt: skip
+        big = Changes(
+            playlists=[("P2", "s1", "two", True)],
+            members={"P2": {f"T{i:021d}" for i in range(20_000)}},
+            published=[("track", f"T{i:021d}", "h" * 40) for i in range(20_000)],
+        )
         with pytest.raises(SetupError) as caught:
             state.commit(big)
         message = str(caught.value)
-        assert message.startswith(f"the producer could not record its poll state in {disk}/state/producer.sqlite: "
-                                  "the disk is full (")  # fmt: skip
+        assert message.startswith(
+            f"the producer could not record its poll state in {disk}/state/producer.sqlite: the disk is full ("
+        )
         assert "start the producer again" in message
         assert state.snapshot("P2") is None and state.members("P1") == {"T1", "T2"}, "nothing of the failed unit"
         assert state.counts() == {"track": 2}
@@ -179,5 +212,6 @@ def test_the_producer_state_on_a_full_disk_records_nothing_and_says_so(
         assert state.snapshot("P2") == "s1" and len(state.members("P2")) == 20_000
         assert state.counts() == {"track": 20_002}
         state.close()
-    figures(disk_mib=32, filler_kib=written // 1024, unit_rows=40_000, recorded_while_full=0,
-            recorded_after_freeing=40_000)  # fmt: skip
+    figures(
+        disk_mib=32, filler_kib=written // 1024, unit_rows=40_000, recorded_while_full=0, recorded_after_freeing=40_000
+    )

@@ -35,8 +35,14 @@ def versions(client: MlflowClient) -> int:
 
 def start(env: dict[str, str], cwd: Path, log: Path, *args: str) -> "subprocess.Popen[bytes]":
     with log.open("wb") as output:
-        return subprocess.Popen([sys.executable, "-m", "training", "run", *args], env=env, cwd=cwd, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "training", "run", *args],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def test_the_champion_moves_only_for_a_finished_better_candidate(
@@ -74,17 +80,26 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     registered_after_kill = versions(client)
 
     # The next trainer is not blocked by the dead one's lock; its candidate lacks the best features: worse.
-    crippled = run_module("training", "run", "--once", env=local_env(
-        data_dir, TRAINING_EXCLUDE_FEATURES="artist_popularity,artist_followers_log,genres"), cwd=tmp_path,
-        timeout=600)  # fmt: skip
+    crippled = run_module(
+        "training",
+        "run",
+        "--once",
+        env=local_env(data_dir, TRAINING_EXCLUDE_FEATURES="artist_popularity,artist_followers_log,genres"),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert crippled.returncode == 0, crippled.stdout[-3000:] + crippled.stderr[-3000:]
     assert "training cycle on gold version 1 (800 tracks)" in crippled.stdout
     popularity = client.get_model_version_by_alias(registry.model_name("popularity"), registry.CHALLENGER)
     assert champions(client)["popularity"] == "1" and popularity.version != "1", "the worse one is challenger"
     champion_after_worse = champions(client)
-    figures(what="killed mid-tuning, then a worse candidate", kills=1, versions_registered_by_the_killed_run=
-            registered_after_kill - 2, popularity_champion=f"v{champion_after_worse['popularity']}",
-            popularity_challenger=f"v{popularity.version}")  # fmt: skip
+    figures(
+        what="killed mid-tuning, then a worse candidate",
+        kills=1,
+        versions_registered_by_the_killed_run=registered_after_kill - 2,
+        popularity_champion=f"v{champion_after_worse['popularity']}",
+        popularity_challenger=f"v{popularity.version}",
+    )
 
     # An empty gold table (recreated by hand, say), then none at all: skipped, nothing moves.
     write_gold(spark, location, [], mode="overwrite")

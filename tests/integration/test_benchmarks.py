@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
     env = {**os.environ, "JARS_DIR": str(JARS_DIR)}
-    result = run_module("benchmarks", "--quick", "--only", "producer", "api", "--results", str(tmp_path),
-                        env=env, cwd=ROOT, timeout=600)  # fmt: skip
+    result = run_module(
+        "benchmarks", "--quick", "--only", "producer", "api", "--results", str(tmp_path), env=env, cwd=ROOT, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "quick-producer-api.json").read_text())
 

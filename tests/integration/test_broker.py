@@ -55,11 +55,17 @@ def test_both_client_libraries(bootstrap_servers: str, topic: str) -> None:
     legacy.close()
 
     values = consume_all(bootstrap_servers, topic, 100)
-    assert sorted(values) == sorted([f"confluent-{i}".encode() for i in range(50)]
-                                    + [f"kafka-python-{i}".encode() for i in range(50)])  # fmt: skip
+    assert sorted(values) == sorted(
+        [f"confluent-{i}".encode() for i in range(50)] + [f"kafka-python-{i}".encode() for i in range(50)]
+    )
 
-    reader = KafkaConsumer(topic, bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest",
-                           consumer_timeout_ms=5000, group_id=None)  # fmt: skip
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+        group_id=None,
+    )
     assert len([record.value for record in reader]) == 100
     reader.close()
 
@@ -140,8 +146,14 @@ def test_stop_kills_a_broker_that_ignores_sigterm(tmp_path: Path) -> None:
 
 def test_broker_run_in_the_foreground_stops_on_sigterm(tmp_path: Path) -> None:
     env = clean_env(DATA_DIR=str(tmp_path / "data"), LOCAL_KAFKA_PORT="0")
-    process = subprocess.Popen([sys.executable, "-m", "pipeline_runtime", "broker", "run"], env=env, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_runtime", "broker", "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -12,9 +12,16 @@ from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from tests.conftest import ROOT, local_env, run_module
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
 
 
 def chromium(*args: str, profile: Path) -> "subprocess.CompletedProcess[str]":
@@ -23,8 +30,11 @@ def chromium(*args: str, profile: Path) -> "subprocess.CompletedProcess[str]":
     assert binary, "chromium is not installed: run `make browser`"
     return subprocess.run(
         [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def rendered_charts(page: Path, tmp_path: Path) -> tuple[int, int]:
@@ -56,8 +66,14 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) 
 
     output = first.stdout
     assert first.returncode == 0, output + first.stderr[-3000:]
-    for phase in ("Kafka broker", "Spotify sandbox", "producer: one poll", "streaming: catch up",
-                  "trainer: one cycle", "report"):  # fmt: skip
+    for phase in (
+        "Kafka broker",
+        "Spotify sandbox",
+        "producer: one poll",
+        "streaming: catch up",
+        "trainer: one cycle",
+        "report",
+    ):
         assert f"✓ {phase} (" in output, phase
     tracks = int(table_value(output, "spotify.tracks", 1).replace(",", ""))
     memberships = int(table_value(output, "spotify.playlist_membership", 1).replace(",", ""))
@@ -96,9 +112,12 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None
     log_file = tmp_path / "demo.log"
     with log_file.open("w") as log:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "demo"], env=demo_env(data_dir), cwd=tmp_path,
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [sys.executable, "-m", "pipeline", "demo"],
+            env=demo_env(data_dir),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 300
         while "✓ Spark session" not in log_file.read_text() and time.monotonic() < deadline:

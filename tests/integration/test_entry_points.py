@@ -34,8 +34,12 @@ def test_producer_check_masks_the_secret(bootstrap_servers: str, tmp_path: Path)
 
 
 def test_streaming_and_training_checks(bootstrap_servers: str, tmp_path: Path) -> None:
-    env = clean_env(KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers, DATA_DIR=str(tmp_path / "data"),
-                    SPARK_MASTER="local[1]", SPARK_UI_ENABLED="false")  # fmt: skip
+    env = clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        DATA_DIR=str(tmp_path / "data"),
+        SPARK_MASTER="local[1]",
+        SPARK_UI_ENABLED="false",
+    )
     streaming = run_module("streaming", "check", env=env, cwd=tmp_path)
     assert streaming.returncode == 0, streaming.stdout + streaming.stderr
     assert "with Delta and Kafka" in streaming.stdout

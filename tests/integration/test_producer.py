@@ -101,22 +101,28 @@ def test_extended_app_publishes_everything_once(
     assert {e["payload"]["action"] for e in membership} == {"added"}
 
     requests_made = sum(sandbox_stats(server).values())
-    print(f"\nextended: {requests_made} requests for {len(expected_tracks)} new tracks "
-          f"= {requests_made / len(expected_tracks):.3f} per track")  # fmt: skip
+    print(
+        f"\nextended: {requests_made} requests for {len(expected_tracks)} new tracks "
+        f"= {requests_made / len(expected_tracks):.3f} per track"
+    )
     assert report.requests == requests_made
     assert report.events["track"] == len(expected_tracks)
 
 
 def test_development_app_with_login(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = sandbox_factory("development")
     catalogue = server.state.catalogue
     csv = tmp_path / "catalogue.csv"
     catalogue.export_tracks_csv(csv)
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, catalogue_file=csv,
-                                include_saved_tracks=False)  # fmt: skip
+    settings = sandbox_settings(
+        server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, catalogue_file=csv, include_saved_tracks=False
+    )
     sandbox_login(settings)
     assert settings.token_file.stat().st_mode & 0o777 == 0o600
     producer = producers(settings)
@@ -137,8 +143,10 @@ def test_development_app_with_login(
     assert all(e["payload"]["followers"] is None for e in events["topic_artists"])
     providers = Counter(e["payload"]["provider"] for e in events["topic_audio_features"])
     unknown_to_reccobeats = {t for t in expected_tracks if not catalogue.tracks[t]["reccobeats"]}
-    assert providers == {"reccobeats": len(expected_tracks) - len(unknown_to_reccobeats),
-                         "catalogue": len(unknown_to_reccobeats)}  # fmt: skip
+    assert providers == {
+        "reccobeats": len(expected_tracks) - len(unknown_to_reccobeats),
+        "catalogue": len(unknown_to_reccobeats),
+    }
     assert unknown_to_reccobeats, "some tracks come from the catalogue file"
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -149,23 +157,34 @@ def test_development_app_with_login(
 
     stats = sandbox_stats(server)
     assert first.requests == first_poll_requests
-    print(f"\ndevelopment: {first_poll_requests} requests for {len(expected_tracks)} new tracks "
-          f"= {first_poll_requests / len(expected_tracks):.3f} per track")  # fmt: skip
+    print(
+        f"\ndevelopment: {first_poll_requests} requests for {len(expected_tracks)} new tracks "
+        f"= {first_poll_requests / len(expected_tracks):.3f} per track"
+    )
     assert "tracks" not in stats and "artists" not in stats, "no batch endpoints in development mode"
     assert stats["artists/{id}"] == len({a for t in expected_tracks for a in catalogue.tracks[t]["artist_ids"]})
 
 
 @pytest.mark.parametrize("generation", ["extended", "development"])
 def test_unchanged_playlist_costs_one_request_and_changes_are_diffed(
-    generation: str, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str,
-    producers: Callable[..., Producer], tmp_path: Path,
-) -> None:  # fmt: skip
+    generation: str,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:
     server = sandbox_factory(generation)
     catalogue = server.state.catalogue
     playlist_id = catalogue.favourite_playlist_ids[0]
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, playlists=[playlist_id],
-                                favourite_playlists=[playlist_id], include_my_playlists=False,
-                                include_saved_tracks=False)  # fmt: skip
+    settings = sandbox_settings(
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=bootstrap_servers,
+        playlists=[playlist_id],
+        favourite_playlists=[playlist_id],
+        include_my_playlists=False,
+        include_saved_tracks=False,
+    )
     if generation == "development":
         sandbox_login(settings)
     producer = producers(settings)
@@ -179,8 +198,9 @@ def test_unchanged_playlist_costs_one_request_and_changes_are_diffed(
 
     members = catalogue.playlists[playlist_id]["track_ids"]
     outsiders = [t for t in catalogue.tracks if t not in members][:2]
-    requests.post(f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": outsiders, "remove": [members[0]]},
-                  timeout=10)  # fmt: skip
+    requests.post(
+        f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": outsiders, "remove": [members[0]]}, timeout=10
+    )
     third = producer.poller.poll_once()
     membership = read_topic(bootstrap_servers, settings.topic_playlist_membership)
     latest = [
@@ -207,8 +227,9 @@ def test_kafka_python_client_publishes_the_same(
     tmp_path: Path,
 ) -> None:
     server = sandbox_factory("extended")
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client",
-                                kafka_client="kafka-python")  # fmt: skip
+    settings = sandbox_settings(
+        server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client", kafka_client="kafka-python"
+    )
     report = producers(settings).poller.poll_once()
     tracks = read_topic(bootstrap_servers, settings.topic_tracks)
     expected = {t for p in server.state.catalogue.playlists.values() for t in p["track_ids"]}
@@ -217,9 +238,12 @@ def test_kafka_python_client_publishes_the_same(
 
 
 def test_rate_limit_is_scheduled_not_slept(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     server = sandbox_factory("extended")
     settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
     producer = producers(settings)
@@ -230,8 +254,10 @@ def test_rate_limit_is_scheduled_not_slept(
     assert time.monotonic() - started < 10, "the 429 came back at once, nothing slept inside a call"
     assert report.rate_limited == 1 and report.resume_at is not None
     assert 7190 < report.resume_at - time.time() <= 7200
-    assert any("rate limited: Retry-After 7200s" in r.getMessage() and "no requests until" in r.getMessage()
-               for r in caplog.records)  # fmt: skip
+    assert any(
+        "rate limited: Retry-After 7200s" in r.getMessage() and "no requests until" in r.getMessage()
+        for r in caplog.records
+    )
 
     set_faults(server, rate_limit=1, retry_after=60, quota_exceeded=True)
     caplog.clear()
@@ -247,9 +273,11 @@ def test_rate_limit_is_scheduled_not_slept(
 
 
 def test_server_errors_malformed_json_and_expired_tokens(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("extended")
     settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
     producer = producers(settings)
@@ -260,8 +288,11 @@ def test_server_errors_malformed_json_and_expired_tokens(
     assert sandbox_stats(server)["token"] == 2
 
     first_playlist = next(iter(server.state.catalogue.playlists.values()))
-    requests.post(f"{server.url}/_sandbox/playlists/{first_playlist['id']}",
-                  json={"remove": first_playlist["track_ids"][:1]}, timeout=10)  # fmt: skip
+    requests.post(
+        f"{server.url}/_sandbox/playlists/{first_playlist['id']}",
+        json={"remove": first_playlist["track_ids"][:1]},
+        timeout=10,
+    )
     set_faults(server, malformed=1)  # the first request of the next poll: that playlist's unit fails
     broken = producer.poller.poll_once()
     assert broken.failed_units == 1
@@ -272,14 +303,24 @@ def test_server_errors_malformed_json_and_expired_tokens(
 
 
 def test_timeouts_fail_the_unit_not_the_producer(
-    sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str, producers: Callable[..., Producer],
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     server = sandbox_factory("extended")
     two_playlists = list(server.state.catalogue.playlists)[:2]
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client",
-                                request_timeout_seconds=0.3, http_retries=0, playlists=two_playlists,
-                                favourite_playlists=[], include_my_playlists=False)  # fmt: skip
+    settings = sandbox_settings(
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=bootstrap_servers,
+        auth="client",
+        request_timeout_seconds=0.3,
+        http_retries=0,
+        playlists=two_playlists,
+        favourite_playlists=[],
+        include_my_playlists=False,
+    )
     producer = producers(settings)
     set_faults(server, slow_ms=1000)
     report = producer.poller.poll_once()
@@ -290,15 +331,26 @@ def test_timeouts_fail_the_unit_not_the_producer(
 
 @pytest.mark.parametrize("generation", ["extended", "development"])
 def test_searches_artists_and_saved_tracks(
-    generation: str, sandbox_factory: Callable[..., SandboxServer], bootstrap_servers: str,
-    producers: Callable[..., Producer], tmp_path: Path,
-) -> None:  # fmt: skip
+    generation: str,
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+) -> None:
     server = sandbox_factory(generation)
     catalogue = server.state.catalogue
     artist = max(catalogue.artists, key=lambda a: sum(a in al["artist_ids"] for al in catalogue.albums.values()))
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, playlists=[],
-                                favourite_playlists=[], include_my_playlists=False, search_queries=["tag:new"],
-                                search_max_results=25, artists=[f"spotify:artist:{artist}"])  # fmt: skip
+    settings = sandbox_settings(
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=bootstrap_servers,
+        playlists=[],
+        favourite_playlists=[],
+        include_my_playlists=False,
+        search_queries=["tag:new"],
+        search_max_results=25,
+        artists=[f"spotify:artist:{artist}"],
+    )
     sandbox_login(settings)
     producer = producers(settings)
     sandbox_stats(server, reset=True)
@@ -337,8 +389,15 @@ def test_nothing_is_recorded_until_kafka_confirms(
     broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "kafka", jars_dir=JARS_DIR, port=0))
     running = broker.start()
     playlist = server.state.catalogue.favourite_playlist_ids[0]
-    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=running.bootstrap_servers, auth="client",
-                                playlists=[playlist], favourite_playlists=[], kafka_timeout_seconds=1)  # fmt: skip
+    settings = sandbox_settings(
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=running.bootstrap_servers,
+        auth="client",
+        playlists=[playlist],
+        favourite_playlists=[],
+        kafka_timeout_seconds=1,
+    )
     producer = Producer(settings)
     try:
         broker.stop()

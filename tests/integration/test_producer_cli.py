@@ -31,8 +31,14 @@ def producer_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, 
 
 
 def start_module(module: str, *args: str, env: dict[str, str], cwd: Path) -> "subprocess.Popen[str]":
-    return subprocess.Popen([sys.executable, "-m", module, *args], env=env, cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def read_until(process: "subprocess.Popen[str]", pattern: str, timeout: float = 60) -> tuple[str, str]:
@@ -66,8 +72,13 @@ def test_expired_login_is_one_clear_line(
 
 def test_unreachable_broker_fails_fast(sandbox_factory: Callable[..., SandboxServer], tmp_path: Path) -> None:
     server = sandbox_factory("extended")
-    env = producer_env(server, tmp_path / "data", f"127.0.0.1:{free_port()}", PRODUCER_AUTH="client",
-                       PRODUCER_KAFKA_TIMEOUT_SECONDS="3")  # fmt: skip
+    env = producer_env(
+        server,
+        tmp_path / "data",
+        f"127.0.0.1:{free_port()}",
+        PRODUCER_AUTH="client",
+        PRODUCER_KAFKA_TIMEOUT_SECONDS="3",
+    )
     started = time.monotonic()
     result = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
@@ -82,8 +93,13 @@ def test_backfill_publishes_a_catalogue_once(
     server = sandbox_factory("development", tracks=500)
     csv = tmp_path / "tracks.csv"
     server.state.catalogue.export_tracks_csv(csv)
-    env = producer_env(server, tmp_path / "data", bootstrap_servers, KAFKA_TOPIC_TRACKS="backfill.tracks",
-                       KAFKA_TOPIC_AUDIO_FEATURES="backfill.features")  # fmt: skip
+    env = producer_env(
+        server,
+        tmp_path / "data",
+        bootstrap_servers,
+        KAFKA_TOPIC_TRACKS="backfill.tracks",
+        KAFKA_TOPIC_AUDIO_FEATURES="backfill.features",
+    )
     first = run_module("producers", "backfill", "--file", str(csv), env=env, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "500 tracks read; published 500 audio_features, 500 track" in first.stdout
@@ -115,10 +131,18 @@ def test_sandbox_command_serves_and_describes_its_model(tmp_path: Path) -> None:
         seen, api = read_until(process, r"SPOTIFY_API_URL=\S+")
         assert "best reachable: popularity R²" in seen
         base = api.split("=", 1)[1].removesuffix("/v1/")
-        token = requests.post(f"{base}/api/token", data={"grant_type": "client_credentials"},
-                              auth=("sandbox-client-id", "sandbox-client-secret"), timeout=10).json()  # fmt: skip
-        answer = requests.get(f"{base}/v1/search", params={"q": "tag:new", "type": "track", "limit": 11},
-                              headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=10)  # fmt: skip
+        token = requests.post(
+            f"{base}/api/token",
+            data={"grant_type": "client_credentials"},
+            auth=("sandbox-client-id", "sandbox-client-secret"),
+            timeout=10,
+        ).json()
+        answer = requests.get(
+            f"{base}/v1/search",
+            params={"q": "tag:new", "type": "track", "limit": 11},
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            timeout=10,
+        )
         assert answer.status_code == 400, "development mode: at most 10 search results a call"
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)

@@ -18,9 +18,13 @@ def test_make_jars_without_maven_says_how_to_fix(tmp_path: Path) -> None:
         (bin_dir / tool).symlink_to(found)
     result = subprocess.run(
         ["make", "--no-print-directory", "jars", f"JARS_DIR={tmp_path / 'jars'}"],
-        cwd=ROOT, env={"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp")},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={"PATH": str(bin_dir), "HOME": os.environ.get("HOME", "/tmp")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode != 0
     assert "error: Maven (mvn) not found: install it" in result.stdout + result.stderr
     assert not (tmp_path / "jars").exists()

@@ -29,11 +29,17 @@ from tests.conftest import JARS_DIR, clean_env, run_module, sandbox_settings
 def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: object) -> StreamingSettings:
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, object] = {
-        "data_dir": tmp_path / "data", "jars_dir": JARS_DIR, "kafka_bootstrap_servers": bootstrap_servers,
-        "spark_master": "local[2]", "spark_shuffle_partitions": 2, "spark_ui_enabled": False,
-        "topic_tracks": f"tracks-{suffix}", "topic_artists": f"artists-{suffix}",
-        "topic_audio_features": f"features-{suffix}", "topic_playlist_membership": f"membership-{suffix}",
-    }  # fmt: skip
+        "data_dir": tmp_path / "data",
+        "jars_dir": JARS_DIR,
+        "kafka_bootstrap_servers": bootstrap_servers,
+        "spark_master": "local[2]",
+        "spark_shuffle_partitions": 2,
+        "spark_ui_enabled": False,
+        "topic_tracks": f"tracks-{suffix}",
+        "topic_artists": f"artists-{suffix}",
+        "topic_audio_features": f"features-{suffix}",
+        "topic_playlist_membership": f"membership-{suffix}",
+    }
     values.update(overrides)
     return StreamingSettings(_env_file=None, **values)
 
@@ -41,12 +47,18 @@ def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: obje
 def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, str]:
     """The environment of `python -m streaming` on the same data dir, broker and topics as `settings`."""
     return clean_env(
-        DATA_DIR=str(settings.data_dir), KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        SPARK_MASTER="local[2]", SPARK_SHUFFLE_PARTITIONS="2", SPARK_UI_ENABLED="false", SPARK_DRIVER_MEMORY="1g",
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks, KAFKA_TOPIC_ARTISTS=settings.topic_artists,
+        DATA_DIR=str(settings.data_dir),
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
+        SPARK_MASTER="local[2]",
+        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_UI_ENABLED="false",
+        SPARK_DRIVER_MEMORY="1g",
+        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
+        KAFKA_TOPIC_ARTISTS=settings.topic_artists,
         KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership, **overrides,
-    )  # fmt: skip
+        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+        **overrides,
+    )
 
 
 def table(spark: SparkSession, settings: StreamingSettings, name: str):  # type: ignore[no-untyped-def]
@@ -70,11 +82,16 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
     server = sandbox_factory("extended")
     catalogue = server.state.catalogue
     settings = streaming_settings(tmp_path, bootstrap_servers)
-    producer_settings = sandbox_settings(server, tmp_path / "producer", kafka_bootstrap_servers=bootstrap_servers,
-                                         auth="client", topic_tracks=settings.topic_tracks,
-                                         topic_artists=settings.topic_artists,
-                                         topic_audio_features=settings.topic_audio_features,
-                                         topic_playlist_membership=settings.topic_playlist_membership)  # fmt: skip
+    producer_settings = sandbox_settings(
+        server,
+        tmp_path / "producer",
+        kafka_bootstrap_servers=bootstrap_servers,
+        auth="client",
+        topic_tracks=settings.topic_tracks,
+        topic_artists=settings.topic_artists,
+        topic_audio_features=settings.topic_audio_features,
+        topic_playlist_membership=settings.topic_playlist_membership,
+    )
     api = SpotifyApi(producer_settings)
     api.detect_generation()
     publisher = open_publisher(producer_settings)
@@ -114,11 +131,14 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
     assert shown.returncode == 0 and "bronze" in shown.stdout and f"{published:,}" in shown.stdout
 
     # Nothing new: no table changes. Upkeep keeps the contents.
-    versions = {name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0]
-                for name in ("bronze", "silver_tracks", "track_features")}  # fmt: skip
+    versions = {
+        name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0]
+        for name in ("bronze", "silver_tracks", "track_features")
+    }
     catch_up(spark, settings)
-    assert versions == {name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0]
-                        for name in versions}  # fmt: skip
+    assert versions == {
+        name: spark.sql(f"DESCRIBE HISTORY delta.`{settings.table(name)}` LIMIT 1").first()[0] for name in versions
+    }
     maintain_tables(spark, settings)
     assert table(spark, settings, "track_features").count() == len(tracks)
     assert table(spark, settings, "bronze").count() == published
@@ -132,18 +152,25 @@ def test_late_out_of_order_duplicate_and_poison_records(
     track = {"id": "T" * 22, "name": "v2", "artists": [{"id": "A" * 22, "name": "A"}], "album": {}, "popularity": 50}
 
     def track_event(name: str, day: int) -> bytes:
-        return make_event("track", "T" * 22, track_payload({**track, "name": name}), "test",
-                          f"2026-01-{day:02d}T00:00:00.000Z").to_bytes()  # fmt: skip
+        return make_event(
+            "track", "T" * 22, track_payload({**track, "name": name}), "test", f"2026-01-{day:02d}T00:00:00.000Z"
+        ).to_bytes()
 
     membership = membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True)
     member = make_event("playlist_membership", "P" * 22, membership, "test").to_bytes()
     poison = [b"{not json", b"\xc3\x28 bad utf-8", json.dumps({"schema_version": 9}).encode()]
-    publish_raw(bootstrap_servers, [
-        (settings.topic_tracks, track_event("v2", 2)), (settings.topic_tracks, poison[0]),
-        (settings.topic_tracks, track_event("v1", 1)),  # out of order: older, later in the stream
-        (settings.topic_playlist_membership, member), (settings.topic_playlist_membership, member),  # a retry
-        (settings.topic_tracks, poison[1]), (settings.topic_artists, poison[2]),
-    ])  # fmt: skip
+    publish_raw(
+        bootstrap_servers,
+        [
+            (settings.topic_tracks, track_event("v2", 2)),
+            (settings.topic_tracks, poison[0]),
+            (settings.topic_tracks, track_event("v1", 1)),  # out of order: older, later in the stream
+            (settings.topic_playlist_membership, member),
+            (settings.topic_playlist_membership, member),  # a retry
+            (settings.topic_tracks, poison[1]),
+            (settings.topic_artists, poison[2]),
+        ],
+    )
     catch_up(spark, settings)
     assert [r.name for r in table(spark, settings, "silver_tracks").collect()] == ["v2"]
     assert table(spark, settings, "silver_playlist_history").count() == 1, "a retried event lands once"
@@ -169,12 +196,17 @@ def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
     ensure_topics(bootstrap_servers, settings.topics)
     env = streaming_env(settings, STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="20")
     log = (tmp_path / "streaming.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log,
-                               stderr=subprocess.STDOUT)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         for wave in range(2):  # records that arrive while the job runs are picked up by the next trigger
-            events = [make_event("track", f"{wave}{i:021d}", track_payload({"id": f"{wave}{i:021d}", "name": "x"}),
-                                 "test").to_bytes() for i in range(50)]  # fmt: skip
+            events = [
+                make_event(
+                    "track", f"{wave}{i:021d}", track_payload({"id": f"{wave}{i:021d}", "name": "x"}), "test"
+                ).to_bytes()
+                for i in range(50)
+            ]
             publish_raw(bootstrap_servers, [(settings.topic_tracks, e) for e in events])
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:

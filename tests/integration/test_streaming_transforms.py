@@ -16,9 +16,15 @@ TOPICS = {
     "t.features": "audio_features",
     "t.members": "playlist_membership",
 }
-TRACK = {"id": "T" * 22, "name": "Song", "artists": [{"id": "A" * 22, "name": "Artist"}],
-         "album": {"id": "B" * 22, "name": "Album", "release_date": "2019-05-01"}, "duration_ms": 1000,
-         "explicit": False, "popularity": 40}  # fmt: skip
+TRACK = {
+    "id": "T" * 22,
+    "name": "Song",
+    "artists": [{"id": "A" * 22, "name": "Artist"}],
+    "album": {"id": "B" * 22, "name": "Album", "release_date": "2019-05-01"},
+    "duration_ms": 1000,
+    "explicit": False,
+    "popularity": 40,
+}
 
 
 def good_event(observed_at: str = "2026-01-01T00:00:00.000Z", **track: object) -> bytes:
@@ -111,8 +117,10 @@ def test_edge_values_the_contract_allows_parse_as_they_were_sent(spark: SparkSes
     assert [row.reason for row in parsed.orderBy("offset").collect()] == [None] * len(records)
     tracks = entity_rows(parsed, "track").orderBy("popularity").collect()
     assert [(t.popularity, t.duration_ms, t.artist_ids) for t in tracks] == [
-        (None, 2**63 - 1, []), (40, 1000, ["A" * 22]), (40, 1000, ["A" * 22])
-    ]  # fmt: skip
+        (None, 2**63 - 1, []),
+        (40, 1000, ["A" * 22]),
+        (40, 1000, ["A" * 22]),
+    ]
     features = entity_rows(parsed, "audio_features").first()
     assert features is not None and (features.energy, features.loudness, features.mode) == (1.0, -1e300, 1)
 
@@ -128,16 +136,19 @@ def test_schema_version_2_with_an_extra_field_is_read_as_version_1(spark: SparkS
 
 
 def test_latest_observation_wins_within_a_batch(spark: SparkSession) -> None:
-    records = [(good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks"),
-               (good_event("2026-01-01T00:00:00.000Z", name="old"), "t.tracks"),
-               (good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks")]  # fmt: skip
+    records = [
+        (good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks"),
+        (good_event("2026-01-01T00:00:00.000Z", name="old"), "t.tracks"),
+        (good_event("2026-01-02T00:00:00.000Z", name="new"), "t.tracks"),
+    ]
     parsed = parse_events(bronze_frame(spark, records), TOPICS, 2048)
     rows = latest_per_key(entity_rows(parsed, "track"), ["track_id"]).collect()
     assert [r.name for r in rows] == ["new"]
 
 
-@pytest.mark.parametrize(("actions", "is_member"), [(["added"], True), (["added", "removed"], False),
-                                                    (["removed", "added"], True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("actions", "is_member"), [(["added"], True), (["added", "removed"], False), (["removed", "added"], True)]
+)
 def test_membership_follows_the_latest_action(spark: SparkSession, actions: list[str], is_member: bool) -> None:
     records = []
     for day, action in enumerate(actions, start=1):
@@ -150,19 +161,31 @@ def test_membership_follows_the_latest_action(spark: SparkSession, actions: list
 
 
 def test_gold_row_joins_artist_features_and_label(spark: SparkSession) -> None:
-    artist = make_event("artist", "A" * 22, artist_payload({"id": "A" * 22, "name": "Artist", "genres": ["jazz"],
-                                                            "popularity": 70}), "test")  # fmt: skip
+    artist = make_event(
+        "artist",
+        "A" * 22,
+        artist_payload({"id": "A" * 22, "name": "Artist", "genres": ["jazz"], "popularity": 70}),
+        "test",
+    )
     features = make_event(
         "audio_features", "T" * 22, audio_features_payload("T" * 22, {"energy": 0.5}, "reccobeats"), "test"
     )
-    member = make_event("playlist_membership", "P" * 22,
-                        membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True), "test")  # fmt: skip
-    records = [(good_event(), "t.tracks"), (artist.to_bytes(), "t.artists"), (features.to_bytes(), "t.features"),
-               (member.to_bytes(), "t.members")]  # fmt: skip
+    member = make_event(
+        "playlist_membership", "P" * 22, membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True), "test"
+    )
+    records = [
+        (good_event(), "t.tracks"),
+        (artist.to_bytes(), "t.artists"),
+        (features.to_bytes(), "t.features"),
+        (member.to_bytes(), "t.members"),
+    ]
     parsed = parse_events(bronze_frame(spark, records), TOPICS, 4096)
-    gold = track_features(entity_rows(parsed, "track"), entity_rows(parsed, "artist"),
-                          entity_rows(parsed, "audio_features"),
-                          member_rows(entity_rows(parsed, "playlist_membership"))).collect()  # fmt: skip
+    gold = track_features(
+        entity_rows(parsed, "track"),
+        entity_rows(parsed, "artist"),
+        entity_rows(parsed, "audio_features"),
+        member_rows(entity_rows(parsed, "playlist_membership")),
+    ).collect()
     assert len(gold) == 1
     row = gold[0]
     assert (row.genres, row.artist_popularity, row.energy, row.features_provider) == (["jazz"], 70, 0.5, "reccobeats")

@@ -92,20 +92,47 @@ def test_sandbox_producer_reads_the_sandbox_catalogue_and_publishes(bootstrap_se
     data_dir = tmp_path / "data"
     port = free_port()
     topic = f"tracks-{uuid.uuid4().hex[:8]}"
-    env = local_env(data_dir, PIPELINE_SANDBOX_PORT=str(port), KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
-                    KAFKA_TOPIC_TRACKS=topic, PRODUCER_POLL_INTERVAL_SECONDS="3600")  # fmt: skip
+    env = local_env(
+        data_dir,
+        PIPELINE_SANDBOX_PORT=str(port),
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        KAFKA_TOPIC_TRACKS=topic,
+        PRODUCER_POLL_INTERVAL_SECONDS="3600",
+    )
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "producers", "sandbox", "--port", str(port), "--tracks", "200", "--artists", "20",
-         "--albums", "40", "--generation", "extended"], env=env, cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "producers",
+            "sandbox",
+            "--port",
+            str(port),
+            "--tracks",
+            "200",
+            "--artists",
+            "20",
+            "--albums",
+            "40",
+            "--generation",
+            "extended",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     log_file = tmp_path / "producer.log"
     producer = None
     try:
         wait_for(lambda: port_open(port), 60, "the sandbox")
         with log_file.open("w") as log:
-            producer = subprocess.Popen([sys.executable, "-m", "pipeline", "sandbox-producer"], env=env, cwd=tmp_path,
-                                        stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            producer = subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "sandbox-producer"],
+                env=env,
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         wait_for(lambda: "poll:" in log_file.read_text(), 120, "the first poll")
         producer.send_signal(signal.SIGTERM)
         assert producer.wait(60) == 0, log_file.read_text()

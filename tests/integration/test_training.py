@@ -146,8 +146,9 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert all(r["because"] for r in rows)
 
     # The same data and settings give the same metrics (a fresh store, same gold version).
-    again = run_cycle(spark, training_settings(tmp_path / "again", tables_location=str(tmp_path / "tables")),
-                      threading.Event())  # fmt: skip
+    again = run_cycle(
+        spark, training_settings(tmp_path / "again", tables_location=str(tmp_path / "tables")), threading.Event()
+    )
     assert again.skipped is None, again.skipped
     assert [m.candidate for m in again.models] == [popularity.candidate, favourite.candidate]
     assert [m.baseline for m in again.models] == [popularity.baseline, favourite.baseline]
@@ -240,8 +241,11 @@ def test_a_track_listed_twice_is_one_row_and_a_favourite(spark: "SparkSession", 
     schema = table_schemas()["track_features"]
     gold = spark.createDataFrame([{**r, "updated_at": None} for r in [*rows, twice]], schema=schema)
     tracks = {r["track_id"]: r["is_favourite"] for r in one_row_per_track(gold).collect()}
-    assert tracks == {rows[0]["track_id"]: True, rows[1]["track_id"]: rows[1]["is_favourite"],
-                      rows[2]["track_id"]: rows[2]["is_favourite"]}  # fmt: skip
+    assert tracks == {
+        rows[0]["track_id"]: True,
+        rows[1]["track_id"]: rows[1]["is_favourite"],
+        rows[2]["track_id"]: rows[2]["is_favourite"],
+    }
 
 
 def test_recommendations_are_explained_by_what_the_favourites_share(spark: "SparkSession") -> None:

@@ -62,9 +62,13 @@ def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path
 
     port = free_port()
     ui = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "mlflow-ui"], env={**env, "PIPELINE_MLFLOW_UI_PORT": str(port)},
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "pipeline", "mlflow-ui"],
+        env={**env, "PIPELINE_MLFLOW_UI_PORT": str(port)},
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     search = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/search"
     try:
         deadline, answer = time.monotonic() + 90, None

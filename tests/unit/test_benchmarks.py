@@ -24,9 +24,14 @@ def test_layer_rates_and_catch_up_from_progress_lines() -> None:
     progress = [
         {"query": "bronze", "time": "2026-01-01T00:00:10+00:00", "input_rows": 1000, "batch_duration_ms": 2000},
         {"query": "bronze", "time": "2026-01-01T00:00:14+00:00", "input_rows": 500, "batch_duration_ms": 1000},
-        {"query": "silver", "time": "2026-01-01T00:00:20+00:00", "input_rows": 1500, "batch_duration_ms": 9000,
-         "layer_seconds": {"silver": 3.0, "gold": 5.0}},
-    ]  # fmt: skip
+        {
+            "query": "silver",
+            "time": "2026-01-01T00:00:20+00:00",
+            "input_rows": 1500,
+            "batch_duration_ms": 9000,
+            "layer_seconds": {"silver": 3.0, "gold": 5.0},
+        },
+    ]
     layers = layer_rates(progress, gold_rows=400)
     assert layers["bronze"] == {"batches": 2, "rows": 1500, "seconds": 3.0, "rows_per_second": 500}
     assert layers["silver"]["rows_per_second"] == 500
@@ -43,28 +48,57 @@ def test_trainer_growth_and_slowest_steps() -> None:
 
 RESULTS = {
     "mode": "quick",
-    "machine": {"date": "2026-11-25 03:00 UTC", "commit": "abc1234", "cpus": 2, "memory_gib": 23.5,
-                "python": "3.11.7"},
+    "machine": {"date": "2026-11-25 03:00 UTC", "commit": "abc1234", "cpus": 2, "memory_gib": 23.5, "python": "3.11.7"},
     "total_seconds": 321.0,
-    "producer": {"events": 20000, "mean_event_bytes": 444, "rounds": 1,
-                 "events_per_second": {"ceiling": 80000, "confluent-kafka": 40000, "kafka-python": 8000},
-                 "ratio_to_ceiling": {"confluent-kafka": 0.5, "kafka-python": 0.1}},
-    "api": {"extended": {"playlists": 6, "new_tracks": 300, "first_poll": {"requests_per_new_track": 0.08},
-                         "changed_poll": {"requests_per_changed_playlist": 4.0},
-                         "unchanged_poll": {"requests_per_unchanged_playlist": 1.0, "events_republished": 0}}},
-    "streaming": {"events": 50000, "tracks": 16000, "mean_event_bytes": 440,
-                  "ours": {"catch_up_events_per_second": 3000, "end_to_end_events_per_second": 2000,
-                           "wall_seconds": 25.0, "layers": {"bronze": {"rows_per_second": 9000},
-                                                            "silver": {"rows_per_second": 6000},
-                                                            "gold": {"rows": 16000, "rows_per_second": 4000,
-                                                                     "events_per_second": 12000}}},
-                  "peer": {"rows_per_second": 45000, "wall_seconds": 2.0}, "bronze_ratio_ours_to_peer": 0.2},
+    "producer": {
+        "events": 20000,
+        "mean_event_bytes": 444,
+        "rounds": 1,
+        "events_per_second": {"ceiling": 80000, "confluent-kafka": 40000, "kafka-python": 8000},
+        "ratio_to_ceiling": {"confluent-kafka": 0.5, "kafka-python": 0.1},
+    },
+    "api": {
+        "extended": {
+            "playlists": 6,
+            "new_tracks": 300,
+            "first_poll": {"requests_per_new_track": 0.08},
+            "changed_poll": {"requests_per_changed_playlist": 4.0},
+            "unchanged_poll": {"requests_per_unchanged_playlist": 1.0, "events_republished": 0},
+        }
+    },
+    "streaming": {
+        "events": 50000,
+        "tracks": 16000,
+        "mean_event_bytes": 440,
+        "ours": {
+            "catch_up_events_per_second": 3000,
+            "end_to_end_events_per_second": 2000,
+            "wall_seconds": 25.0,
+            "layers": {
+                "bronze": {"rows_per_second": 9000},
+                "silver": {"rows_per_second": 6000},
+                "gold": {"rows": 16000, "rows_per_second": 4000, "events_per_second": 12000},
+            },
+        },
+        "peer": {"rows_per_second": 45000, "wall_seconds": 2.0},
+        "bronze_ratio_ours_to_peer": 0.2,
+    },
     "latency": {"error": "the streaming job made no progress in time"},
-    "trainer": {"tuning": "quick", "sizes": [
-        {"tracks": 2000, "full_cycle_seconds": 60.0, "full_cycle_peak_rss_mib": 3000.0, "skip_cycle_seconds": 3.0,
-         "skip_cycle_peak_rss_mib": 150.0}], "growth": []},
+    "trainer": {
+        "tuning": "quick",
+        "sizes": [
+            {
+                "tracks": 2000,
+                "full_cycle_seconds": 60.0,
+                "full_cycle_peak_rss_mib": 3000.0,
+                "skip_cycle_seconds": 3.0,
+                "skip_cycle_peak_rss_mib": 150.0,
+            }
+        ],
+        "growth": [],
+    },
     "peak_rss_mib": {"broker": 900.0, "producer-confluent-kafka": 200.0, "streaming": 2500.0},
-}  # fmt: skip
+}
 
 
 def test_markdown_has_every_section_with_ratios_and_failures() -> None:

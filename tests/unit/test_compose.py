@@ -19,9 +19,13 @@ def run_compose(
     chosen = [arg for profile in profiles for arg in ("--profile", profile)]
     return subprocess.run(
         [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), *chosen, *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env}, cwd="/tmp",
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env},
+        cwd="/tmp",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +54,15 @@ def test_the_sandbox_profile_needs_no_secrets_and_has_no_live_producer() -> None
 def test_services_and_ordering(config: dict) -> None:  # type: ignore[type-arg]
     services = config["services"]
     assert set(services) == {
-        "kafka", "kafka-init", "mlflow", "producer", "sandbox", "producer-sandbox", "streaming", "trainer"
-    }  # fmt: skip
+        "kafka",
+        "kafka-init",
+        "mlflow",
+        "producer",
+        "sandbox",
+        "producer-sandbox",
+        "streaming",
+        "trainer",
+    }
     assert services["producer"]["profiles"] == ["live"] and services["sandbox"]["profiles"] == ["sandbox"]
     assert services["kafka"]["image"].startswith("apache/kafka:4.")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"

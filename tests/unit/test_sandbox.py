@@ -16,8 +16,9 @@ from producers.sandbox.server import SandboxServer
 
 def client(server: SandboxServer) -> spotipy.Spotify:
     env = server.env()
-    auth = SpotifyClientCredentials(env["SPOTIFY_CLIENT_ID"], env["SPOTIFY_CLIENT_SECRET"],
-                                    cache_handler=MemoryCacheHandler())  # fmt: skip
+    auth = SpotifyClientCredentials(
+        env["SPOTIFY_CLIENT_ID"], env["SPOTIFY_CLIENT_SECRET"], cache_handler=MemoryCacheHandler()
+    )
     auth.OAUTH_TOKEN_URL = f"{env['SPOTIFY_ACCOUNTS_URL']}/api/token"
     sp = spotipy.Spotify(auth_manager=auth, requests_session=requests.Session())  # no retries: see every answer
     sp.prefix = env["SPOTIFY_API_URL"]

@@ -16,8 +16,9 @@ from training.recommend import Taste, explain
 
 def test_choose_features_keeps_what_the_data_has_and_says_why_not_the_rest() -> None:
     coverage = {"artist_popularity": 0.0, "energy": 0.9, "tempo": 0.4, "release_year": 1.0}
-    used, missing = choose_features(coverage, ["artist_popularity", "energy", "tempo", "release_year"], 0.5,
-                                    exclude=["release_year"])  # fmt: skip
+    used, missing = choose_features(
+        coverage, ["artist_popularity", "energy", "tempo", "release_year"], 0.5, exclude=["release_year"]
+    )
     assert used == ("energy",)
     assert missing == {
         "artist_popularity": "0% of tracks have it (need 50%)",
