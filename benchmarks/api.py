@@ -45,13 +45,10 @@ def change_playlists(server: Any, changed: list[str]) -> list[str]:
 def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dict[str, Any]:
     from pipeline.demo import sandbox_producer_settings  # noqa: PLC0415
     from pipeline_runtime.settings import ensure_writable_dir  # noqa: PLC0415
-    from producers.poller import Poller  # noqa: PLC0415
-    from producers.publish import open_publisher  # noqa: PLC0415
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
     from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
     from producers.sandbox.server import SandboxServer, SandboxState  # noqa: PLC0415
-    from producers.spotify import SpotifyApi  # noqa: PLC0415
-    from producers.state import PollState  # noqa: PLC0415
+    from producers.service import open_producer  # noqa: PLC0415
 
     size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
     catalogue = generate_catalogue(11, size)
@@ -77,12 +74,8 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
             ensure_writable_dir(settings.state_dir, "producer state folder")
             log_in_sandbox_user(settings)
         requests_made(server)
-        api = SpotifyApi(settings)
-        api.detect_generation()
-        publisher = open_publisher(settings)
-        state = PollState(settings.state_file)
-        poller = Poller(settings, api, publisher, state, threading.Event())
-        try:
+        with open_producer(settings, threading.Event()) as producer:
+            poller = producer.poller
             first = poller.poll_once()
             first_requests = requests_made(server)
             new_tracks = len({t for p in readable for t in catalogue.playlists[p]["track_ids"]})
@@ -93,9 +86,6 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
             changed = change_playlists(server, readable[:CHANGED_PLAYLISTS])
             after_change = poller.poll_once()
             change_requests = requests_made(server)
-        finally:
-            publisher.close()
-            state.close()
     finally:
         server.shutdown()
         server.server_close()

@@ -128,7 +128,7 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
         with local_broker(Path(tmp) / "broker") as broker:
             memory.watch("broker", broker.pid)
             env = {**spark_env(data, broker), "STREAMING_TRIGGER_INTERVAL": trigger}
-            from pipeline_runtime.broker import ensure_topics  # noqa: PLC0415
+            from pipeline_runtime.kafka_admin import ensure_topics  # noqa: PLC0415
 
             ensure_topics(
                 broker.bootstrap_servers,

@@ -101,20 +101,12 @@ def settings_for(side: str, bootstrap: str, prefix: str, data_dir: Path, playlis
 
 def run_ours(settings: ProducerSettings, api: InMemoryApi) -> tuple[int, float]:
     """(events, seconds) of one first poll through the real poller and publisher."""
-    from producers.poller import Poller  # noqa: PLC0415
-    from producers.publish import open_publisher  # noqa: PLC0415
-    from producers.state import PollState  # noqa: PLC0415
+    from producers.service import open_producer  # noqa: PLC0415
 
-    publisher = open_publisher(settings)
-    state = PollState(settings.state_file)
-    try:
-        poller = Poller(settings, api, publisher, state, threading.Event())  # type: ignore[arg-type]
+    with open_producer(settings, threading.Event(), api=api) as producer:  # type: ignore[arg-type]
         started = time.perf_counter()
-        report = poller.poll_once()
+        report = producer.poller.poll_once()
         seconds = time.perf_counter() - started
-    finally:
-        publisher.close()
-        state.close()
     if report.failed_units:
         raise RuntimeError(f"{report.failed_units} unit(s) failed: {report.summary()}")
     return sum(report.events.values()), seconds
@@ -155,7 +147,7 @@ def first_poll_records(settings: ProducerSettings, api: InMemoryApi) -> list[tup
 def run_ceiling(settings: ProducerSettings, prepared: list[tuple[str, bytes, bytes]]) -> tuple[int, float]:
     from confluent_kafka import Producer  # noqa: PLC0415
 
-    from pipeline_runtime.broker import ensure_topics  # noqa: PLC0415
+    from pipeline_runtime.kafka_admin import ensure_topics  # noqa: PLC0415
 
     ensure_topics(settings.kafka_bootstrap_servers, settings.topics, partitions=settings.topic_partitions)
     producer = Producer(

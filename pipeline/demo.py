@@ -149,7 +149,7 @@ def table_states(spark: "SparkSession", settings: StreamingSettings) -> dict[str
 def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threading.Event) -> DemoReport:  # noqa: PLR0915
     from pipeline_runtime.mlflow_setup import configure_mlflow  # noqa: PLC0415
     from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
-    from producers.poller import poll_once  # noqa: PLC0415
+    from producers.service import backfill, poll_once  # noqa: PLC0415
     from streaming.job import run_job  # noqa: PLC0415
     from training.cycle import cancel_on_stop, run_cycle  # noqa: PLC0415
     from training.report import write_report  # noqa: PLC0415
@@ -188,10 +188,8 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
             ensure_writable_dir(producer_settings.state_dir, "producer state folder")
             outcome["text"] = poll_once(producer_settings, stop).summary()
         if catalogue_file is not None:
-            from producers.__main__ import backfill_command  # noqa: PLC0415
-
             with phase(report, f"backfill of {catalogue_file.name}"):
-                backfill_command(producer_settings, catalogue_file)
+                backfill(producer_settings, catalogue_file)
         if stop.is_set():
             raise KeyboardInterrupt
         streaming = StreamingSettings(kafka_bootstrap_servers=servers)

@@ -15,16 +15,11 @@ from typing import TypeVar
 
 from rich.table import Table
 
-from pipeline_runtime.broker import (
-    BrokerSettings,
-    LocalKafkaBroker,
-    ensure_topics,
-    kafka_for_run,
-    port_is_free,
-)
+from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, kafka_for_run, port_is_free
 from pipeline_runtime.cli import console, install_stop_handlers, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.java import check_java
+from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from pipeline_runtime.smoke import (

@@ -10,25 +10,15 @@ python -m producers check                               settings (secrets masked
 import argparse
 import logging
 import sys
-import threading
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
+from pipeline_runtime.kafka_admin import require_kafka
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
 
-if TYPE_CHECKING:
-    from producers.poller import Conditions
-    from producers.spotify import SpotifyApi
-
 log = logging.getLogger("producers")
-EXIT_TEMPFAIL = 75
-LOGIN_CHECK_SECONDS = 5.0  # how often a producer whose login expired looks for a new one
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,121 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_command(settings: ProducerSettings, once: bool, interval: float | None) -> int:
-    from producers.poller import Conditions, Poller  # noqa: PLC0415
-    from producers.publish import open_publisher  # noqa: PLC0415
-    from producers.spotify import LoginExpired, SpotifyApi  # noqa: PLC0415
-    from producers.state import PollState  # noqa: PLC0415
-
-    stop = install_stop_handlers(log, "after the current unit")
-    ensure_writable_dir(settings.state_dir, "producer state folder")
-    api = SpotifyApi(settings)
-    every = interval or settings.poll_interval_seconds
-    conditions = Conditions()
-    stopped = detect_generation(settings, api, conditions, stop, once, every)
-    if stopped is not None:
-        log.info("producer stopped before its first poll")
-        return stopped
-    publisher = open_publisher(settings)
-    state = PollState(settings.state_file)
-    poller = Poller(settings, api, publisher, state, stop, conditions)
-    try:
-        while True:
-            try:
-                report = poller.poll_once()
-            except LoginExpired as exc:
-                if wait_for_new_login(settings, exc, stop, every, once):
-                    return 0
-                continue
-            if once or stop.is_set():
-                return EXIT_TEMPFAIL if (once and report.resume_at) else 0
-            delay = every if report.resume_at is None else max(every, report.resume_at - time.time())
-            next_at = datetime.fromtimestamp(time.time() + delay, UTC).strftime("%H:%M:%S UTC")
-            log.log(logging.DEBUG if report.quiet else logging.INFO, "next poll at %s", next_at)
-            if stop.wait(delay):
-                return 0
-    finally:
-        publisher.close()
-        state.close()
-        log.info("producer stopped; Kafka confirmed everything it was given")
-
-
-def detect_generation(
-    settings: ProducerSettings,
-    api: "SpotifyApi",
-    conditions: "Conditions",
-    stop: threading.Event,
-    once: bool,
-    every: float,
-) -> int | None:
-    """Ask Spotify which API the app gets, waiting out 429s, outages and an expired login as the poll loop
-    does; an exit code when the producer should end instead."""
-    from spotipy.exceptions import SpotifyException  # noqa: PLC0415
-
-    from producers.spotify import LoginExpired, RateLimited, ServiceUnavailable  # noqa: PLC0415
-
-    while True:
-        conditions.begin_poll()
-        try:
-            api.detect_generation()
-        except RateLimited as exc:
-            conditions.rate_limited(exc)
-            delay = exc.retry_after
-        except ServiceUnavailable as exc:
-            conditions.failed(exc, "the first request, which tells the API generation")
-            delay = every
-        except SpotifyException as exc:
-            conditions.refused(
-                exc,
-                "the first request, which tells the API generation; PRODUCER_API_GENERATION "
-                "set to extended or development skips it",
-            )
-            delay = every
-        except LoginExpired as exc:
-            if wait_for_new_login(settings, exc, stop, every, once):
-                return 0
-            continue
-        else:
-            conditions.end_poll(complete=True, stopped=False)
-            return None
-        if once:
-            return EXIT_TEMPFAIL
-        if stop.wait(delay):
-            return 0
-
-
-def wait_for_new_login(
-    settings: ProducerSettings, exc: Exception, stop: threading.Event, every: float, once: bool
-) -> bool:
-    """After Spotify refused the saved login: with --once, the error; else ask Spotify nothing and watch the
-    token file until `python -m producers login` renews it. True when stopped meanwhile."""
-    if once:
-        raise exc
-    token_file = settings.token_file
-    every = min(every, LOGIN_CHECK_SECONDS)
-    before = read_token_file(token_file)
-    log.error(
-        "%s Until then the producer keeps running without asking Spotify anything, and resumes by itself "
-        "once the login is renewed (it checks %s every %.0fs).",
-        exc,
-        token_file,
-        every,
-    )
-    while not stop.wait(every):
-        now = read_token_file(token_file)
-        if now is not None and now != before:
-            log.info("a new Spotify login is in %s: polling resumed", token_file)
-            return False
-    return True
-
-
-def read_token_file(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
 def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int:
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
     from producers.sandbox.server import Faults, SandboxServer, SandboxState  # noqa: PLC0415
@@ -271,32 +146,6 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
     return 0
 
 
-def backfill_command(settings: ProducerSettings, file: Path) -> int:
-    from producers.catalogue_file import catalogue_events, catalogue_rows, read_catalogue  # noqa: PLC0415
-    from producers.poller import Emitter  # noqa: PLC0415
-    from producers.publish import open_publisher  # noqa: PLC0415
-    from producers.state import Changes, PollState  # noqa: PLC0415
-
-    tracks = catalogue_rows(read_catalogue(file))
-    ensure_writable_dir(settings.state_dir, "producer state folder")
-    publisher = open_publisher(settings)
-    state = PollState(settings.state_file)
-    emitter = Emitter(settings, publisher, state)
-    ids = list(tracks)
-    try:
-        with console.status("") as status:
-            for start in range(0, len(ids), 5000):
-                chunk = {t: tracks[t] for t in ids[start : start + 5000]}
-                emitter.emit(catalogue_events(chunk, f"catalogue-file/{file.name}"), Changes())
-                status.update(f"backfill: {min(start + 5000, len(ids)):,} of {len(ids):,} tracks")
-    finally:
-        publisher.close()
-        state.close()
-    published = ", ".join(f"{n:,} {t}" for t, n in sorted(emitter.published.items())) or "nothing new"
-    console.print(f"backfill of {file}: {len(ids):,} tracks read; published {published}", highlight=False)
-    return 0
-
-
 def check_command(settings: ProducerSettings) -> int:
     print_settings(settings, "producer settings")
     brokers = require_kafka(settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds)
@@ -311,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = ProducerSettings()
         configure_logging(settings.log_level)
         if args.command == "run":
-            return run_command(settings, args.once, args.interval)
+            from producers.service import run_service  # noqa: PLC0415
+
+            return run_service(settings, args.once, args.interval)
         if args.command == "login":
             from producers.login import login  # noqa: PLC0415
 
@@ -321,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sandbox":
             return sandbox_command(settings, args)
         if args.command == "backfill":
-            return backfill_command(settings, args.file)
+            from producers.service import backfill  # noqa: PLC0415
+
+            backfill(settings, args.file)
+            return 0
         return check_command(settings)
 
     return run_cli(body)

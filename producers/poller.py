@@ -390,19 +390,3 @@ class Emitter:
                 seen.add(identity)
                 result.append(event)
         return result
-
-
-def poll_once(settings: ProducerSettings, stop: threading.Event) -> PollReport:
-    """One poll with its own client, publisher and state (the demo's producer phase); raises RateLimited
-    when Spotify is limiting the app before the first request."""
-    from producers.publish import open_publisher  # noqa: PLC0415
-
-    api = SpotifyApi(settings)
-    api.detect_generation()
-    publisher = open_publisher(settings)
-    state = PollState(settings.state_file)
-    try:
-        return Poller(settings, api, publisher, state, stop).poll_once()
-    finally:
-        publisher.close()
-        state.close()

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline_runtime.broker import ensure_topics, require_kafka
+from pipeline_runtime.kafka_admin import ensure_topics, require_kafka
 
 if TYPE_CHECKING:
     from producers.settings import ProducerSettings

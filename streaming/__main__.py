@@ -11,9 +11,9 @@ import logging
 import sys
 import time
 
-from pipeline_runtime.broker import require_kafka
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
+from pipeline_runtime.kafka_admin import require_kafka
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from streaming.settings import StreamingSettings

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, ensure_topics
+from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
+from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import SparkSettings
 
 if TYPE_CHECKING:

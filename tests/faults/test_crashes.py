@@ -20,7 +20,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, ensure_topics
+from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
+from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from streaming.job import SILVER, run_job

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from pipeline_runtime.broker import ensure_topics
+from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
 from streaming.transforms import AUDIO, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS

@@ -19,8 +19,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from pipeline_runtime.broker import ensure_topics
 from pipeline_runtime.errors import SetupError
+from pipeline_runtime.kafka_admin import ensure_topics
 from producers.state import Changes, PollState
 from streaming.job import table_schemas
 from streaming.progress import read_progress

@@ -13,13 +13,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from kafka import KafkaConsumer, KafkaProducer
 
-from pipeline_runtime.broker import (
-    BrokerSettings,
-    BrokerStartError,
-    LocalKafkaBroker,
-    accepts_connections,
-    ensure_topics,
-)
+from pipeline_runtime.broker import BrokerSettings, BrokerStartError, LocalKafkaBroker, accepts_connections
+from pipeline_runtime.kafka_admin import ensure_topics
 from tests.conftest import JARS_DIR, clean_env, run_module
 
 

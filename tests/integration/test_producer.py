@@ -9,31 +9,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from producers.poller import Poller
-from producers.publish import open_publisher
 from producers.sandbox.server import SandboxServer
+from producers.service import Producer, open_producer
 from producers.settings import ProducerSettings
-from producers.spotify import SpotifyApi
-from producers.state import PollState
 from tests.conftest import read_topic, sandbox_login, sandbox_settings, sandbox_stats, set_faults
 
 EVENT_TOPICS = ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
-
-
-class Producer:
-    """One producer process's parts, as `python -m producers run` wires them."""
-
-    def __init__(self, settings: ProducerSettings) -> None:
-        self.settings = settings
-        self.api = SpotifyApi(settings)
-        self.api.detect_generation()
-        self.publisher = open_publisher(settings)
-        self.state = PollState(settings.state_file)
-        self.poller = Poller(settings, self.api, self.publisher, self.state)
-
-    def close(self) -> None:
-        self.publisher.close()
-        self.state.close()
 
 
 @pytest.fixture
@@ -41,7 +22,7 @@ def producers() -> Iterator[Callable[[ProducerSettings], Producer]]:
     made: list[Producer] = []
 
     def make(settings: ProducerSettings) -> Producer:
-        made.append(Producer(settings))
+        made.append(open_producer(settings))
         return made[-1]
 
     yield make
@@ -213,7 +194,7 @@ def test_unchanged_playlist_costs_one_request_and_changes_are_diffed(
 
     # A restart (new process, same data dir) resumes: nothing is published again.
     producer.close()
-    again = Producer(settings)
+    again = open_producer(settings)
     try:
         assert sum(again.poller.poll_once().events.values()) == 0
     finally:
@@ -398,7 +379,7 @@ def test_nothing_is_recorded_until_kafka_confirms(
         favourite_playlists=[],
         kafka_timeout_seconds=1,
     )
-    producer = Producer(settings)
+    producer = open_producer(settings)
     try:
         broker.stop()
         report = producer.poller.poll_once()

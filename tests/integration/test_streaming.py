@@ -13,13 +13,10 @@ from pathlib import Path
 from confluent_kafka import Producer as KafkaProducer
 from pyspark.sql import SparkSession
 
-from pipeline_runtime.broker import ensure_topics
+from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event, membership_payload, track_payload
-from producers.poller import Poller
-from producers.publish import open_publisher
 from producers.sandbox.server import SandboxServer
-from producers.spotify import SpotifyApi
-from producers.state import PollState
+from producers.service import open_producer
 from streaming.job import maintain_tables, run_job
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
@@ -92,11 +89,8 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
         topic_audio_features=settings.topic_audio_features,
         topic_playlist_membership=settings.topic_playlist_membership,
     )
-    api = SpotifyApi(producer_settings)
-    api.detect_generation()
-    publisher = open_publisher(producer_settings)
-    report = Poller(producer_settings, api, publisher, PollState(producer_settings.state_file)).poll_once()
-    publisher.close()
+    with open_producer(producer_settings) as producer:
+        report = producer.poller.poll_once()
     published = sum(report.events.values())
 
     started = time.monotonic()
