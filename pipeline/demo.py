@@ -133,16 +133,13 @@ def topic_counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
 
 def table_states(spark: "SparkSession", settings: StreamingSettings) -> dict[str, tuple[int, int] | None]:
     """(version, rows) of each table, None for one that does not exist."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
+    from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
 
     states: dict[str, tuple[int, int] | None] = {}
     for name in TABLES:
         location = settings.table_uri(name)
-        if not DeltaTable.isDeltaTable(spark, location):
-            states[name] = None
-            continue
-        version = DeltaTable.forPath(spark, location).history(1).first()["version"]  # type: ignore[index]
-        states[name] = (int(version), int(spark.read.format("delta").load(location).count()))
+        version = table_version(spark, location)
+        states[name] = None if version is None else (version, int(spark.read.format("delta").load(location).count()))
     return states
 
 

@@ -7,6 +7,7 @@ then the server decides where artifacts go.
 import logging
 from pathlib import Path
 
+from pipeline_runtime.errors import SetupError
 from pipeline_runtime.settings import MlflowSettings, ensure_writable_dir
 
 log = logging.getLogger(__name__)
@@ -47,3 +48,18 @@ def ensure_experiment(settings: MlflowSettings, name: str) -> str:
     if experiment is not None:
         return str(experiment.experiment_id)
     return str(mlflow.create_experiment(name, artifact_location=artifact_location(settings)))
+
+
+def require_mlflow(settings: MlflowSettings) -> str:
+    """Configure MLflow and prove the store answers; SetupError with the fix otherwise."""
+    import mlflow  # noqa: PLC0415
+
+    uri = configure_mlflow(settings)
+    try:
+        mlflow.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any store failure is reported as one line
+        raise SetupError(
+            f"The MLflow tracking store at {uri} did not answer ({type(exc).__name__}): "
+            "check MLFLOW_TRACKING_URI or unset it for the local SQLite store."
+        ) from None
+    return uri

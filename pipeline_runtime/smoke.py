@@ -135,10 +135,11 @@ def ingest_available(
 
 
 def table_state(spark: "SparkSession", table_path: str) -> TableState:
-    from delta.tables import DeltaTable  # noqa: PLC0415
     from pyspark.sql import functions as F  # noqa: N812, PLC0415
 
-    version = DeltaTable.forPath(spark, table_path).history(1).select("version").first()
+    from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
+
+    version = table_version(spark, table_path)
     stats = (
         spark.read.format("delta")
         .load(table_path)
@@ -147,4 +148,4 @@ def table_state(spark: "SparkSession", table_path: str) -> TableState:
     )
     if version is None or stats is None:
         raise RuntimeError(f"{table_path} has no Delta history")
-    return TableState(int(version[0]), int(stats[0]), stats[1], stats[2], int(stats[3]))
+    return TableState(version, int(stats[0]), stats[1], stats[2], int(stats[3]))

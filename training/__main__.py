@@ -17,26 +17,17 @@ from pipeline_runtime.cli import console, install_stop_handlers, print_settings,
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.logs import configure_logging
+from pipeline_runtime.mlflow_setup import require_mlflow
 from pipeline_runtime.spark import build_spark_session, has_data_source
 from training import registry
-from training.cycle import (
-    GOLD,
-    TASKS,
-    CycleReport,
-    Stopped,
-    cancel_on_stop,
-    current_version,
-    describe_metrics,
-    read_version,
-    require_mlflow,
-    run_cycle,
-    skip_without_spark,
-)
-from training.data import one_row_per_track
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from training.cycle import CycleReport
+
+# pyspark.ml, numpy and MLflow load inside the commands that use them: `--help` answers at once.
 
 log = logging.getLogger("training")
 EXIT_FAILED = 1
@@ -74,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_cycle(report: CycleReport) -> None:
+def print_cycle(report: "CycleReport") -> None:
+    from training.cycle import TASKS, describe_metrics  # noqa: PLC0415
+
     if report.skipped:
         console.print(f"[yellow]skipped:[/] {report.skipped}", highlight=False)
         return
@@ -99,6 +92,9 @@ def print_cycle(report: CycleReport) -> None:
 
 
 def run(settings: TrainingSettings, once: bool, interval: float) -> int:
+    from training.cycle import cancel_on_stop, run_cycle, skip_without_spark  # noqa: PLC0415
+    from training.selection import Stopped  # noqa: PLC0415
+
     stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
     with ProcessLock(settings.state_dir / "training.lock", "trainer"):  # first: two trainers never share a store
         require_mlflow(settings)
@@ -139,28 +135,33 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
 
 
 def recommend(settings: TrainingSettings, top: int) -> int:
-    import mlflow.spark  # noqa: PLC0415
     from mlflow import MlflowClient  # noqa: PLC0415
 
-    from training.recommend import top_recommendations  # noqa: PLC0415
+    from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
+    from training.cycle import GOLD  # noqa: PLC0415
+    from training.data import one_row_per_track  # noqa: PLC0415
+    from training.recommend import champion_recommendations  # noqa: PLC0415
 
     require_mlflow(settings)
+    client = MlflowClient()
     name = registry.model_name("favourite")
-    champion = registry.version_by_alias(MlflowClient(), name, registry.CHAMPION)
-    if champion is None:
+    if registry.version_by_alias(client, name, registry.CHAMPION) is None:
         raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
     spark = build_spark_session(settings, "training-recommend")
     try:
         location = settings.table_uri(GOLD)
-        version = current_version(spark, location)
+        version = table_version(spark, location)
         if version is None:
             raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-        gold = one_row_per_track(read_version(spark, location, version))
-        rows = top_recommendations(model, gold, top, name, str(champion.version), version)
+        ranked = champion_recommendations(
+            client, one_row_per_track(read_version(spark, location, version)), version, top
+        )
     finally:
         spark.stop()
-    table = Table(title=f"top {len(rows)} tracks for you ({name} v{champion.version}, gold version {version})")
+    if ranked is None:
+        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+    champion, rows = ranked
+    table = Table(title=f"top {len(rows)} tracks for you ({name} v{champion}, gold version {version})")
     for column in ("#", "track", "artists", "genres", "score", "because"):
         table.add_column(column, overflow="fold")
     for row in rows:

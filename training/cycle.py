@@ -17,20 +17,14 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F  # noqa: N812
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline_runtime.cli import console
-from pipeline_runtime.delta_log import delta_version
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.delta_log import delta_version, read_version, table_version
 from training import plots, registry
 from training.data import (
     FAVOURITE,
@@ -49,19 +43,17 @@ from training.data import (
 )
 from training.models import (
     PRIMARY_METRIC,
-    Candidate,
     Task,
     baseline_pipeline,
-    best_f1_threshold,
     candidate_pipeline,
-    classification_metrics,
     decide_promotion,
     feature_names,
     importances,
-    regression_metrics,
     tuning_grid,
 )
-from training.recommend import top_recommendations, write_recommendations
+from training.progress import Steps
+from training.recommend import champion_recommendations, write_recommendations
+from training.selection import Stopped, champion_metrics, evaluate, score_column, scores, tune
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -77,11 +69,6 @@ TASKS: dict[str, tuple[Task, str]] = {
     "favourite": ("classification", FAVOURITE),
 }
 MIN_CLASS_ROWS = 20
-VALIDATION_FRACTION = 0.25
-
-
-class Stopped(Exception):
-    """A stop was requested while a cycle was running."""
 
 
 @dataclass
@@ -111,88 +98,11 @@ class CycleReport:
     seconds: float = 0.0
 
 
-@dataclass
-class Steps:
-    """Progress of a cycle: a bar in a terminal, a log line per step everywhere."""
-
-    progress: Progress
-    task_id: Any = None
-
-    @classmethod
-    @contextmanager
-    def show(cls) -> Iterator["Steps"]:
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        with progress:
-            yield cls(progress)
-
-    def begin(self, total: int) -> None:
-        self.task_id = self.progress.add_task("training", total=total)
-
-    @contextmanager
-    def step(self, description: str) -> Iterator[None]:
-        log.info("%s ...", description)
-        if self.task_id is not None:
-            self.progress.update(self.task_id, description=description)
-        started = time.monotonic()
-        yield
-        log.info("%s: done in %.1f s", description, time.monotonic() - started)
-        if self.task_id is not None:
-            self.progress.advance(self.task_id)
-
-
-# --- reading the gold table ---
-
-
-def current_version(spark: "SparkSession", location: str) -> int | None:
-    """The latest version of the Delta table at `location`, or None when there is no table."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
-
-    if not DeltaTable.isDeltaTable(spark, location):
-        return None
-    return int(DeltaTable.forPath(spark, location).history(1).first()["version"])  # type: ignore[index]
-
-
-def read_version(spark: "SparkSession", location: str, version: int) -> "DataFrame":
-    return spark.read.format("delta").option("versionAsOf", version).load(location)
-
-
 def changed_rows(gold: "DataFrame", since: datetime | None) -> int:
     """Rows new or changed after `since` (the gold job stamps `updated_at` on every row it writes)."""
     if since is None:
         return int(gold.count())
     return int(gold.where(F.col("updated_at") > F.lit(since)).count())
-
-
-# --- scoring ---
-
-
-def score_column(task: Task) -> Any:
-    return vector_to_array(F.col("probability"))[1] if task == "classification" else F.col("prediction")
-
-
-def scores(model: Any, rows: "DataFrame", task: Task, label: str) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, scores) of `rows`, in track id order so ties rank the same on every run."""
-    frame = (
-        model.transform(rows)
-        .select("track_id", F.col(label).alias("label"), score_column(task).alias("score"))
-        .orderBy("track_id")
-        .toPandas()
-    )
-    return frame["label"].to_numpy(dtype=float), frame["score"].to_numpy(dtype=float)
-
-
-def evaluate(task: Task, labels: np.ndarray, predicted: np.ndarray, threshold: float, k: int) -> dict[str, float]:
-    if task == "regression":
-        return regression_metrics(labels, predicted)
-    return classification_metrics(labels.astype(int), predicted, threshold, k)
 
 
 # --- one task ---
@@ -267,50 +177,6 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
         holdout_rows=int(holdout.count()),
         positive_share=share,
     )
-
-
-def tune(
-    task: Task, prepared: TaskData, label: str, settings: TrainingSettings, steps: Steps, stop: threading.Event
-) -> tuple[Candidate, float, list[dict[str, Any]]]:
-    """Each grid point fitted on 75 % of the training side, scored on the other 25 % (split by hash);
-    returns the best point, the F1-best threshold on validation (classification), and the table."""
-    inner = holdout_flag(settings.seed + 1, VALIDATION_FRACTION)
-    fit_rows, validation = prepared.train.where(~inner), prepared.train.where(inner)
-    metric, higher_is_better = PRIMARY_METRIC[task]
-    results: list[dict[str, Any]] = []
-    best: tuple[Candidate, float, float] | None = None
-    for point in tuning_grid(settings.tuning):
-        if stop.is_set():
-            raise Stopped
-        with steps.step(f"{label}: tune {point.label}"):
-            model = candidate_pipeline(task, prepared.features, point, label, settings.seed).fit(fit_rows)
-            labels, predicted = scores(model, validation, task, label)
-        threshold = best_f1_threshold(labels.astype(int), predicted) if task == "classification" else 0.0
-        value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
-        results.append({"candidate": point.label, f"validation_{metric}": value})
-        if best is None or (value > best[1] if higher_is_better else value < best[1]):
-            best = (point, value, threshold)
-    assert best is not None  # noqa: S101 - the grid is never empty
-    return best[0], best[2], results
-
-
-def champion_metrics(
-    client: "MlflowClient", task: Task, name: str, label: str, holdout: "DataFrame", k: int
-) -> tuple[str | None, dict[str, float] | None, str]:
-    """The current champion's version and its metrics on the current holdout ('' or why it could not score)."""
-    import mlflow.spark  # noqa: PLC0415
-
-    version = registry.version_by_alias(client, name, registry.CHAMPION)
-    if version is None:
-        return None, None, ""
-    try:
-        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-        threshold = client.get_run(str(version.run_id)).data.metrics.get("threshold", 0.5)
-        labels, predicted = scores(model, holdout, task, label)
-    except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's data is replaced
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        return str(version.version), None, f"champion v{version.version} cannot score the current data ({first})"
-    return str(version.version), evaluate(task, labels, predicted, threshold, k), ""
 
 
 def log_figures(
@@ -502,15 +368,11 @@ def refresh_recommendations(
     spark: "SparkSession", client: "MlflowClient", settings: TrainingSettings, gold: "DataFrame", version: int
 ) -> int:
     """Rank the non-favourites with the favourite champion into the recommendations table; rows written."""
-    import mlflow.spark  # noqa: PLC0415
-
-    name = registry.model_name("favourite")
-    champion = registry.version_by_alias(client, name, registry.CHAMPION)
-    if champion is None:
+    ranked = champion_recommendations(client, gold, version, settings.recommendations)
+    if ranked is None:
         log.info("no favourite champion yet: the recommendations table is not written")
         return 0
-    model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-    rows = top_recommendations(model, gold, settings.recommendations, name, str(champion.version), version)
+    _, rows = ranked
     write_recommendations(spark, rows, settings.table_uri(RECOMMENDATIONS))
     return len(rows)
 
@@ -550,7 +412,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
     started = time.monotonic()
     report = CycleReport()
     location = settings.table_uri(GOLD)
-    version = current_version(spark, location)
+    version = table_version(spark, location)
     if version is None:
         report.skipped = f"the gold table {location} does not exist yet: run the streaming job first"
         return report
@@ -611,20 +473,3 @@ def describe_metrics(metrics: dict[str, float] | None, task: Task) -> str:
         return "-"
     keys = ("rmse", "mae", "r2") if task == "regression" else ("auc_roc", "auc_pr", "f1", "precision_at_k")
     return " ".join(f"{key} {metrics[key]:.3f}" for key in keys if key in metrics)
-
-
-def require_mlflow(settings: TrainingSettings) -> str:
-    """Configure MLflow and prove the store answers; SetupError with the fix otherwise."""
-    import mlflow  # noqa: PLC0415
-
-    from pipeline_runtime.mlflow_setup import configure_mlflow  # noqa: PLC0415
-
-    uri = configure_mlflow(settings)
-    try:
-        mlflow.search_experiments(max_results=1)
-    except Exception as exc:  # noqa: BLE001 - any store failure is reported as one line
-        raise SetupError(
-            f"The MLflow tracking store at {uri} did not answer ({type(exc).__name__}): "
-            "check MLFLOW_TRACKING_URI or unset it for the local SQLite store."
-        ) from None
-    return uri

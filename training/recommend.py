@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F  # noqa: N812
 
+from training import registry
 from training.data import model_input
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
     from pyspark.sql import DataFrame, SparkSession
 
 SCHEMA = (
@@ -104,3 +106,18 @@ def write_recommendations(spark: "SparkSession", rows: list[dict[str, Any]], loc
         "generated_at", F.current_timestamp()
     )
     frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(location)
+
+
+def champion_recommendations(
+    client: "MlflowClient", gold: "DataFrame", gold_version: int, top: int
+) -> tuple[str, list[dict[str, Any]]] | None:
+    """The favourite champion's version and its `top` recommendations among `gold`'s tracks (the one path
+    of the trainer's cycle and of `python -m training recommend`); None when no model is champion yet."""
+    import mlflow.spark  # noqa: PLC0415
+
+    name = registry.model_name("favourite")
+    champion = registry.version_by_alias(client, name, registry.CHAMPION)
+    if champion is None:
+        return None
+    model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    return str(champion.version), top_recommendations(model, gold, top, name, str(champion.version), gold_version)

@@ -241,17 +241,16 @@ def champion_plots(summary: ModelSummary) -> dict[str, str]:
     return plots
 
 
-def read_tracks(spark: "SparkSession", location: str) -> tuple[int, "pd.DataFrame"]:
-    """(version, a sample of at most SAMPLE_ROWS gold rows as pandas)."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
+def read_tracks(spark: "SparkSession", location: str, version: int) -> "pd.DataFrame":
+    """A sample of at most SAMPLE_ROWS gold rows at `version`, as pandas."""
+    from pipeline_runtime.delta_log import read_version  # noqa: PLC0415
 
-    version = int(DeltaTable.forPath(spark, location).history(1).first()["version"])  # type: ignore[index]
-    gold = spark.read.format("delta").option("versionAsOf", version).load(location)
+    gold = read_version(spark, location, version)
     total = gold.count()
     if total > SAMPLE_ROWS:
         gold = gold.sample(fraction=SAMPLE_ROWS / total, seed=1)
     columns = ["track_id", "is_favourite", "genres", "primary_artist_id", *NUMERIC]
-    return version, gold.select(*columns).toPandas()
+    return gold.select(*columns).toPandas()
 
 
 def render(
@@ -303,14 +302,14 @@ def render(
 
 def write_report(spark: "SparkSession", settings: TrainingSettings, top: int = 20) -> Path:
     """Write DATA_DIR/report/index.html; returns its path."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
-
+    from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
     from pipeline_runtime.errors import SetupError  # noqa: PLC0415
 
     location = settings.table_uri("track_features")
-    if not DeltaTable.isDeltaTable(spark, location):
+    version = table_version(spark, location)
+    if version is None:
         raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-    version, tracks = read_tracks(spark, location)
+    tracks = read_tracks(spark, location, version)
     summaries = model_summaries(settings)
     artifacts = {s.task: champion_plots(s) for s in summaries}
     page = render(tracks, version, summaries, artifacts, recommendation_rows(spark, settings, top), datetime.now(UTC))

@@ -42,7 +42,7 @@ def catalogue() -> Catalogue:
 
 
 def training_settings(data_dir: Path, **overrides: Any) -> TrainingSettings:
-    from training.cycle import require_mlflow
+    from pipeline_runtime.mlflow_setup import require_mlflow
 
     settings = TrainingSettings(
         _env_file=None,
