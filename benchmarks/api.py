@@ -43,7 +43,6 @@ def change_playlists(server: Any, changed: list[str]) -> list[str]:
 
 
 def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dict[str, Any]:
-    from pipeline.demo import sandbox_producer_settings  # noqa: PLC0415
     from pipeline_runtime.settings import ensure_writable_dir  # noqa: PLC0415
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
     from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
@@ -58,17 +57,16 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
         readable = [
             p for p, v in catalogue.playlists.items() if generation == "extended" or v["owner"] == "sandbox-user"
         ]
-        settings = sandbox_producer_settings(server, bootstrap).model_copy(
-            update={
-                "data_dir": data_dir,
-                "playlists": readable,
-                "include_my_playlists": False,
-                "include_saved_tracks": False,
-                "topic_tracks": f"{generation}.tracks",
-                "topic_artists": f"{generation}.artists",
-                "topic_audio_features": f"{generation}.audio_features",
-                "topic_playlist_membership": f"{generation}.playlist_membership",
-            }
+        settings = server.producer_settings(
+            kafka_bootstrap_servers=bootstrap,
+            data_dir=data_dir,
+            playlists=readable,
+            include_my_playlists=False,
+            include_saved_tracks=False,
+            topic_tracks=f"{generation}.tracks",
+            topic_artists=f"{generation}.artists",
+            topic_audio_features=f"{generation}.audio_features",
+            topic_playlist_membership=f"{generation}.playlist_membership",
         )
         if generation == "development":
             ensure_writable_dir(settings.state_dir, "producer state folder")

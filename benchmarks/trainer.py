@@ -25,8 +25,8 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
     """A `track_features` pyarrow table of `tracks` rows (extended API: every feature present)."""
     import pyarrow as pa  # noqa: PLC0415
 
+    from pipeline_runtime.contract import GOLD_SCHEMA  # noqa: PLC0415
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows  # noqa: PLC0415
-    from streaming.job import table_schemas  # noqa: PLC0415
 
     size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
     rows = gold_rows(generate_catalogue(seed, size))
@@ -39,7 +39,7 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
         "TIMESTAMP": pa.timestamp("us", tz="UTC"),
         "ARRAY<STRING>": pa.list_(pa.string()),
     }
-    ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", table_schemas()["track_features"]))
+    ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", GOLD_SCHEMA))
     fields = [pa.field(name, arrow_types[kind.upper()]) for name, kind in ddl]
     schema = pa.schema(fields)
     now = int(time.time() * 1_000_000)

@@ -26,6 +26,7 @@ from rich.table import Table
 from pipeline.settings import PipelineSettings
 from pipeline_runtime.broker import BrokerSettings, kafka_for_run
 from pipeline_runtime.cli import console
+from pipeline_runtime.contract import GOLD, TABLES
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
@@ -39,17 +40,6 @@ if TYPE_CHECKING:
     from training.cycle import CycleReport
 
 log = logging.getLogger(__name__)
-TABLES = (
-    "bronze",
-    "quarantine",
-    "silver_tracks",
-    "silver_artists",
-    "silver_audio_features",
-    "silver_playlist_members",
-    "silver_playlist_history",
-    "track_features",
-    "recommendations",
-)
 
 
 @dataclass
@@ -88,22 +78,6 @@ def start_sandbox(settings: PipelineSettings) -> "SandboxServer":
     server = SandboxServer(SandboxState(catalogue, settings.sandbox_generation))
     server.start_in_thread()
     return server
-
-
-def sandbox_producer_settings(server: "SandboxServer", bootstrap_servers: str) -> ProducerSettings:
-    """Producer settings pointed at the sandbox: its URLs and app, every playlist, the favourite ones."""
-    env = server.env()
-    catalogue = server.state.catalogue
-    return ProducerSettings(
-        kafka_bootstrap_servers=bootstrap_servers,
-        spotify_client_id=env["SPOTIFY_CLIENT_ID"],
-        spotify_client_secret=env["SPOTIFY_CLIENT_SECRET"],
-        spotify_api_url=env["SPOTIFY_API_URL"],
-        spotify_accounts_url=env["SPOTIFY_ACCOUNTS_URL"],
-        reccobeats_api_url=env["RECCOBEATS_API_URL"],
-        playlists=list(catalogue.playlists),
-        favourite_playlists=catalogue.favourite_playlist_ids,
-    )
 
 
 def topic_counts(bootstrap_servers: str, topics: list[str]) -> dict[str, int]:
@@ -169,7 +143,7 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
                 server = start_sandbox(settings)
                 stack.callback(server.server_close)
                 stack.callback(server.shutdown)
-                producer_settings = sandbox_producer_settings(server, servers)
+                producer_settings = server.producer_settings(kafka_bootstrap_servers=servers)
                 if settings.sandbox_generation == "development":
                     from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
 
@@ -201,7 +175,7 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
             if stop.is_set():
                 raise KeyboardInterrupt
             report.tables = table_states(spark, streaming)
-            gold = report.tables.get("track_features")
+            gold = report.tables.get(GOLD)
             outcome["text"] = f"gold at version {gold[0]} with {gold[1]:,} tracks" if gold else "no gold table"
         cancel_on_stop(spark, stop)
         with phase(report, "trainer: one cycle") as outcome:

@@ -143,27 +143,19 @@ def build_services(settings: PipelineSettings, live: bool, only: set[str]) -> li
 
 
 def sandbox_env(settings: PipelineSettings) -> dict[str, str]:
-    from producers.sandbox.server import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET  # noqa: PLC0415
+    """The environment that points the producer at the supervised sandbox (no playlists before it is up)."""
+    from producers.sandbox.server import producer_env  # noqa: PLC0415
 
-    url = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
-    return {
-        "SPOTIFY_API_URL": f"{url}/v1/",
-        "SPOTIFY_ACCOUNTS_URL": url,
-        "RECCOBEATS_API_URL": f"{url}/reccobeats/v1/",
-        "SPOTIFY_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "SPOTIFY_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-    }
+    return producer_env(f"http://{settings.sandbox_host}:{settings.sandbox_port}")
 
 
 def sandbox_playlists(settings: PipelineSettings) -> dict[str, str]:
     """The playlists of the catalogue the sandbox saved (it writes it before it listens)."""
     from producers.sandbox.catalogue import load_catalogue  # noqa: PLC0415
+    from producers.sandbox.server import producer_env  # noqa: PLC0415
 
-    catalogue = load_catalogue(settings.data_dir / "sandbox")
-    return {
-        "PRODUCER_PLAYLISTS": ",".join(catalogue.playlists),
-        "PRODUCER_FAVOURITE_PLAYLISTS": ",".join(catalogue.favourite_playlist_ids),
-    }
+    env = producer_env("", load_catalogue(settings.data_dir / "sandbox"))
+    return {key: env[key] for key in ("PRODUCER_PLAYLISTS", "PRODUCER_FAVOURITE_PLAYLISTS")}
 
 
 def log_in_to_sandbox(settings: PipelineSettings, env: dict[str, str]) -> None:

@@ -133,10 +133,7 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
         highlight=False,
     )
     console.print("Point the producer at it with:", highlight=False)
-    env = server.env()
-    env["PRODUCER_FAVOURITE_PLAYLISTS"] = ",".join(catalogue.favourite_playlist_ids)
-    env["PRODUCER_PLAYLISTS"] = ",".join(catalogue.playlists)
-    for key, value in env.items():
+    for key, value in server.env().items():
         console.print(f"  {key}={value}", highlight=False, soft_wrap=True)
     sys.stdout.flush()
     while not stop.wait(1):  # a timed wait: the signal handler runs within a second whatever the platform

@@ -8,8 +8,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pipeline_runtime.contract import AUDIO_FEATURES
 from pipeline_runtime.errors import SetupError
-from producers.events import AUDIO_FEATURES, Event, audio_features_payload, make_event
+from producers.events import Event, audio_features_payload, make_event
 
 REQUIRED = ("track_id", "track_name", "artists")
 

@@ -15,26 +15,13 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Literal
 
+from pipeline_runtime.contract import AUDIO_FEATURES
+
 SCHEMA_VERSION = 1
 EventType = Literal["track", "artist", "audio_features", "playlist_membership"]
 EVENT_TYPES: tuple[EventType, ...] = ("track", "artist", "audio_features", "playlist_membership")
 _NAMESPACE = uuid.UUID("6f1c2b52-8d0e-4a7e-9a51-3c2f4e1d9b70").bytes
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-AUDIO_FEATURES = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
 
 
 @dataclass(frozen=True)

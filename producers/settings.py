@@ -4,15 +4,14 @@ Lists (`PRODUCER_PLAYLISTS`, `PRODUCER_SEARCH_QUERIES` ...) take a JSON list or 
 """
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from pipeline_runtime.settings import KafkaSettings, shared
+from pipeline_runtime.settings import CsvList, KafkaSettings, shared
 
 Provider = Literal["spotify", "reccobeats", "catalogue"]
-CsvList = Annotated[list[str], NoDecode]
 
 
 class ProducerSettings(KafkaSettings):
@@ -62,20 +61,6 @@ class ProducerSettings(KafkaSettings):
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics the producer creates.")
     kafka_timeout_seconds: float = Field(10.0, gt=0, description="How long to wait for Kafka before giving up.")
     poll_interval_seconds: float = Field(300.0, gt=0, description="Seconds between two polls of Spotify.")
-
-    @field_validator(
-        "playlists", "favourite_playlists", "search_queries", "artists", "audio_feature_providers", mode="before"
-    )
-    @classmethod
-    def split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json  # noqa: PLC0415
-
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
 
     @field_validator("audio_feature_providers")
     @classmethod

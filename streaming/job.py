@@ -17,12 +17,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pipeline_runtime.contract import (
+    BRONZE,
+    GOLD,
+    GOLD_SCHEMA,
+    QUARANTINE,
+    SILVER_ENTITY_TABLES,
+    SILVER_HISTORY,
+    SILVER_MEMBERS,
+)
 from pipeline_runtime.delta_log import delta_version
 from pipeline_runtime.errors import SetupError, storage_fault
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
-    AUDIO,
     KEYS,
     PAYLOADS,
     entity_rows,
@@ -41,11 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SILVER = {
-    "track": "silver_tracks",
-    "artist": "silver_artists",
-    "audio_features": "silver_audio_features",
-}
 # Compaction runs on the job's own schedule (maintain_tables), not after every small write.
 TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "false",
@@ -61,23 +64,16 @@ def table_schemas() -> dict[str, str]:
     """DDL column lists of every table the job writes."""
     meta = "event_id STRING, source STRING, schema_version INT, observed_at TIMESTAMP"
     payload = {etype: ", ".join(f"{name} {ddl_type(t)}" for name, t, _ in fields) for etype, fields in PAYLOADS.items()}
-    audio = ", ".join(f"{name} DOUBLE" for name in AUDIO)
     return {
-        "bronze": "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, kafka_timestamp TIMESTAMP, "
+        BRONZE: "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, kafka_timestamp TIMESTAMP, "
         "ingested_at TIMESTAMP, ingest_date DATE",
-        "quarantine": "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "
+        QUARANTINE: "key BINARY, value BINARY, topic STRING, partition INT, offset BIGINT, "
         "kafka_timestamp TIMESTAMP, reason STRING, quarantined_at TIMESTAMP",
-        "silver_tracks": f"{payload['track']}, {meta}",
-        "silver_artists": f"{payload['artist']}, {meta}",
-        "silver_audio_features": f"{payload['audio_features']}, {meta}",
-        "silver_playlist_members": "playlist_id STRING, track_id STRING, playlist_name STRING, is_member BOOLEAN, "
+        **{table: f"{payload[etype]}, {meta}" for etype, table in SILVER_ENTITY_TABLES.items()},
+        SILVER_MEMBERS: "playlist_id STRING, track_id STRING, playlist_name STRING, is_member BOOLEAN, "
         "is_favourite_playlist BOOLEAN, last_action STRING, snapshot_id STRING, observed_at TIMESTAMP, event_id STRING",
-        "silver_playlist_history": f"{payload['playlist_membership']}, {meta}",
-        "track_features": "track_id STRING, name STRING, primary_artist_id STRING, artist_names ARRAY<STRING>, "
-        "album_name STRING, release_date STRING, release_year INT, duration_ms BIGINT, explicit BOOLEAN, "
-        "popularity INT, artist_name STRING, artist_popularity INT, artist_followers BIGINT, "
-        f"features_provider STRING, {audio}, key INT, mode INT, time_signature INT, is_favourite BOOLEAN, "
-        "playlist_count BIGINT, genres ARRAY<STRING>, updated_at TIMESTAMP",
+        SILVER_HISTORY: f"{payload['playlist_membership']}, {meta}",
+        GOLD: GOLD_SCHEMA,
     }
 
 
@@ -130,7 +126,7 @@ def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
         location = settings.table(name)
         if DeltaTable.isDeltaTable(spark, location):
             continue
-        partition = " PARTITIONED BY (ingest_date)" if name == "bronze" else ""
+        partition = " PARTITIONED BY (ingest_date)" if name == BRONZE else ""
         props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING DELTA{partition} TBLPROPERTIES ({props})"
@@ -174,11 +170,11 @@ class SilverWriter:
             bad = quarantine_rows(parsed)
             if quarantined:
                 with idempotent(spark, f"{self.query_name}:quarantine", batch_id):
-                    bad.write.format("delta").mode("append").save(settings.table("quarantine"))
+                    bad.write.format("delta").mode("append").save(settings.table(QUARANTINE))
             facts["quarantined"] = quarantined
 
             touched: list[DataFrame] = []
-            for event_type, table in SILVER.items():
+            for event_type, table in SILVER_ENTITY_TABLES.items():
                 count = counts.get(event_type, 0)
                 if not count:
                     continue
@@ -188,7 +184,7 @@ class SilverWriter:
                 if event_type in {"track", "audio_features"}:
                     touched.append(rows.select("track_id"))
                 else:
-                    tracks = spark.read.format("delta").load(settings.table("silver_tracks"))
+                    tracks = spark.read.format("delta").load(settings.table(SILVER_ENTITY_TABLES["track"]))
                     touched.append(
                         tracks.join(
                             rows.select(F.col("artist_id")), F.get(F.col("artist_ids"), 0) == F.col("artist_id")
@@ -199,16 +195,16 @@ class SilverWriter:
             count = counts.get("playlist_membership", 0)
             if count:
                 history = memberships.dropDuplicates(["event_id"])
-                self._merge(spark, "silver_playlist_history", history, ["event_id"], batch_id, None)
+                self._merge(spark, SILVER_HISTORY, history, ["event_id"], batch_id, None)
                 self._merge(
                     spark,
-                    "silver_playlist_members",
+                    SILVER_MEMBERS,
                     member_rows(memberships),
                     KEYS["playlist_membership"],
                     batch_id,
                     newer_condition(),
                 )
-                facts["rows_written"]["silver_playlist_history"] = count
+                facts["rows_written"][SILVER_HISTORY] = count
                 touched.append(memberships.select("track_id"))
 
             gold_started = time.monotonic()
@@ -224,7 +220,7 @@ class SilverWriter:
             facts["merge_seconds"] = self.merge_seconds
             facts["delta_versions"] = {
                 name: delta_version(settings.table(name))
-                for name in ("quarantine", *SILVER.values(), "silver_playlist_members", "track_features")
+                for name in (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, GOLD)
             }
             BATCH_FACTS[(self.query_name, batch_id)] = facts
             log.info(
@@ -257,15 +253,15 @@ class SilverWriter:
         def read(name: str) -> "DataFrame":
             return spark.read.format("delta").load(self.settings.table(name))
 
-        tracks = read("silver_tracks").join(affected, "track_id", "left_semi")
+        tracks = read(SILVER_ENTITY_TABLES["track"]).join(affected, "track_id", "left_semi")
         gold = track_features(
             tracks,
-            read("silver_artists"),
-            read("silver_audio_features"),
-            read("silver_playlist_members").join(affected, "track_id", "left_semi"),
+            read(SILVER_ENTITY_TABLES["artist"]),
+            read(SILVER_ENTITY_TABLES["audio_features"]),
+            read(SILVER_MEMBERS).join(affected, "track_id", "left_semi"),
         )
-        gold = gold.select(*[F.col(c) for c in read("track_features").columns])
-        self._merge(spark, "track_features", gold, ["track_id"], batch_id, "true")
+        gold = gold.select(*[F.col(c) for c in read(GOLD).columns])
+        self._merge(spark, GOLD, gold, ["track_id"], batch_id, "true")
 
 
 def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
@@ -289,14 +285,14 @@ def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_n
     writer = (
         writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
     )
-    return writer.start(settings.table("bronze"))
+    return writer.start(settings.table(BRONZE))
 
 
 def start_silver(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
     bronze = (
         spark.readStream.format("delta")
         .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
-        .load(settings.table("bronze"))
+        .load(settings.table(BRONZE))
     )
     writer = (
         bronze.writeStream.queryName("silver")
@@ -375,7 +371,7 @@ def run_job(
     own_session = spark is None
     if spark is None:
         spark = build_spark_session(settings, "streaming")
-    progress = ProgressLog(settings.progress_file, settings.table("bronze"))
+    progress = ProgressLog(settings.progress_file, settings.table(BRONZE))
     spark.streams.addListener(progress)
     try:
         ensure_tables(spark, settings)

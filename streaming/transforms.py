@@ -11,21 +11,12 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.contract import CODED_AUDIO_FEATURES, MEASURED_AUDIO_FEATURES
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 SUPPORTED_SCHEMA_VERSIONS = (1, 2)
-AUDIO = (
-    "danceability",
-    "energy",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "loudness",
-    "tempo",
-)
 
 # (field, Spark type, required) of each payload, schema version 1 (version 2 may add fields).
 PAYLOADS: dict[str, list[tuple[str, str, bool]]] = {
@@ -53,10 +44,8 @@ PAYLOADS: dict[str, list[tuple[str, str, bool]]] = {
     "audio_features": [
         ("track_id", "string", True),
         ("provider", "string", True),
-        *((name, "double", False) for name in AUDIO),
-        ("key", "int", False),
-        ("mode", "int", False),
-        ("time_signature", "int", False),
+        *((name, "double", False) for name in MEASURED_AUDIO_FEATURES),
+        *((name, "int", False) for name in CODED_AUDIO_FEATURES),
     ],
     "playlist_membership": [
         ("playlist_id", "string", True),
@@ -252,7 +241,7 @@ def track_features(
         F.col("followers").alias("artist_followers"),
     )
     audio = features.select(
-        "track_id", F.col("provider").alias("features_provider"), *AUDIO, "key", "mode", "time_signature"
+        "track_id", F.col("provider").alias("features_provider"), *MEASURED_AUDIO_FEATURES, *CODED_AUDIO_FEATURES
     )
     return (
         tracks.select(

@@ -257,9 +257,7 @@ def write_gold(spark: "SparkSession", location: str, rows: list[dict], mode: str
     """Rows of `producers.sandbox.catalogue.gold_rows` into a `track_features` Delta table, stamped now."""
     from pyspark.sql import functions as F  # noqa: N812
 
-    from streaming.job import table_schemas
+    from pipeline_runtime.contract import GOLD_SCHEMA
 
-    frame = spark.createDataFrame(
-        [{**row, "updated_at": None} for row in rows], schema=table_schemas()["track_features"]
-    )
+    frame = spark.createDataFrame([{**row, "updated_at": None} for row in rows], schema=GOLD_SCHEMA)
     frame.withColumn("updated_at", F.current_timestamp()).write.format("delta").mode(mode).save(location)

@@ -137,8 +137,8 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
 def recommend(settings: TrainingSettings, top: int) -> int:
     from mlflow import MlflowClient  # noqa: PLC0415
 
+    from pipeline_runtime.contract import GOLD  # noqa: PLC0415
     from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
-    from training.cycle import GOLD  # noqa: PLC0415
     from training.data import one_row_per_track  # noqa: PLC0415
     from training.recommend import champion_recommendations  # noqa: PLC0415
 

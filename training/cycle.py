@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
 from pipeline_runtime.delta_log import delta_version, read_version, table_version
 from training import plots, registry
 from training.data import (
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GOLD = "track_features"
-RECOMMENDATIONS = "recommendations"
 TASKS: dict[str, tuple[Task, str]] = {
     "popularity": ("regression", POPULARITY),
     "favourite": ("classification", FAVOURITE),

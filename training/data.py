@@ -2,8 +2,8 @@
 
 * `model_input` turns gold rows into the columns the models read (one row per track, numbers as
   doubles, the labels beside them). A logged model's signature is these columns.
-* `with_holdout` puts each track on one side of the 60/40 split by a seeded hash of its id, so the
-  side a track is on never changes as the table grows: a champion trained on an older version never
+* `holdout_flag` puts each track on one side of the train/holdout split by a seeded hash of its id, so
+  the side a track is on never changes as the table grows: a champion trained on an older version never
   saw the current holdout's tracks, and each track is on exactly one side (no leakage).
 * `choose_features` keeps the features the data has (a development-mode app has no popularity and
   maybe no audio features) and says which are missing.
@@ -16,24 +16,13 @@ from typing import TYPE_CHECKING
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.contract import AUDIO_FEATURES
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 # The notebook's 12 audio features, and the 4 it standardised (REFERENCE §7).
-NOTEBOOK_FEATURES = (
-    "danceability",
-    "energy",
-    "key",
-    "loudness",
-    "mode",
-    "speechiness",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "valence",
-    "tempo",
-    "time_signature",
-)
+NOTEBOOK_FEATURES = AUDIO_FEATURES
 NOTEBOOK_SCALED = ("instrumentalness", "key", "liveness", "speechiness")
 # Ours: everything known about a track before anyone listens to it (labels and playlist counts are not).
 TRACK_FEATURES = (
@@ -98,10 +87,6 @@ def holdout_flag(seed: int, fraction: float) -> Column:
     """True for the tracks in the holdout: a seeded hash of the track id, stable across table versions."""
     bucket = F.pmod(F.xxhash64(F.col("track_id"), F.lit(seed)), F.lit(HOLDOUT_BUCKETS))
     return bucket < F.lit(round(fraction * HOLDOUT_BUCKETS))
-
-
-def with_holdout(rows: "DataFrame", seed: int, fraction: float) -> "DataFrame":
-    return rows.withColumn("is_holdout", holdout_flag(seed, fraction))
 
 
 def coverage_expressions(columns: Iterable[str], among: Column | None = None) -> list[Column]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from pipeline_runtime.contract import GOLD, MEASURED_AUDIO_FEATURES
 from pipeline_runtime.settings import ensure_writable_dir
 from training.settings import TrainingSettings
 from training.summary import ModelSummary, model_summaries, recommendation_rows
@@ -27,17 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AUDIO = (
-    "danceability",
-    "energy",
-    "valence",
-    "acousticness",
-    "instrumentalness",
-    "liveness",
-    "speechiness",
-    "loudness",
-    "tempo",
-)
+AUDIO = MEASURED_AUDIO_FEATURES
 NUMERIC = ("popularity", "artist_popularity", "release_year", "duration_ms", *AUDIO)
 SAMPLE_ROWS = 50_000
 GREEN, GREY = "#1db954", "#535353"
@@ -305,7 +296,7 @@ def write_report(spark: "SparkSession", settings: TrainingSettings, top: int = 2
     from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
     from pipeline_runtime.errors import SetupError  # noqa: PLC0415
 
-    location = settings.table_uri("track_features")
+    location = settings.table_uri(GOLD)
     version = table_version(spark, location)
     if version is None:
         raise SetupError(f"the gold table {location} does not exist: run the streaming job first")

@@ -29,10 +29,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from producers.sandbox.catalogue import SANDBOX_USER, Catalogue
+
+if TYPE_CHECKING:
+    from producers.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
 
@@ -623,11 +626,42 @@ class SandboxServer(ThreadingHTTPServer):
         return thread
 
     def env(self) -> dict[str, str]:
-        """The settings that point the producer at this sandbox."""
-        return {
-            "SPOTIFY_API_URL": f"{self.url}/v1/",
-            "SPOTIFY_ACCOUNTS_URL": self.url,
-            "RECCOBEATS_API_URL": f"{self.url}/reccobeats/v1/",
-            "SPOTIFY_CLIENT_ID": self.state.client_id,
-            "SPOTIFY_CLIENT_SECRET": self.state.client_secret,
+        """The environment that points a producer at this sandbox (its app, every playlist, the favourites)."""
+        return producer_env(self.url, self.state.catalogue, self.state.client_id, self.state.client_secret)
+
+    def producer_settings(self, **values: Any) -> "ProducerSettings":
+        """Producer settings pointed at this sandbox, as `env()` says; `values` (field names) add or override."""
+        from producers.settings import ProducerSettings  # noqa: PLC0415
+
+        catalogue = self.state.catalogue
+        pointed: dict[str, Any] = {
+            "spotify_api_url": f"{self.url}/v1/",
+            "spotify_accounts_url": self.url,
+            "reccobeats_api_url": f"{self.url}/reccobeats/v1/",
+            "spotify_client_id": self.state.client_id,
+            "spotify_client_secret": self.state.client_secret,
+            "playlists": list(catalogue.playlists),
+            "favourite_playlists": catalogue.favourite_playlist_ids,
         }
+        return ProducerSettings(**{**pointed, **values})
+
+
+def producer_env(
+    url: str,
+    catalogue: Catalogue | None = None,
+    client_id: str = DEFAULT_CLIENT_ID,
+    client_secret: str = DEFAULT_CLIENT_SECRET,
+) -> dict[str, str]:
+    """The environment that points a producer at the sandbox at `url` (one in another process too): its
+    API, accounts service and app; with its catalogue, every playlist and the favourite ones."""
+    env = {
+        "SPOTIFY_API_URL": f"{url}/v1/",
+        "SPOTIFY_ACCOUNTS_URL": url,
+        "RECCOBEATS_API_URL": f"{url}/reccobeats/v1/",
+        "SPOTIFY_CLIENT_ID": client_id,
+        "SPOTIFY_CLIENT_SECRET": client_secret,
+    }
+    if catalogue is not None:
+        env["PRODUCER_PLAYLISTS"] = ",".join(catalogue.playlists)
+        env["PRODUCER_FAVOURITE_PLAYLISTS"] = ",".join(catalogue.favourite_playlist_ids)
+    return env

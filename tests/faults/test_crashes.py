@@ -21,17 +21,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
+from pipeline_runtime.contract import SILVER_TABLES
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
-from streaming.job import SILVER, run_job
+from streaming.job import run_job
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
 from tests.conftest import JARS_DIR, run_module, set_faults
 from tests.integration.test_producer_cli import producer_env
 from tests.integration.test_streaming import publish_raw, streaming_env, streaming_settings, table
 
-SILVER_TABLES = (*SILVER.values(), "silver_playlist_members", "silver_playlist_history")
 VOLATILE = {"updated_at"}  # when gold was written; everything else comes from the events
 
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.contract import SILVER_ENTITY_TABLES, SILVER_HISTORY
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
@@ -41,12 +42,7 @@ PER_KIND = 2000
 VALID = {"track": 4000, "artist": 2000, "audio_features": 2000, "playlist_membership": 2000}
 LATE_VALID = 500  # tracks published after all the poison was quarantined: the job still works
 TOPICS = {"track": "tracks", "artist": "artists", "audio_features": "features", "playlist_membership": "members"}
-SILVER = {
-    "track": "silver_tracks",
-    "artist": "silver_artists",
-    "audio_features": "silver_audio_features",
-    "playlist_membership": "silver_playlist_history",
-}
+SILVER = {**SILVER_ENTITY_TABLES, "playlist_membership": SILVER_HISTORY}  # where each event type's rows land
 INT_RANGES = {"int": 2**31, "bigint": 2**63}
 Record = tuple[str, str | None, bytes, str]  # event type (its topic), key, value, the reason it must get
 

@@ -19,13 +19,14 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.contract import SILVER_TABLES
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.state import Changes, PollState
 from streaming.job import table_schemas
 from streaming.progress import read_progress
 from tests.conftest import run_module
-from tests.faults.test_crashes import SILVER_TABLES, catch_up_records, start_group
+from tests.faults.test_crashes import catch_up_records, start_group
 from tests.integration.test_streaming import publish_raw, streaming_env, streaming_settings, table
 
 CHUNK = 1 << 20

@@ -15,7 +15,7 @@ from benchmarks import streaming
 from benchmarks.common import PeakRss
 from benchmarks.latency import silver_latencies
 from benchmarks.trainer import write_gold
-from streaming.job import table_schemas
+from pipeline_runtime.contract import GOLD_SCHEMA
 from tests.conftest import JARS_DIR, ROOT, run_module
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def test_gold_written_by_delta_rs_is_the_table_spark_reads(spark: "SparkSession"
     location = tmp_path / "track_features"
     write_gold(location, 300)
     gold = spark.read.format("delta").load(str(location))
-    expected = spark.createDataFrame([], table_schemas()["track_features"]).schema
+    expected = spark.createDataFrame([], GOLD_SCHEMA).schema
     assert [(f.name, f.dataType) for f in gold.schema] == [(f.name, f.dataType) for f in expected]
     assert gold.count() == 300
     assert gold.where("is_favourite").count() > 0 and gold.where("popularity IS NULL").count() == 0

@@ -17,8 +17,8 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import r2_score, roc_auc_score
 
+from pipeline_runtime.contract import GOLD_SCHEMA
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue, gold_rows, noiseless_scores
-from streaming.job import table_schemas
 from tests.conftest import JARS_DIR, write_gold
 from training import registry
 from training.cycle import prepare_task, run_cycle
@@ -223,7 +223,7 @@ def test_without_audio_features_the_baseline_is_skipped_and_ours_uses_the_rest(
     spark: "SparkSession", catalogue: Catalogue
 ) -> None:
     rows = [{**row, **dict.fromkeys(NOTEBOOK_FEATURES)} for row in gold_rows(catalogue, "development")]
-    gold = spark.createDataFrame([{**r, "updated_at": None} for r in rows], schema=table_schemas()["track_features"])
+    gold = spark.createDataFrame([{**r, "updated_at": None} for r in rows], schema=GOLD_SCHEMA)
     prepared = prepare_task(model_input(gold), "favourite", TrainingSettings(_env_file=None))
     assert not isinstance(prepared, str)
     assert prepared.baseline_features == ()
@@ -238,7 +238,7 @@ def test_without_audio_features_the_baseline_is_skipped_and_ours_uses_the_rest(
 def test_a_track_listed_twice_is_one_row_and_a_favourite(spark: "SparkSession", catalogue: Catalogue) -> None:
     rows = gold_rows(catalogue, "extended")[:3]
     twice = {**rows[0], "is_favourite": not rows[0]["is_favourite"]}
-    schema = table_schemas()["track_features"]
+    schema = GOLD_SCHEMA
     gold = spark.createDataFrame([{**r, "updated_at": None} for r in [*rows, twice]], schema=schema)
     tracks = {r["track_id"]: r["is_favourite"] for r in one_row_per_track(gold).collect()}
     assert tracks == {

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pipeline_runtime.contract import AUDIO_FEATURES
 from pipeline_runtime.errors import SetupError
 from producers.events import (
-    AUDIO_FEATURES,
     audio_features_payload,
     content_hash,
     diff_members,

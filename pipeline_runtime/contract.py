@@ -1,0 +1,61 @@
+"""The vocabulary the services share without importing each other: audio-feature names, table names and
+the gold table's columns. The event contract itself is documented in docs/events.md."""
+
+# Spotify's 12 audio features, in the notebook's order (REFERENCE §7).
+AUDIO_FEATURES = (
+    "danceability",
+    "energy",
+    "key",
+    "loudness",
+    "mode",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "tempo",
+    "time_signature",
+)
+# The integer-coded ones (pitch class, major/minor, beats per bar) ...
+CODED_AUDIO_FEATURES = ("key", "mode", "time_signature")
+# ... and the measurements (doubles), in the order of the silver and gold columns: the 0-1 scores first,
+# then loudness (dB) and tempo (BPM).
+MEASURED_AUDIO_FEATURES = (
+    "danceability",
+    "energy",
+    "speechiness",
+    "acousticness",
+    "instrumentalness",
+    "liveness",
+    "valence",
+    "loudness",
+    "tempo",
+)
+
+# The Delta tables of the streaming job (bronze -> quarantine, silver -> gold) and of the trainer.
+BRONZE = "bronze"
+QUARANTINE = "quarantine"
+SILVER_ENTITY_TABLES = {
+    "track": "silver_tracks",
+    "artist": "silver_artists",
+    "audio_features": "silver_audio_features",
+}
+SILVER_MEMBERS = "silver_playlist_members"
+SILVER_HISTORY = "silver_playlist_history"
+SILVER_TABLES = (*SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY)
+GOLD = "track_features"
+RECOMMENDATIONS = "recommendations"
+STREAMING_TABLES = (BRONZE, QUARANTINE, *SILVER_TABLES, GOLD)
+TABLES = (*STREAMING_TABLES, RECOMMENDATIONS)
+
+# The gold table's columns (DDL), as the streaming job writes them and the trainer reads them.
+GOLD_SCHEMA = ", ".join(
+    [
+        "track_id STRING, name STRING, primary_artist_id STRING, artist_names ARRAY<STRING>, album_name STRING",
+        "release_date STRING, release_year INT, duration_ms BIGINT, explicit BOOLEAN, popularity INT",
+        "artist_name STRING, artist_popularity INT, artist_followers BIGINT, features_provider STRING",
+        *(f"{name} DOUBLE" for name in MEASURED_AUDIO_FEATURES),
+        *(f"{name} INT" for name in CODED_AUDIO_FEATURES),
+        "is_favourite BOOLEAN, playlist_count BIGINT, genres ARRAY<STRING>, updated_at TIMESTAMP",
+    ]
+)
