@@ -8,12 +8,12 @@ Run alone with `make test-faults` (pytest -m faults); `make test` runs them too.
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from secrets import token_hex
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.support.training import PAIR_ROWS, TrainerPair
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -54,27 +54,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 # --- two trainers started together: the trainer faults and the security scan share their run ---
 
 
-@dataclass
-class TrainerPair:
-    data_dir: Path
-    gold_rows: list[dict[str, Any]]  # the catalogue's gold rows; the first PAIR_ROWS are in the table
-    pids: list[int]
-    codes: list[int]
-    outputs: list[str]  # each trainer's stdout and stderr together
-    secrets: set[str]  # in both trainers' environment, at LOG_LEVEL=DEBUG
-
-
-PAIR_ROWS = 600
-
-
 @pytest.fixture(scope="session")
 def trainer_pair(spark: "SparkSession", tmp_path_factory: pytest.TempPathFactory) -> TrainerPair:
     """`python -m training run --once` twice at the same moment on a fresh data dir, with a client secret
     and an MLflow token in the environment and logs at DEBUG: one trains, the other says who holds the lock.
     One full training cycle serves tests/faults/test_trainer_faults.py and the MLflow scan of test_security."""
     from producers.sandbox.catalogue import generate_catalogue, gold_rows
-    from tests.conftest import local_env, write_gold
-    from tests.integration.test_training_cli import SMALL, gold_location
+    from tests.support.processes import local_env
+    from tests.support.training import SMALL, gold_location, write_gold
 
     folder = tmp_path_factory.mktemp("trainer-pair")
     data_dir = folder / "data"

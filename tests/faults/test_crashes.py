@@ -11,7 +11,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,34 +22,17 @@ from pyspark.sql import functions as F  # noqa: N812
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.contract import SILVER_TABLES
 from pipeline_runtime.kafka_admin import ensure_topics
-from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
+from producers.events import make_event, membership_payload
 from producers.sandbox.server import SandboxServer
 from streaming.job import run_job
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
-from tests.conftest import JARS_DIR, run_module, set_faults
-from tests.integration.test_producer_cli import producer_env
-from tests.integration.test_streaming import publish_raw, streaming_env, streaming_settings, table
+from tests.support.kafka import publish_raw
+from tests.support.processes import JARS_DIR, kill_group, run_module, start_group
+from tests.support.spotify import producer_env, set_faults
+from tests.support.streaming import catch_up_records, streaming_env, streaming_settings, table
 
 VOLATILE = {"updated_at"}  # when gold was written; everything else comes from the events
-
-
-def start_group(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> "subprocess.Popen[bytes]":
-    """`python -m ...` in a process group of its own, so a kill takes its JVM along."""
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", *args],
-            env=env,
-            cwd=cwd,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def kill_group(process: "subprocess.Popen[bytes]") -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
 
 
 def wait_for(
@@ -61,59 +43,6 @@ def wait_for(
         assert process.poll() is None, f"exited with {process.returncode} before {what}:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s:\n{log.read_text()[-3000:]}"
         time.sleep(0.2)
-
-
-def catch_up_records(settings: StreamingSettings, tracks: int) -> list[tuple[str, bytes]]:
-    """4 events per track (track, audio features, a membership, a later version of most tracks) and an
-    artist per 5 tracks: 100k events for 25k tracks. Observation times are fixed, so two runs agree."""
-    records: list[tuple[str, bytes]] = []
-    artists = [f"A{i:021d}" for i in range(tracks // 5)]
-    first, later = "2026-01-01T00:00:00.000Z", "2026-02-01T00:00:00.000Z"
-    for i, artist_id in enumerate(artists):
-        artist = {
-            "id": artist_id,
-            "name": f"artist {i}",
-            "genres": [f"g{i % 7}"],
-            "popularity": i % 90,
-            "followers": {"total": i * 10},
-        }
-        records.append(
-            (settings.topic_artists, make_event("artist", artist_id, artist_payload(artist), "test", first).to_bytes())
-        )
-    updates = tracks - len(artists)
-    for i in range(tracks):
-        track_id = f"{i:022d}"
-        track = {
-            "id": track_id,
-            "name": f"t{i}",
-            "artists": [{"id": artists[i % len(artists)], "name": "a"}],
-            "duration_ms": 1000 + i,
-            "popularity": i % 100,
-            "album": {"id": "B" * 22, "release_date": "2020"},
-        }
-        records.append(
-            (settings.topic_tracks, make_event("track", track_id, track_payload(track), "test", first).to_bytes())
-        )
-        features = {"danceability": (i % 10) / 10, "energy": 0.5, "tempo": 100.0 + i % 50, "key": i % 12}
-        records.append(
-            (
-                settings.topic_audio_features,
-                make_event(
-                    "audio_features", track_id, audio_features_payload(track_id, features, "spotify"), "test", first
-                ).to_bytes(),
-            )
-        )
-        member = membership_payload("P" * 22, "favs", track_id, "added", "s1", i % 5 == 0)
-        records.append(
-            (
-                settings.topic_playlist_membership,
-                make_event("playlist_membership", "P" * 22, member, "test", first).to_bytes(),
-            )
-        )
-        if i < updates:  # a later version of the track, further down the same topic
-            renamed = track_payload({**track, "name": f"t{i} (remastered)", "popularity": (i + 1) % 100})
-            records.append((settings.topic_tracks, make_event("track", track_id, renamed, "test", later).to_bytes()))
-    return records
 
 
 def comparable(frame: DataFrame) -> DataFrame:

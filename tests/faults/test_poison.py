@@ -30,12 +30,12 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from pipeline_runtime.contract import SILVER_ENTITY_TABLES, SILVER_HISTORY
+from pipeline_runtime.contract import MEASURED_AUDIO_FEATURES, SILVER_ENTITY_TABLES, SILVER_HISTORY
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
-from streaming.transforms import AUDIO, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS
-from tests.conftest import clean_env
+from streaming.transforms import KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS
+from tests.support.processes import clean_env
 
 MAX_EVENT_BYTES = 8192
 PER_KIND = 2000
@@ -191,7 +191,7 @@ def huge_values(draw: st.DrawFn) -> Record:
         (envelope["payload"] if in_payload else envelope)[name] = number
         name = f"payload.{name}" if in_payload else name
         return event_type, None, to_json(envelope), f"{name} out of range for {spark_type}"
-    name = draw(st.sampled_from(AUDIO))  # a JSON number beyond a double: Spark reads it as infinity
+    name = draw(st.sampled_from(MEASURED_AUDIO_FEATURES))  # a JSON number beyond a double: Spark reads it as infinity
     envelope["payload"][name] = "HUGE"
     number = draw(st.sampled_from(["", "-"])) + f"{draw(st.integers(1, 9))}e{draw(st.integers(309, 100_000))}"
     value = to_json(envelope).replace(b'"HUGE"', number.encode())

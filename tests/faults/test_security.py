@@ -33,11 +33,11 @@ from pipeline_runtime.broker import free_port
 from pipeline_runtime.errors import SetupError
 from producers.sandbox.server import SandboxServer
 from producers.spotify import LoginExpired, SpotifyApi
-from tests.conftest import ROOT, local_env, read_topic, run_module, sandbox_settings, set_faults
-from tests.faults.conftest import TrainerPair
-from tests.faults.test_spotify_faults import TOPICS, Producer, change_playlist, fault_env
-from tests.integration.test_producer_cli import start_module
-from tests.unit.test_compose import run_compose
+from tests.support.compose import run_compose
+from tests.support.kafka import read_topic
+from tests.support.processes import ROOT, local_env, run_module, start_module
+from tests.support.spotify import TOPICS, ProducerProcess, change_playlist, fault_env, sandbox_settings, set_faults
+from tests.support.training import TrainerPair
 
 EVERY_ADDRESS = "0.0.0.0"  # noqa: S104 - the bind the tests ask for when they tell otherwise
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
@@ -122,7 +122,7 @@ def test_client_credentials_never_reach_logs_events_or_errors(
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "published" in first.stderr and "DEBUG" in first.stderr, "the logs at DEBUG were scanned"
     outputs.append(first.stdout + first.stderr)
-    producer = Producer({**env, "PRODUCER_KAFKA_CLIENT": "confluent-kafka"}, tmp_path, "--interval", "1")
+    producer = ProducerProcess({**env, "PRODUCER_KAFKA_CLIENT": "confluent-kafka"}, tmp_path, "--interval", "1")
     try:
         first_poll = producer.wait_for(r"poll: .* published nothing new")
         playlist = next(iter(server.state.catalogue.playlists))
@@ -212,7 +212,7 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     first_token = json.loads(token_file.read_text())
     assert first_token["refresh_token"] in server.state.refresh_tokens
 
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         first = producer.wait_for(r"poll: .* 0 failed; published \d+")
         set_faults(server, expire_tokens=True)

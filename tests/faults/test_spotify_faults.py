@@ -8,10 +8,7 @@ over, stops on SIGTERM within seconds, and that in the end every expected event 
 """
 
 import re
-import signal
-import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,82 +18,25 @@ import requests
 
 from producers.poller import SAVED_TRACKS
 from producers.sandbox.server import SandboxServer
-from tests.conftest import read_topic, run_module, sandbox_login, sandbox_settings, sandbox_stats, set_faults
-from tests.integration.test_producer_cli import producer_env, start_module
+from tests.support.kafka import read_topic
+from tests.support.processes import run_module
+from tests.support.spotify import (
+    TOPICS,
+    ProducerProcess,
+    change_playlist,
+    fault_env,
+    sandbox_login,
+    sandbox_settings,
+    sandbox_stats,
+    set_faults,
+)
 
-TOPICS = ("KAFKA_TOPIC_TRACKS", "KAFKA_TOPIC_ARTISTS", "KAFKA_TOPIC_AUDIO_FEATURES", "KAFKA_TOPIC_PLAYLIST_MEMBERSHIP")
 STOP_WITHIN = 10.0  # seconds from SIGTERM to exit, also in a multi-hour wait
-
-
-class Producer:
-    """`python -m producers run ...` with its output (logs included) collected line by line in a thread,
-    so waiting for a line never blocks past its timeout."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
-        self.process = start_module("producers", "run", *args, env=env, cwd=cwd)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self.read, daemon=True)
-        self.reader.start()
-
-    def read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, pattern: str, after: int = 0, timeout: float = 120) -> int:
-        """Wait for a line matching `pattern` among the lines from index `after` on: the index after it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for index in range(after, len(self.lines)):
-                if re.search(pattern, self.lines[index]):
-                    return index + 1
-            self.assert_alive(f"before {pattern!r}")
-            assert time.monotonic() < deadline, f"no {pattern!r} within {timeout:.0f}s:\n{self.output[-4000:]}"
-            time.sleep(0.1)
-
-    def assert_alive(self, when: str = "") -> None:
-        assert self.process.poll() is None, f"exited with {self.process.returncode} {when}:\n{self.output[-4000:]}"
-
-    def count(self, pattern: str) -> int:
-        return sum(bool(re.search(pattern, line)) for line in self.lines)
-
-    def terminate(self) -> float:
-        """SIGTERM; the seconds until it exited with 0."""
-        sent = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        took = time.monotonic() - sent
-        self.reader.join(10)
-        assert code == 0, self.output[-4000:]
-        assert "producer stopped" in self.output
-        return took
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(30)
-
-
-def fault_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, **extra: str) -> dict[str, str]:
-    """The producer's environment with topics of its own and lines wide enough that no log line wraps."""
-    suffix = uuid.uuid4().hex[:8]
-    topics = {name: f"{name.lower().removeprefix('kafka_topic_')}-{suffix}" for name in TOPICS}
-    return producer_env(server, data_dir, bootstrap_servers, COLUMNS="1000", **topics, **extra)
 
 
 def faults_answered(server: SandboxServer) -> dict[str, int]:
     answered: dict[str, int] = requests.get(f"{server.url}/_sandbox/stats", timeout=10).json()["faults"]
     return answered
-
-
-def change_playlist(server: SandboxServer, playlist_id: str, add: list[str], remove: list[str]) -> None:
-    requests.post(
-        f"{server.url}/_sandbox/playlists/{playlist_id}", json={"add": add, "remove": remove}, timeout=10
-    ).raise_for_status()
 
 
 def outsiders(server: SandboxServer, playlist_id: str, n: int) -> list[str]:
@@ -144,14 +84,14 @@ def all_members(playlists: dict[str, list[str]]) -> set[tuple[str, str]]:
     return {(pid, t) for pid, tracks in playlists.items() for t in tracks}
 
 
-def times_seen(producer: Producer, label: str) -> int:
+def times_seen(producer: ProducerProcess, label: str) -> int:
     """How often a condition happened, from the one line saying it is over."""
     match = re.search(rf"no more {label}, seen (\d+) time", producer.output)
     assert match, producer.output[-4000:]
     return int(match.group(1))
 
 
-def no_traceback(producer: Producer) -> None:
+def no_traceback(producer: ProducerProcess) -> None:
     assert "Traceback" not in producer.output, producer.output[-4000:]
 
 
@@ -167,7 +107,7 @@ def test_a_429_storm_mid_poll_is_reported_once_and_the_poll_resumes_where_it_was
     server = sandbox_factory("extended")
     set_faults(server, slow_ms=150)  # the first poll takes seconds: the storm starts in the middle of it
     env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client")
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         producer.wait_for(r"playlist '")
         set_faults(server, rate_limit=6, retry_after=1, slow_ms=0)
@@ -214,7 +154,7 @@ def test_a_multi_hour_quota_wait_asks_nothing_and_sigterm_ends_it_at_once(
     storm = {"rate_limit": 1000, "retry_after": 3 * 3600, "quota_exceeded": True}
     set_faults(server, **(storm if when == "at start" else {"slow_ms": 150}))
     env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client")
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         if when == "mid-poll":
             producer.wait_for(r"playlist '")
@@ -261,7 +201,7 @@ def test_an_outage_longer_than_the_retries_is_reported_once_over_several_polls(
     server = sandbox_factory("extended")
     set_faults(server, slow_ms=150)
     env = fault_env(server, tmp_path / "data", bootstrap_servers, PRODUCER_AUTH="client", PRODUCER_HTTP_RETRIES="1")
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         producer.wait_for(r"playlist '")
         set_faults(server, outage_seconds=8, slow_ms=0)
@@ -304,7 +244,7 @@ def test_timeouts_then_malformed_json_are_each_reported_once(
         PRODUCER_REQUEST_TIMEOUT_SECONDS="1",
     )
     playlist_ids = list(server.state.catalogue.playlists)
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         first = producer.wait_for(r"poll: .* 0 failed; published \d+")
         metas = sandbox_stats(server)["playlists/{id}"]
@@ -360,7 +300,7 @@ def test_expired_tokens_and_an_expired_login_keep_the_producer_up_until_a_new_lo
     env = fault_env(server, data_dir, bootstrap_servers)
     own = next(iter(readable(server, "development")))
     dropped = server.state.catalogue.playlists[own]["track_ids"][:1]
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         first = producer.wait_for(r"poll: .* 0 failed; published \d+")
         tokens_before = sandbox_stats(server)["token"]
@@ -436,7 +376,7 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
         PRODUCER_SEARCH_QUERIES="tag:new",
         PRODUCER_SEARCH_MAX_RESULTS="15",
     )
-    producer = Producer(env, tmp_path, "--interval", "1")
+    producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:
         producer.wait_for(
             r"Spotify answered 404 \(Service not found\) for me/tracks \(saved tracks\): this app may "

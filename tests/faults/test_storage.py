@@ -25,9 +25,9 @@ from pipeline_runtime.kafka_admin import ensure_topics
 from producers.state import Changes, PollState
 from streaming.job import table_schemas
 from streaming.progress import read_progress
-from tests.conftest import run_module
-from tests.faults.test_crashes import catch_up_records, start_group
-from tests.integration.test_streaming import publish_raw, streaming_env, streaming_settings, table
+from tests.support.kafka import publish_raw
+from tests.support.processes import run_module, start_group
+from tests.support.streaming import catch_up_records, streaming_env, streaming_settings, table
 
 CHUNK = 1 << 20
 DISK_MIB = 96

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING
 
 from mlflow import MlflowClient
 
-from tests.conftest import local_env, run_module, write_gold
-from tests.faults.conftest import PAIR_ROWS, TrainerPair
-from tests.integration.test_training_cli import gold_location
+from tests.support.processes import local_env, run_module
+from tests.support.training import PAIR_ROWS, TrainerPair, gold_location, write_gold
 from training import registry
 
 if TYPE_CHECKING:

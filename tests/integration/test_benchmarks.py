@@ -16,7 +16,7 @@ from benchmarks.common import PeakRss
 from benchmarks.latency import silver_latencies
 from benchmarks.trainer import write_gold
 from pipeline_runtime.contract import GOLD_SCHEMA
-from tests.conftest import JARS_DIR, ROOT, run_module
+from tests.support.processes import JARS_DIR, ROOT, run_module
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline_runtime.broker import BrokerSettings, BrokerStartError, LocalKafkaBroker, accepts_connections
 from pipeline_runtime.kafka_admin import ensure_topics
-from tests.conftest import JARS_DIR, clean_env, run_module
+from tests.support.processes import JARS_DIR, clean_env, run_module
 
 
 def consume_all(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:

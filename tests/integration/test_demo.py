@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
-from tests.conftest import ROOT, local_env, run_module
+from tests.support.processes import ROOT, local_env, run_module
 
 CHROMIUM_FLAGS = (
     "--headless",

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, run_module
+from tests.support.processes import clean_env, run_module
 
 
 @pytest.mark.parametrize("module", ["pipeline_runtime", "producers", "streaming", "training"])

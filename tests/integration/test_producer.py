@@ -12,7 +12,8 @@ import requests
 from producers.sandbox.server import SandboxServer
 from producers.service import Producer, open_producer
 from producers.settings import ProducerSettings
-from tests.conftest import read_topic, sandbox_login, sandbox_settings, sandbox_stats, set_faults
+from tests.support.kafka import read_topic
+from tests.support.spotify import sandbox_login, sandbox_settings, sandbox_stats, set_faults
 
 EVENT_TOPICS = ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
 
@@ -364,7 +365,7 @@ def test_nothing_is_recorded_until_kafka_confirms(
     sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
 ) -> None:
     from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
-    from tests.conftest import JARS_DIR
+    from tests.support.processes import JARS_DIR
 
     server = sandbox_factory("extended")
     broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=tmp_path / "kafka", jars_dir=JARS_DIR, port=0))

@@ -2,10 +2,7 @@
 (Spotify misbehaving and secrets: tests/faults)."""
 
 import json
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,47 +11,9 @@ import requests
 
 from pipeline_runtime.broker import free_port
 from producers.sandbox.server import SandboxServer
-from tests.conftest import clean_env, read_topic, run_module, sandbox_login, sandbox_settings, set_faults
-
-
-def producer_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, **extra: str) -> dict[str, str]:
-    catalogue = server.state.catalogue
-    return clean_env(
-        **server.env(),
-        DATA_DIR=str(data_dir),
-        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
-        PRODUCER_PLAYLISTS=",".join(catalogue.playlists),
-        PRODUCER_FAVOURITE_PLAYLISTS=",".join(catalogue.favourite_playlist_ids),
-        PRODUCER_TOPIC_PARTITIONS="1",
-        **extra,
-    )
-
-
-def start_module(module: str, *args: str, env: dict[str, str], cwd: Path) -> "subprocess.Popen[str]":
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        env=env,
-        cwd=cwd,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def read_until(process: "subprocess.Popen[str]", pattern: str, timeout: float = 60) -> tuple[str, str]:
-    """Lines of output until one matches `pattern`: (everything read, the match)."""
-    assert process.stdout is not None
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = re.search(pattern, line)
-        if match:
-            return "".join(seen), match.group(0)
-    raise AssertionError(f"{pattern!r} not seen in:\n{''.join(seen)}")
+from tests.support.kafka import read_topic
+from tests.support.processes import clean_env, read_until, run_module, start_module
+from tests.support.spotify import producer_env, sandbox_login, sandbox_settings, set_faults
 
 
 def test_expired_login_is_one_clear_line(

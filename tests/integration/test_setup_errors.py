@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT, clean_env, run_module
+from tests.support.processes import ROOT, clean_env, run_module
 
 
 def test_make_jars_without_maven_says_how_to_fix(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline_runtime.smoke import ingest_available, publish_messages, table_state
-from tests.conftest import clean_env, run_module
+from tests.support.processes import clean_env, run_module
 
 
 def test_stream_into_delta_exactly_once(

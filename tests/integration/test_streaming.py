@@ -4,73 +4,22 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Producer as KafkaProducer
 from pyspark.sql import SparkSession
 
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
-from streaming.job import maintain_tables, run_job
+from streaming.job import maintain_tables
 from streaming.progress import read_progress
-from streaming.settings import StreamingSettings
-from tests.conftest import JARS_DIR, clean_env, run_module, sandbox_settings
-
-
-def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: object) -> StreamingSettings:
-    suffix = uuid.uuid4().hex[:8]
-    values: dict[str, object] = {
-        "data_dir": tmp_path / "data",
-        "jars_dir": JARS_DIR,
-        "kafka_bootstrap_servers": bootstrap_servers,
-        "spark_master": "local[2]",
-        "spark_shuffle_partitions": 2,
-        "spark_ui_enabled": False,
-        "topic_tracks": f"tracks-{suffix}",
-        "topic_artists": f"artists-{suffix}",
-        "topic_audio_features": f"features-{suffix}",
-        "topic_playlist_membership": f"membership-{suffix}",
-    }
-    values.update(overrides)
-    return StreamingSettings(_env_file=None, **values)
-
-
-def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, str]:
-    """The environment of `python -m streaming` on the same data dir, broker and topics as `settings`."""
-    return clean_env(
-        DATA_DIR=str(settings.data_dir),
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2",
-        SPARK_UI_ENABLED="false",
-        SPARK_DRIVER_MEMORY="1g",
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
-        KAFKA_TOPIC_ARTISTS=settings.topic_artists,
-        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
-        **overrides,
-    )
-
-
-def table(spark: SparkSession, settings: StreamingSettings, name: str):  # type: ignore[no-untyped-def]
-    return spark.read.format("delta").load(settings.table(name))
-
-
-def catch_up(spark: SparkSession, settings: StreamingSettings) -> None:
-    assert run_job(settings, True, threading.Event(), spark) == 0
-
-
-def publish_raw(bootstrap_servers: str, records: list[tuple[str, bytes]]) -> None:
-    producer = KafkaProducer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
-    for topic, value in records:
-        producer.produce(topic, value=value)
-    assert producer.flush(30) == 0
+from tests.support.kafka import publish_raw
+from tests.support.processes import clean_env, run_module
+from tests.support.spotify import sandbox_settings
+from tests.support.streaming import catch_up, streaming_env, streaming_settings, table
 
 
 def test_producer_events_reach_gold_with_nothing_quarantined(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pipeline.supervisor import pid_alive, port_open
 from pipeline_runtime.broker import free_port
-from tests.conftest import local_env, read_topic, run_module
+from tests.support.kafka import read_topic
+from tests.support.processes import local_env, run_module
 
 SERVICES = ("broker", "sandbox", "producer", "streaming", "trainer")
 

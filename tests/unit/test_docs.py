@@ -11,7 +11,7 @@ from pipeline_runtime.broker import BrokerSettings
 from pipeline_runtime.smoke import SmokeSettings
 from producers.settings import ProducerSettings
 from streaming.settings import StreamingSettings
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 from training.settings import TrainingSettings
 
 SETTINGS = [BrokerSettings, SmokeSettings, ProducerSettings, StreamingSettings, TrainingSettings, PipelineSettings]

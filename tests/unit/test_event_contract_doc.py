@@ -10,7 +10,7 @@ from producers.events import (
     membership_payload,
     track_payload,
 )
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 
 ENVELOPE = {"schema_version", "event_id", "event_type", "source", "observed_at", "payload"}
 PAYLOAD_FIELDS = {

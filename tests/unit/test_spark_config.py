@@ -15,7 +15,7 @@ from pipeline_runtime.spark import (
     select_extra_jars,
     spark_conf,
 )
-from tests.conftest import JARS_DIR, ROOT
+from tests.support.processes import JARS_DIR, ROOT
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 

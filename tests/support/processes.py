@@ -1,0 +1,109 @@
+"""Running the project's commands as a user does: the environment, `python -m ...` in a subprocess."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+JARS_DIR = Path(os.environ.get("JARS_DIR", ROOT / "jars")).resolve()
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The environment for a CLI run in a test: this one, less the pipeline's own settings."""
+    prefixes = (
+        "DATA_",
+        "KAFKA_",
+        "LOCAL_KAFKA_",
+        "SPARK_",
+        "MLFLOW_",
+        "SMOKE_",
+        "PRODUCER_",
+        "STREAMING_",
+        "TRAINING_",
+        "SPOTIFY_",
+        "TABLES_",
+        "CHECKPOINTS_",
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env.update({"JARS_DIR": str(JARS_DIR), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"})
+    env.update(overrides)
+    return env
+
+
+def local_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a CLI run on a small local stack: its own data dir, a free broker port,
+    Spark on 2 cores with 1g, the quick tuning grid."""
+    settings = {
+        "DATA_DIR": str(data_dir),
+        "LOCAL_KAFKA_PORT": "0",
+        "SPARK_MASTER": "local[2]",
+        "SPARK_SHUFFLE_PARTITIONS": "2",
+        "SPARK_UI_ENABLED": "false",
+        "SPARK_DRIVER_MEMORY": "1g",
+        "TRAINING_TUNING": "quick",
+    }
+    return clean_env(**{**settings, **overrides})
+
+
+def run_module(
+    module: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
+) -> "subprocess.CompletedProcess[str]":
+    """`python -m module args...` in `cwd` (where no .env lies), output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_module(module: str, *args: str, env: dict[str, str], cwd: Path) -> "subprocess.Popen[str]":
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def read_until(process: "subprocess.Popen[str]", pattern: str, timeout: float = 60) -> tuple[str, str]:
+    """Lines of output until one matches `pattern`: (everything read, the match)."""
+    assert process.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return "".join(seen), match.group(0)
+    raise AssertionError(f"{pattern!r} not seen in:\n{''.join(seen)}")
+
+
+def start_group(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> "subprocess.Popen[bytes]":
+    """`python -m ...` in a process group of its own, so a kill takes its JVM along."""
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_group(process: "subprocess.Popen[bytes]") -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)

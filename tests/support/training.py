@@ -1,0 +1,46 @@
+"""The trainer in tests: gold tables written directly, the trainer's environment, a trained pair's results."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline_runtime.settings import join_location
+from producers.sandbox.catalogue import CatalogueSize
+from tests.support.processes import local_env
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def write_gold(spark: "SparkSession", location: str, rows: list[dict], mode: str = "append") -> None:  # type: ignore[type-arg]
+    """Rows of `producers.sandbox.catalogue.gold_rows` into a `track_features` Delta table, stamped now."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    from pipeline_runtime.contract import GOLD_SCHEMA
+
+    frame = spark.createDataFrame([{**row, "updated_at": None} for row in rows], schema=GOLD_SCHEMA)
+    frame.withColumn("updated_at", F.current_timestamp()).write.format("delta").mode(mode).save(location)
+
+
+SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite_playlists=2)
+
+
+def trainer_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    return local_env(data_dir, **overrides)
+
+
+def gold_location(data_dir: Path) -> str:
+    return join_location(None, data_dir / "tables", "track_features")
+
+
+@dataclass
+class TrainerPair:
+    data_dir: Path
+    gold_rows: list[dict[str, Any]]  # the catalogue's gold rows; the first PAIR_ROWS are in the table
+    pids: list[int]
+    codes: list[int]
+    outputs: list[str]  # each trainer's stdout and stderr together
+    secrets: set[str]  # in both trainers' environment, at LOG_LEVEL=DEBUG
+
+
+PAIR_ROWS = 600
