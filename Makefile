@@ -16,7 +16,7 @@ AUDIT_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]
 export JARS_DIR
 
-.PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-integration test-faults audit lint format doctor \
+.PHONY: help setup venv jars demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-fast test-e2e test-faults test-soak audit lint format doctor \
         bench bench-quick \
         broker-start broker-stop broker-status broker-logs compose-config clean distclean
 
@@ -91,17 +91,24 @@ train: setup ## one training cycle now (python -m training run --once)
 recommend: setup ## the champion's top 10 tracks that are not favourites yet
 	$(PY) -m training recommend --top 10
 
-test: setup ## run the whole test suite (real Kafka broker, Spark + Delta, MLflow)
+# Tiers by cost (folders of tests/, markers alike): unit < component < e2e < faults; soak only when asked.
+test: setup ## the whole suite: unit, component, e2e and faults (real Kafka broker, Spark + Delta, MLflow)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: setup ## run the fast tests only (no broker, no streaming)
+test-unit: venv ## the unit tests only: seconds, no broker, no Spark, no jars
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup ## run the tests that start the broker, Spark and MLflow
-	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+test-fast: setup ## the inner loop: unit + in-process component tests (the session's broker and Spark)
+	$(PY) -m pytest tests/unit tests/component $(PYTEST_ARGS)
+
+test-e2e: setup ## the commands as users run them (demo, supervisor, CLIs), in subprocesses
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
-	$(PY) -m pytest -m faults $(PYTEST_ARGS)
+	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
+
+test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 7 min)
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 # --strict: a dependency that could not be looked up fails the audit instead of passing unchecked.
 audit: venv ## pip-audit of the installed pinned dependencies (needs PyPI's JSON API, or AUDIT_ARGS="-s osv")

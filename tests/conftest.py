@@ -22,12 +22,20 @@ if TYPE_CHECKING:
     from producers.sandbox.server import SandboxServer
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+TIERS = ("unit", "component", "e2e", "faults")  # folders of tests/, cheapest first; each test's marker
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/integration/" in item.nodeid:
-            item.add_marker(pytest.mark.integration)
-        if "tests/faults/" in item.nodeid:
-            item.add_marker(pytest.mark.faults)
+        tier = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+    # Soak runs (the same property at full volume) only when asked for by name: `-m soak` (make test-soak).
+    if "soak" not in (config.option.markexpr or ""):
+        soak = [item for item in items if item.get_closest_marker("soak")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
 
 
 @pytest.fixture(scope="session")

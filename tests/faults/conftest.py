@@ -2,7 +2,7 @@
 quarantined, restarts...) with the `figures` fixture; they are printed as they are recorded and again,
 all together, at the end of the run, passed or not.
 
-Run alone with `make test-faults` (pytest -m faults); `make test` runs them too.
+Run alone with `make test-faults` (pytest tests/faults); `make test` runs them too.
 """
 
 import subprocess

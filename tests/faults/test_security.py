@@ -101,7 +101,7 @@ def test_client_credentials_never_reach_logs_events_or_errors(
     tmp_path: Path,
     figures: Callable[..., None],
 ) -> None:
-    """Moved here from tests/integration/test_producer_cli.py and extended: both Kafka clients, a token
+    """Moved here from the producer CLI tests and extended: both Kafka clients, a token
     renewed mid-run, a wrong secret, the exceptions themselves."""
     server = sandbox_factory("extended")
     secret = random_secret("secret")
@@ -182,7 +182,7 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     tmp_path: Path,
     figures: Callable[..., None],
 ) -> None:
-    """Moved here from tests/integration/test_producer_cli.py (the login) and extended: a run at DEBUG with
+    """Moved here from the producer CLI tests (the login) and extended: a run at DEBUG with
     a refresh that rewrites the token file, invalid_grant in a run and as an exception."""
     server = sandbox_factory("development")
     secret = random_secret("secret")

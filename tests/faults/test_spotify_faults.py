@@ -148,7 +148,7 @@ def test_a_multi_hour_quota_wait_asks_nothing_and_sigterm_ends_it_at_once(
     tmp_path: Path,
     figures: Callable[..., None],
 ) -> None:
-    """Moved here from tests/integration/test_producer_cli.py (a 3-hour Retry-After at start), with
+    """Moved here from the producer CLI tests (a 3-hour Retry-After at start), with
     QUOTA_EXCEEDED and a storm that starts in the middle of a poll; a restart afterwards finishes the job."""
     server = sandbox_factory("extended")
     storm = {"rate_limit": 1000, "retry_after": 3 * 3600, "quota_exceeded": True}

@@ -8,7 +8,6 @@ import pytest
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, new_cluster_id, port_is_free, server_properties
 from pipeline_runtime.errors import SetupError
-from tests.support.processes import JARS_DIR
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -38,7 +37,11 @@ def test_cluster_ids_look_like_kafkas() -> None:
 
 
 def settings(tmp_path: Path, **overrides: object) -> BrokerSettings:
-    values: dict[str, object] = {"data_dir": tmp_path / "data", "jars_dir": JARS_DIR, "port": 0}
+    """Settings with a stand-in jar folder: these tests end before Java would start (no `make jars` needed)."""
+    jars = tmp_path / "jars"
+    (jars / "kafka").mkdir(parents=True, exist_ok=True)
+    (jars / "kafka" / "kafka_2.13-4.1.0.jar").touch()
+    values: dict[str, object] = {"data_dir": tmp_path / "data", "jars_dir": jars, "port": 0}
     values.update(overrides)
     return BrokerSettings(_env_file=None, **values)
 

@@ -15,7 +15,7 @@ from pipeline_runtime.spark import (
     select_extra_jars,
     spark_conf,
 )
-from tests.support.processes import JARS_DIR, ROOT
+from tests.support.processes import ROOT
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
@@ -57,16 +57,6 @@ def test_pom_and_fallback_packages_agree() -> None:
         for dep in pom.iterfind("m:dependencies/m:dependency", POM_NS)
     }
     assert coordinates == set(SPARK_PACKAGES)
-
-
-def test_fetched_jars_are_used_without_duplicates() -> None:
-    jars = resolve_spark_jars(JARS_DIR)
-    assert jars is not None, "run `make jars` first"
-    names = {artifact_name(jar.name) for jar in jars}
-    assert {"delta-spark_4.2_2.13", "delta-storage", "spark-sql-kafka-0-10_2.13", "kafka-clients"} <= names
-    assert "spark-token-provider-kafka-0-10_2.13" in names and "commons-pool2" in names
-    # pyspark ships these already; a second, older copy would shadow or conflict.
-    assert not names & {"jackson-databind", "slf4j-api", "scala-library", "hadoop-client-runtime", "spark-tags_2.13"}
 
 
 def test_missing_jar_folder_falls_back_to_packages(tmp_path: Path) -> None:

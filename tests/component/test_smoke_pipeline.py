@@ -5,7 +5,6 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline_runtime.smoke import ingest_available, publish_messages, table_state
-from tests.support.processes import clean_env, run_module
 
 
 def test_stream_into_delta_exactly_once(
@@ -36,22 +35,3 @@ def test_stream_into_delta_exactly_once(
     assert third.rows == 10_500
     assert (third.min_offset, third.max_offset, third.distinct_offsets) == (0, 10_499, 10_500)
     assert third.version == first.version + 1
-
-
-def test_smoke_command_runs_end_to_end(tmp_path: Path) -> None:
-    """`python -m pipeline_runtime smoke` (what `make demo` runs): starts its own broker, reports, stops it."""
-    data_dir = tmp_path / "data"
-    env = clean_env(DATA_DIR=str(data_dir), LOCAL_KAFKA_PORT="0", SPARK_MASTER="local[2]", SPARK_UI_ENABLED="false")
-    result = run_module("pipeline_runtime", "smoke", "--messages", "2000", env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "published 2,000 messages" in result.stdout
-    assert "2,000 rows" in result.stdout
-    assert "(unchanged)" in result.stdout
-    assert (data_dir / "tables" / "smoke_events" / "_delta_log").is_dir()
-    assert not (data_dir / "kafka" / "broker.json").exists(), "the broker it started must be stopped"
-
-    # A second run adds 2,000 more to the same table, once each.
-    again = run_module("pipeline_runtime", "smoke", "--messages", "2000", env=env, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "4,000 rows" in again.stdout
-    assert "0 to 3999" in again.stdout

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from pipeline_runtime.spark import has_data_source
+from pipeline_runtime.spark import artifact_name, has_data_source, resolve_spark_jars
+from tests.support.processes import JARS_DIR
 
 
 def test_session_has_delta_and_kafka(spark: SparkSession) -> None:
@@ -22,3 +23,13 @@ def test_delta_round_trip_and_time_travel(spark: SparkSession, tmp_path: Path) -
     spark.range(5, 8).write.format("delta").mode("append").save(path)
     assert sorted(r.id for r in spark.read.format("delta").load(path).collect()) == list(range(8))
     assert spark.read.format("delta").option("versionAsOf", 0).load(path).count() == 5
+
+
+def test_fetched_jars_are_used_without_duplicates() -> None:
+    jars = resolve_spark_jars(JARS_DIR)
+    assert jars is not None, "run `make jars` first"
+    names = {artifact_name(jar.name) for jar in jars}
+    assert {"delta-spark_4.2_2.13", "delta-storage", "spark-sql-kafka-0-10_2.13", "kafka-clients"} <= names
+    assert "spark-token-provider-kafka-0-10_2.13" in names and "commons-pool2" in names
+    # pyspark ships these already; a second, older copy would shadow or conflict.
+    assert not names & {"jackson-databind", "slf4j-api", "scala-library", "hadoop-client-runtime", "spark-tags_2.13"}

@@ -6,20 +6,15 @@ benchmark code from rotting, on small sizes, against the real broker, Spark and 
 
 import json
 import os
-import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks import streaming
 from benchmarks.common import PeakRss
-from benchmarks.latency import silver_latencies
-from benchmarks.trainer import write_gold
-from pipeline_runtime.contract import GOLD_SCHEMA
 from tests.support.processes import JARS_DIR, ROOT, run_module
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    pass
 
 
 def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
@@ -67,31 +62,3 @@ def test_streaming_benchmark_both_sides_write_every_record() -> None:
     assert layers["bronze"]["rows"] == layers["silver"]["rows"] == events
     assert layers["gold"]["rows"] >= result["tracks"], "every track reaches gold at least once"
     assert result["ours"]["peak_rss_mib"] > 200 and result["peer"]["peak_rss_mib"] > 20
-
-
-def test_gold_written_by_delta_rs_is_the_table_spark_reads(spark: "SparkSession", tmp_path: Path) -> None:
-    location = tmp_path / "track_features"
-    write_gold(location, 300)
-    gold = spark.read.format("delta").load(str(location))
-    expected = spark.createDataFrame([], GOLD_SCHEMA).schema
-    assert [(f.name, f.dataType) for f in gold.schema] == [(f.name, f.dataType) for f in expected]
-    assert gold.count() == 300
-    assert gold.where("is_favourite").count() > 0 and gold.where("popularity IS NULL").count() == 0
-
-
-def test_latency_is_measured_from_observed_at_to_the_first_commit_holding_the_row(
-    spark: "SparkSession", tmp_path: Path
-) -> None:
-    location = tmp_path / "silver_tracks"
-    sent = datetime.now(UTC) - timedelta(seconds=10)
-    spark.createDataFrame([("a", sent), ("b", sent)], "track_id STRING, observed_at TIMESTAMP").write.format(
-        "delta"
-    ).save(str(location))
-    time.sleep(1)
-    spark.createDataFrame([("a", sent), ("c", sent)], "track_id STRING, observed_at TIMESTAMP").write.format(
-        "delta"
-    ).mode("append").save(str(location))
-    latencies = silver_latencies(location)
-    assert len(latencies) == 3, "a, b, then c: a's second copy is not counted again"
-    assert all(10 <= value < 60 for value in latencies), latencies
-    assert latencies[2] >= latencies[0] + 0.9, "c became readable in the later commit"
