@@ -1,7 +1,7 @@
 """The smoke pipeline: JSON messages -> Kafka -> Spark Structured Streaming -> Delta, exactly once.
 
-It proves the stack on this machine works end to end (broker, Spark, the Kafka connector, Delta) and
-is what `make demo` runs until the full demo exists: `python -m pipeline_runtime smoke`.
+It proves the stack on this machine works end to end (broker, Spark, the Kafka connector, Delta), with
+nothing of the services: `python -m pipeline_runtime smoke` (`make smoke`). `make demo` runs the services.
 """
 
 import json

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
-from tests.support.processes import ROOT, local_env, run_module
+from tests.support.demo import DemoRun, demo_env, table_number, table_value
+from tests.support.processes import ROOT, run_module
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -45,27 +46,10 @@ def rendered_charts(page: Path, tmp_path: Path) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def demo_env(data_dir: Path) -> dict[str, str]:
-    return local_env(data_dir, PIPELINE_SANDBOX_TRACKS="600")
-
-
-def table_value(output: str, name: str, column: int) -> str:
-    """A cell of a rich table row that starts with `name`."""
-    for line in output.splitlines():
-        cells = [c.strip() for c in line.strip("│ ").split("│")]
-        if cells and cells[0] == name:
-            return cells[column]
-    raise AssertionError(f"no row {name!r} in:\n{output}")
-
-
-def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    env = demo_env(data_dir)
-
-    first = run_module("pipeline", "demo", env=env, cwd=tmp_path, timeout=900)
-
-    output = first.stdout
-    assert first.returncode == 0, output + first.stderr[-3000:]
+def test_demo_runs_every_stage_and_writes_a_report_that_renders(demo_run: DemoRun, tmp_path: Path) -> None:
+    data_dir = demo_run.data_dir
+    output = demo_run.output
+    print(f"\nthe demo took {demo_run.seconds:.0f} s")
     for phase in (
         "Kafka broker",
         "Spotify sandbox",
@@ -75,10 +59,10 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) 
         "report",
     ):
         assert f"✓ {phase} (" in output, phase
-    tracks = int(table_value(output, "spotify.tracks", 1).replace(",", ""))
-    memberships = int(table_value(output, "spotify.playlist_membership", 1).replace(",", ""))
+    tracks = table_number(output, "spotify.tracks", 1)
+    memberships = table_number(output, "spotify.playlist_membership", 1)
     assert tracks > 100 and memberships > 100
-    gold_rows = int(table_value(output, "track_features", 2).replace(",", ""))
+    gold_rows = table_number(output, "track_features", 2)
     assert gold_rows == tracks  # one gold row per track event (the producer publishes each track once)
     assert "rows quarantined: 0" in output
     assert table_value(output, "popularity", 1) == "rmse" and table_value(output, "favourite", 1) == "auc_pr"
@@ -99,11 +83,14 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(tmp_path: Path) 
     shot = chromium("--window-size=1280,6000", f"--screenshot={screenshot}", page.as_uri(), profile=tmp_path / "p2")
     assert screenshot.stat().st_size > 100_000, shot.stderr[-500:]
 
-    # A second run finds nothing new: nothing re-published, gold unchanged, the trainer skips.
-    second = run_module("pipeline", "demo", env=env, cwd=tmp_path, timeout=900)
+
+def test_a_second_demo_finds_nothing_new(demo_run: DemoRun) -> None:
+    """Nothing re-published, gold unchanged, the trainer skips."""
+    tracks = table_number(demo_run.output, "spotify.tracks", 1)
+    second = run_module("pipeline", "demo", env=demo_run.env, cwd=demo_run.cwd, timeout=900)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     assert "published nothing new" in second.stdout
-    assert int(table_value(second.stdout, "spotify.tracks", 1).replace(",", "")) == tracks
+    assert table_number(second.stdout, "spotify.tracks", 1) == tracks
     assert "gold is still at version" in second.stdout
 
 

@@ -1,4 +1,5 @@
-"""`python -m training` as users run it: run --once, recommend, the lock, SIGTERM, missing pieces."""
+"""`python -m training` as users run it: recommend, report, the MLflow UI, a skipped run, the lock, SIGTERM,
+missing pieces."""
 
 import os
 import re
@@ -13,8 +14,12 @@ import requests
 from mlflow import MlflowClient
 
 from pipeline_runtime.broker import free_port
+from pipeline_runtime.contract import GOLD
+from pipeline_runtime.delta_log import delta_version
 from pipeline_runtime.lock import ProcessLock
-from producers.sandbox.catalogue import generate_catalogue, gold_rows
+from pipeline_runtime.settings import join_location
+from producers.sandbox.catalogue import generate_catalogue, gold_rows, load_catalogue
+from tests.support.demo import DemoRun
 from tests.support.processes import run_module
 from tests.support.training import SMALL, gold_location, trainer_env, write_gold
 from training import registry
@@ -23,28 +28,23 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path) -> None:
-    catalogue = generate_catalogue(11, SMALL)
-    data_dir = tmp_path / "data"
-    write_gold(spark, gold_location(data_dir), gold_rows(catalogue, "extended"))
-    env = trainer_env(data_dir)
+def test_recommend_report_ui_and_skip_on_a_trained_store(demo_run: DemoRun) -> None:
+    """`recommend`, `report`, the MLflow UI and a skipped `run --once` on the store the session's demo trained
+    (`run --once` that trains is tests/faults/test_trainer_faults.py's, on a store of its own)."""
+    data_dir, env, cwd = demo_run.data_dir, demo_run.env, demo_run.cwd
+    catalogue = load_catalogue(data_dir / "sandbox")
+    gold_version = delta_version(join_location(None, data_dir / "tables", GOLD))
 
-    trained = run_module("training", "run", "--once", env=env, cwd=tmp_path)
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    assert "training cycle on gold version 0 (800 tracks)" in trained.stdout
-    assert trained.stdout.count("v1 → champion: no champion yet") == 2
-    assert "recommendations written" in trained.stdout
-
-    shown = run_module("training", "recommend", "--top", "5", env=env, cwd=tmp_path)
+    shown = run_module("training", "recommend", "--top", "5", env=env, cwd=cwd)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "top 5 tracks for you (spotify-favourite v1, gold version 0)" in shown.stdout
+    assert f"top 5 tracks for you (spotify-favourite v1, gold version {gold_version})" in shown.stdout
     ranks = re.findall(r"^│ (\d+) +│", shown.stdout, re.MULTILINE)
     assert ranks == ["1", "2", "3", "4", "5"]
     other_names = {t["name"] for tid, t in catalogue.tracks.items() if tid not in catalogue.favourites}
     shown_names = {line.split("│")[2].strip() for line in shown.stdout.splitlines() if re.match(r"^│ \d+ +│", line)}
     assert shown_names and shown_names <= other_names
 
-    report = run_module("training", "report", env=env, cwd=tmp_path)
+    report = run_module("training", "report", env=env, cwd=cwd)
     assert report.returncode == 0, report.stdout + report.stderr
     page = (data_dir / "report" / "index.html").read_text()
     assert "Favourite classifier: champion v1" in page and "Popularity regression: champion v1" in page
@@ -54,7 +54,7 @@ def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path
     ui = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "mlflow-ui"],
         env={**env, "PIPELINE_MLFLOW_UI_PORT": str(port)},
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -75,9 +75,9 @@ def test_run_once_then_recommend_then_skip(spark: "SparkSession", tmp_path: Path
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(30)
 
-    again = run_module("training", "run", "--once", env=env, cwd=tmp_path)
+    again = run_module("training", "run", "--once", env=env, cwd=cwd)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "skipped: gold is still at version 0, which the last run trained on" in again.stdout
+    assert f"skipped: gold is still at version {gold_version}, which the last run trained on" in again.stdout
     assert "session 'training'" not in again.stdout + again.stderr, "the skip needed no Spark session"
 
 

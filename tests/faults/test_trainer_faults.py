@@ -1,5 +1,6 @@
-"""Trainer faults: two trainers started together, one SIGKILLed mid-training, a worse candidate, an empty
-and a missing gold table. The champion alias moves only when a finished candidate beats it."""
+"""Trainer faults: two trainers started together (the winner is also the suite's `python -m training run --once`
+on a fresh store), one SIGKILLed mid-training, a worse candidate, an empty and a missing gold table. The
+champion alias moves only when a finished candidate beats it."""
 
 import os
 import signal
@@ -59,6 +60,8 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     loser = 1 - winner
     assert sorted(codes) == [0, 2], outputs
     assert f"training cycle on gold version 0 ({PAIR_ROWS} tracks)" in outputs[winner]
+    assert outputs[winner].count("v1 → champion: no champion yet") == 2, outputs[winner]
+    assert "recommendations written" in outputs[winner]
     assert f"another trainer is already running (pid {trainer_pair.pids[winner]}" in outputs[loser], outputs[loser]
     assert "Traceback" not in outputs[loser]
     assert champions(client) == {"popularity": "1", "favourite": "1"}
