@@ -3,7 +3,6 @@ the service packages depend on `pipeline_runtime`, never on each other; `pipelin
 none of them; only `pipeline` (and the benchmarks) tie them together."""
 
 import ast
-from pathlib import Path
 
 import pytest
 
