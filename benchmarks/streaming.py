@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Broker, PeakRss, delta_commits, local_broker, rate, ratio, run_worker
-from streaming.progress import read_progress
 
 TOPIC_PREFIX = "spotify"  # the default topics: spotify.tracks, spotify.artists, ...
 
@@ -130,6 +129,8 @@ def run(events: int, memory: PeakRss, with_peer: bool = True) -> dict[str, Any]:
             ours = run_worker(
                 ["-m", "streaming", "run", "--available-now"], spark_env(data, broker), memory, "streaming"
             )
+            from streaming.progress import read_progress  # noqa: PLC0415 - pyspark: not for --help
+
             progress = read_progress(data / "logs" / "streaming-progress.jsonl")
             tables = data / "tables"
             layers = layer_rates(progress, gold_rows_written(tables / "track_features"))

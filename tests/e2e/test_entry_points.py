@@ -1,18 +1,8 @@
-"""The services' entry points: `--help`, and `check` against the real broker, Spark and MLflow."""
+"""The services' `check` commands against the real broker, Spark and MLflow (`--help`: tests/unit/test_help.py)."""
 
 from pathlib import Path
 
-import pytest
-
 from tests.support.processes import clean_env, run_module
-
-
-@pytest.mark.parametrize("module", ["pipeline_runtime", "producers", "streaming", "training"])
-def test_help(module: str, tmp_path: Path) -> None:
-    result = run_module(module, "--help", env=clean_env(), cwd=tmp_path)
-    assert result.returncode == 0
-    assert f"python -m {module}" in result.stdout
-    assert ("smoke" in result.stdout) if module == "pipeline_runtime" else ("check" in result.stdout)
 
 
 def test_unreachable_broker_is_one_line(tmp_path: Path) -> None:
