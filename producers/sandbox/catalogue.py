@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline_runtime.contract import AUDIO_FEATURES
+
 GENRES = (
     "pop",
     "rock",
@@ -139,18 +141,7 @@ class Catalogue:
             "popularity",
             "duration_ms",
             "explicit",
-            "danceability",
-            "energy",
-            "key",
-            "loudness",
-            "mode",
-            "speechiness",
-            "acousticness",
-            "instrumentalness",
-            "liveness",
-            "valence",
-            "tempo",
-            "time_signature",
+            *AUDIO_FEATURES,
             "track_genre",
         ]
         with path.open("w", newline="") as handle:

@@ -3,34 +3,15 @@
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline_runtime.broker import BrokerSettings, BrokerStartError, LocalKafkaBroker
+from tests.support.kafka import consume_all
 from tests.support.processes import JARS_DIR
-
-
-def consume_all(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value())
-            if len(values) >= expected:
-                break
-    finally:
-        consumer.close()
-    return values
 
 
 def test_both_client_libraries(bootstrap_servers: str, topic: str) -> None:

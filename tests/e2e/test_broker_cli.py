@@ -4,34 +4,14 @@ import json
 import signal
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, accepts_connections
 from pipeline_runtime.kafka_admin import ensure_topics
+from tests.support.kafka import consume_all
 from tests.support.processes import JARS_DIR, clean_env, run_module
-
-
-def consume_all(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value())
-            if len(values) >= expected:
-                break
-    finally:
-        consumer.close()
-    return values
 
 
 def test_cli_life_cycle_and_restart_keeps_data(tmp_path: Path) -> None:

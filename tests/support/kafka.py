@@ -46,3 +46,24 @@ def publish_raw(bootstrap_servers: str, records: list[tuple[str, bytes]]) -> Non
     for topic, value in records:
         producer.produce(topic, value=value)
     assert producer.flush(30) == 0
+
+
+def consume_all(bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0) -> list[bytes]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap_servers, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value())
+            if len(values) >= expected:
+                break
+    finally:
+        consumer.close()
+    return values
