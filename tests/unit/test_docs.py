@@ -39,3 +39,15 @@ def test_setting_is_documented(variable: str) -> None:
 
 def test_the_list_is_not_empty() -> None:
     assert {"DATA_DIR", "KAFKA_BOOTSTRAP_SERVERS", "SPARK_MASTER", "MLFLOW_TRACKING_URI"} <= set(ALL_VARIABLES)
+
+
+def test_pre_commit_runs_what_make_lint_runs() -> None:
+    import yaml
+
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    lint = [line.strip().removeprefix("$(PY) -m ").rstrip(" .") for line in recipe.splitlines()[1:]]
+    hooks = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    entries = [hook["entry"].removeprefix(".venv/bin/python -m ").replace(" --force-exclude", "") for hook in hooks]
+    assert lint == ["ruff check", "ruff format --check", "mypy"]
+    assert entries == lint
