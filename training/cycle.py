@@ -34,6 +34,7 @@ from training.data import (
     POPULARITY,
     TRACK_FEATURES,
     FeatureSet,
+    TaskData,
     choose_features,
     complete_rows,
     coverage_expressions,
@@ -105,18 +106,6 @@ def changed_rows(gold: "DataFrame", since: datetime | None) -> int:
 
 
 # --- one task ---
-
-
-@dataclass
-class TaskData:
-    train: "DataFrame"
-    holdout: "DataFrame"
-    features: FeatureSet
-    baseline_features: tuple[str, ...]
-    missing: dict[str, str]
-    train_rows: int
-    holdout_rows: int
-    positive_share: float | None
 
 
 def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> TaskData | str:

@@ -130,3 +130,15 @@ def with_class_weights(rows: "DataFrame", label: str, positive_share: float) -> 
     positive = 0.5 / positive_share
     negative = 0.5 / (1 - positive_share)
     return rows.withColumn("weight", F.when(F.col(label) == 1, positive).otherwise(negative))
+
+
+@dataclass
+class TaskData:
+    train: "DataFrame"
+    holdout: "DataFrame"
+    features: FeatureSet
+    baseline_features: tuple[str, ...]
+    missing: dict[str, str]
+    train_rows: int
+    holdout_rows: int
+    positive_share: float | None

@@ -13,7 +13,7 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F  # noqa: N812
 
 from training import registry
-from training.data import holdout_flag
+from training.data import TaskData, holdout_flag
 from training.models import (
     PRIMARY_METRIC,
     Candidate,
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from pyspark.sql import DataFrame
 
-    from training.cycle import TaskData
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def evaluate(task: Task, labels: np.ndarray, predicted: np.ndarray, threshold: f
 
 
 def tune(
-    task: Task, prepared: "TaskData", label: str, settings: TrainingSettings, steps: Steps, stop: threading.Event
+    task: Task, prepared: TaskData, label: str, settings: TrainingSettings, steps: Steps, stop: threading.Event
 ) -> tuple[Candidate, float, list[dict[str, Any]]]:
     """Each grid point fitted on 75 % of the training side, scored on the other 25 % (split by hash);
     returns the best point, the F1-best threshold on validation (classification), and the table."""
