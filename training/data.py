@@ -134,6 +134,8 @@ def with_class_weights(rows: "DataFrame", label: str, positive_share: float) -> 
 
 @dataclass
 class TaskData:
+    """One task's rows split for training and holdout, the features chosen, and what was left out (why)."""
+
     train: "DataFrame"
     holdout: "DataFrame"
     features: FeatureSet
