@@ -20,7 +20,7 @@ def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
 ) -> None:
     settings = streaming_settings(tmp_path, bootstrap_servers)
     ensure_topics(bootstrap_servers, settings.topics)
-    env = streaming_env(settings, STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="20")
+    env = streaming_env(settings, STREAMING_TRIGGER_INTERVAL="2 seconds", STREAMING_MAINTENANCE_INTERVAL_SECONDS="10")
     log = (tmp_path / "streaming.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT

@@ -31,7 +31,7 @@ from tests.support.streaming import catch_up, catch_up_records, streaming_env, s
 
 CHUNK = 1 << 20
 DISK_MIB = 96
-TRACKS = 2_500  # 4 events a track and an artist per 5 tracks: 10,000 events
+TRACKS = 1_000  # 4 events a track and an artist per 5 tracks: 4,200 events
 
 
 def mount(*args: str) -> None:

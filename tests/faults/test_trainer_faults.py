@@ -9,13 +9,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 
 from tests.support.processes import local_env, run_module
 from tests.support.training import PAIR_ROWS, TrainerPair, gold_location, write_gold
 from training import registry
+from training.settings import TrainingSettings
+
+PROMOTION_MARGIN = TrainingSettings.model_fields["promotion_margin"].default
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -31,6 +34,18 @@ def champions(client: MlflowClient) -> dict[str, str | None]:
 
 def versions(client: MlflowClient) -> int:
     return sum(len(client.search_model_versions(f"name = '{registry.model_name(t)}'")) for t in registry.NAMES)
+
+
+def latest_candidate(client: MlflowClient, task: str) -> Any:
+    experiment = client.get_experiment_by_name(registry.NAMES[task][0])
+    assert experiment is not None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.{registry.TAG_ROLE} = 'candidate' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0]
 
 
 def start(env: dict[str, str], cwd: Path, log: Path, *args: str) -> "subprocess.Popen[bytes]":
@@ -94,6 +109,15 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     assert "training cycle on gold version 1 (800 tracks)" in crippled.stdout
     popularity = client.get_model_version_by_alias(registry.model_name("popularity"), registry.CHALLENGER)
     assert champions(client)["popularity"] == "1" and popularity.version != "1", "the worse one is challenger"
+    # The decision, its reason and the champion's score on the same holdout are on the candidate's run.
+    last = latest_candidate(client, "popularity")
+    assert last.data.tags[registry.TAG_DECISION] == "challenger"
+    assert "does not beat the champion by the margin: rmse" in last.data.tags[registry.TAG_REASON]
+    assert last.data.metrics["champion_rmse"] < last.data.metrics["rmse"]
+    # The favourite model follows the same rule, whichever way it went.
+    favourite = latest_candidate(client, "favourite")
+    beats = favourite.data.metrics["auc_pr"] >= favourite.data.metrics["champion_auc_pr"] * (1 + PROMOTION_MARGIN)
+    assert favourite.data.tags[registry.TAG_DECISION] == ("champion" if beats else "challenger")
     champion_after_worse = champions(client)
     figures(
         what="killed mid-tuning, then a worse candidate",
