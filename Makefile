@@ -23,7 +23,7 @@ export JARS_DIR
 help: ## list the targets
 	@echo "Spotify -> Kafka -> Spark -> Delta Lake -> MLflow pipeline"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: venv jars ## install everything: the venv with pinned packages and the JVM jars
 
@@ -107,7 +107,7 @@ test-e2e: setup ## the commands as users run them (demo, supervisor, CLIs), in s
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
 	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
-test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 7 min)
+test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 10 min)
 	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 # --strict: a dependency that could not be looked up fails the audit instead of passing unchecked.
