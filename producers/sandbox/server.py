@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Generation = Literal["extended", "development"]
 DEFAULT_CLIENT_ID = "sandbox-client-id"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's own, public test credential
 LIMITS: dict[Generation, dict[str, int]] = {
     "extended": {"playlist_page": 100, "search": 50, "artist_albums": 50, "tracks": 50, "artists": 50, "albums": 20},
@@ -83,6 +84,8 @@ class SandboxState:
     tokens: dict[str, Token] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri, scope)
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> the scope it grants
+    # the app's registered redirect URIs, matched exactly (`localhost` is refused in any case)
+    redirect_uris: list[str] = field(default_factory=lambda: [DEFAULT_REDIRECT_URI])
     requests: Counter[str] = field(default_factory=Counter)
     faulted: Counter[str] = field(default_factory=Counter)  # answers spoilt on purpose, per fault
     outage_until: float = 0.0
@@ -105,6 +108,74 @@ class ApiError(Exception):
         self.message = message
         self.body = body
         self.headers = headers or {}
+
+
+MARKETS = ["DE", "GB", "US"]
+LOCAL, EPISODE, GONE = "<local file>", "<episode>", "<gone>"  # entries of a playlist that are not catalogue tracks
+SHOW_ID, EPISODE_ID = "5CfCWKI5pZ28U0uOzXkDHe", "512ojhOuo1ktJprKbVcKyQ"
+
+
+def stable_number(text: str) -> int:
+    """A number derived from `text`, the same in every process (unlike hash())."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def images(item_id: str) -> list[dict[str, Any]]:
+    """Spotify's three sizes of an album's or artist's picture."""
+    return [
+        {"url": f"https://i.scdn.co/image/{stable_number(item_id) + size:040x}", "height": size, "width": size}
+        for size in (640, 300, 64)
+    ]
+
+
+def local_file() -> dict[str, Any]:
+    """A local file in a playlist: no id, no uri of the catalogue, an album and artist without ids."""
+    return {
+        "id": None,
+        "type": "track",
+        "uri": "spotify:local:Someone:Home+Recordings:Demo+Take:187",
+        "href": None,
+        "name": "Demo Take",
+        "is_local": True,
+        "duration_ms": 187000,
+        "explicit": False,
+        "disc_number": 0,
+        "track_number": 0,
+        "preview_url": None,
+        "popularity": 0,
+        "available_markets": [],
+        "external_ids": {},
+        "external_urls": {},
+        "artists": [{"id": None, "name": "Someone", "type": "artist", "uri": None, "href": None, "external_urls": {}}],
+        "album": {
+            "id": None,
+            "name": "Home Recordings",
+            "type": "album",
+            "album_type": None,
+            "uri": None,
+            "href": None,
+            "release_date": None,
+            "release_date_precision": None,
+            "total_tracks": None,
+            "available_markets": [],
+            "images": [],
+            "external_urls": {},
+            "artists": [],
+        },
+    }
+
+
+def release_date(album: dict[str, Any]) -> tuple[str, str]:
+    """An album's release date and its precision: as on Spotify, older albums often carry only a year
+    (`1967`) or a month (`1981-03`); about a third of those before 1990 here."""
+    released = str(album["release_date"])
+    if released < "1990":
+        draw = stable_number(album["name"] + released) % 6
+        if draw == 0:
+            return released[:4], "year"
+        if draw == 1:
+            return released[:7], "month"
+    return released, "day"
 
 
 def snapshot_id(playlist: dict[str, Any]) -> str:
@@ -247,8 +318,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if state.faults.invalid_grant or scope is None:
                 self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
                 return
-            # as Spotify answers: the scope again, no new refresh token
-            self.send_json(200, {**state.issue_token("user"), "scope": scope})
+            # as Spotify answers a PKCE refresh: a new refresh token, and the old one is revoked
+            del state.refresh_tokens[form["refresh_token"]]
+            rotated = secrets.token_urlsafe(24)
+            state.refresh_tokens[rotated] = scope
+            self.send_json(200, {**state.issue_token("user"), "refresh_token": rotated, "scope": scope})
             return
         self.send_json(400, {"error": "unsupported_grant_type"})
 
@@ -256,6 +330,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """Approves at once: redirects to redirect_uri with a code bound to the PKCE challenge."""
         if query.get("client_id") != self.state.client_id or query.get("code_challenge_method") != "S256":
             raise ApiError(400, "INVALID_CLIENT: Invalid client or missing PKCE")
+        redirect_uri = query.get("redirect_uri", "")
+        if urlsplit(redirect_uri).hostname == "localhost" or not redirect_uri.startswith(("http://", "https://")):
+            raise ApiError(400, "INVALID_CLIENT: Insecure redirect URI")  # since 2025-11-27
+        if redirect_uri not in self.state.redirect_uris:
+            raise ApiError(400, "INVALID_CLIENT: Invalid redirect URI")
         code = secrets.token_urlsafe(16)
         pending = (query.get("code_challenge", ""), query.get("redirect_uri", ""), query.get("scope", ""))
         self.state.codes[code] = pending
@@ -271,35 +350,51 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def extended(self) -> bool:
         return self.state.generation == "extended"
 
+    def links(self, kind: str, item_id: str) -> dict[str, Any]:
+        """The fields every Spotify object carries: id, type, uri, href (absolute), external_urls."""
+        return {
+            "id": item_id,
+            "type": kind,
+            "uri": f"spotify:{kind}:{item_id}",
+            "href": f"{self.base_url}/v1/{kind}s/{item_id}",
+            "external_urls": {"spotify": f"https://open.spotify.com/{kind}/{item_id}"},
+        }
+
     def artist_ref(self, artist_id: str) -> dict[str, Any]:
         artist = self.state.catalogue.artists[artist_id]
-        return {"id": artist_id, "name": artist["name"], "type": "artist", "uri": f"spotify:artist:{artist_id}"}
+        return {**self.links("artist", artist_id), "name": artist["name"]}
 
     def artist_obj(self, artist_id: str) -> dict[str, Any]:
         artist = self.state.catalogue.artists[artist_id]
-        obj = {**self.artist_ref(artist_id), "genres": artist["genres"]}
+        obj = {**self.artist_ref(artist_id), "genres": artist["genres"], "images": images(artist_id)}
         if self.extended:
             obj.update(popularity=artist["popularity"], followers={"href": None, "total": artist["followers"]})
         return obj
 
     def album_ref(self, album_id: str) -> dict[str, Any]:
         album = self.state.catalogue.albums[album_id]
+        released, precision = release_date(album)
         return {
-            "id": album_id,
+            **self.links("album", album_id),
             "name": album["name"],
-            "type": "album",
-            "album_type": "album",
-            "uri": f"spotify:album:{album_id}",
-            "release_date": album["release_date"],
-            "release_date_precision": "day",
+            "album_type": "single" if len(album["track_ids"]) < 3 else "album",
             "total_tracks": len(album["track_ids"]),
+            "available_markets": MARKETS,
+            "images": images(album_id),
+            "release_date": released,
+            "release_date_precision": precision,
             "artists": [self.artist_ref(a) for a in album["artist_ids"]],
         }
 
     def album_obj(self, album_id: str) -> dict[str, Any]:
         album = self.state.catalogue.albums[album_id]
         obj = self.album_ref(album_id)
-        obj["tracks"] = self.page([self.track_obj(t, simplified=True) for t in album["track_ids"]], 0, 50, "")
+        tracks = [self.track_obj(t, simplified=True) for t in album["track_ids"]]
+        obj["tracks"] = self.page(tracks, 0, 50, f"{self.base_url}/v1/albums/{album_id}/tracks")
+        year = obj["release_date"][:4]
+        obj["copyrights"] = [{"text": f"(C) {year} {album['label']}", "type": "C"}]
+        obj["external_ids"] = {"upc": f"{stable_number(album_id) % 10**12:012d}"}
+        obj["genres"] = []  # Spotify serves an empty list: genres live on artists
         if self.extended:
             obj.update(label=album["label"], popularity=album["popularity"])
         return obj
@@ -307,35 +402,40 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def track_obj(self, track_id: str, simplified: bool = False) -> dict[str, Any]:
         track = self.state.catalogue.tracks[track_id]
         obj: dict[str, Any] = {
-            "id": track_id,
+            **self.links("track", track_id),
             "name": track["name"],
-            "type": "track",
-            "uri": f"spotify:track:{track_id}",
             "duration_ms": track["duration_ms"],
             "explicit": track["explicit"],
+            "disc_number": 1,
             "track_number": track["track_number"],
+            "preview_url": None,  # gone for every app since Nov 2024
+            "is_local": False,
             "artists": [self.artist_ref(a) for a in track["artist_ids"]],
         }
+        if self.extended:
+            obj["available_markets"] = MARKETS
         if not simplified:
             obj["album"] = self.album_ref(track["album_id"])
             obj["external_ids"] = {"isrc": track["isrc"]}
             if self.extended:
-                obj.update(popularity=track["popularity"], available_markets=["DE", "GB", "US"])
+                obj["popularity"] = track["popularity"]
         return obj
 
-    def page(self, items: list[Any], offset: int, limit: int, next_base: str) -> dict[str, Any]:
-        chunk = items[offset : offset + limit]
+    def page(self, items: list[Any], offset: int, limit: int, base: str) -> dict[str, Any]:
+        """A paging object; `href`, `next` and `previous` are absolute URLs of this same request."""
+
+        def link(at: int) -> str:
+            return f"{base}{'&' if '?' in base else '?'}offset={at}&limit={limit}"
+
         following = offset + limit
         return {
-            "href": next_base,
-            "items": chunk,
+            "href": link(offset),
+            "items": items[offset:following],
             "limit": limit,
             "offset": offset,
             "total": len(items),
-            "next": f"{next_base}{'&' if '?' in next_base else '?'}offset={following}&limit={limit}"
-            if following < len(items) and next_base
-            else None,
-            "previous": None,
+            "next": link(following) if following < len(items) else None,
+            "previous": link(max(0, offset - limit)) if offset > 0 else None,
         }
 
     def paging_args(self, query: dict[str, str], default: int, maximum: int) -> tuple[int, int]:
@@ -355,38 +455,115 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     # --- the Web API ---
 
+    def user_obj(self, user_id: str) -> dict[str, Any]:
+        name = "Sandbox User" if user_id == SANDBOX_USER else "Someone Else"
+        return {**self.links("user", user_id), "display_name": name}
+
     def me(self, _query: dict[str, str]) -> None:
         if self.authorise().kind != "user":
             raise ApiError(401, "This endpoint needs a user access token")
-        self.send_json(200, {"id": SANDBOX_USER, "display_name": "Sandbox User", "type": "user", "product": "premium"})
+        user = {
+            **self.user_obj(SANDBOX_USER),
+            "country": "DE",
+            "email": "sandbox-user@example.com",
+            "explicit_content": {"filter_enabled": False, "filter_locked": False},
+            "followers": {"href": None, "total": 3},
+            "images": [],
+            "product": "premium",
+        }
+        self.send_json(200, user)
 
     def me_playlists(self, query: dict[str, str]) -> None:
+        """The playlists the user owns or follows (Spotify lists both)."""
         if self.authorise().kind != "user":
             raise ApiError(401, "This endpoint needs a user access token")
         limit, offset = self.paging_args(query, 20, 50)
-        own = [self.playlist_summary(p) for p in self.state.catalogue.playlists.values() if p["owner"] == SANDBOX_USER]
-        self.send_json(200, self.page(own, offset, limit, f"{self.base_url}/v1/me/playlists"))
+        listed = [self.playlist_summary(p) for p in self.state.catalogue.playlists.values()]
+        self.send_json(200, self.page(listed, offset, limit, f"{self.base_url}/v1/me/playlists"))
 
     def me_tracks(self, query: dict[str, str]) -> None:
+        """Saved tracks, newest first."""
         if self.authorise().kind != "user":
             raise ApiError(401, "This endpoint needs a user access token")
         limit, offset = self.paging_args(query, 20, 50)
         saved = sorted(self.state.catalogue.favourites)[:60]
         items = [
-            {"added_at": f"2026-01-{1 + i % 28:02d}T12:00:00Z", "track": self.track_obj(t)} for i, t in enumerate(saved)
+            {"added_at": f"2026-01-{1 + i % 28:02d}T12:{i // 28:02d}:00Z", "track": self.track_obj(t)}
+            for i, t in enumerate(saved)
         ]
+        items.reverse()
         self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/me/tracks"))
 
     def playlist_summary(self, playlist: dict[str, Any]) -> dict[str, Any]:
         key = "tracks" if self.extended else "items"
+        items_href = f"{self.base_url}/v1/playlists/{playlist['id']}/{key}"
         return {
-            "id": playlist["id"],
+            **self.links("playlist", playlist["id"]),
             "name": playlist["name"],
+            "description": "",
+            "collaborative": False,
+            "public": playlist["owner"] != SANDBOX_USER,
+            "images": images(playlist["id"])[:1],
             "snapshot_id": snapshot_id(playlist),
-            "owner": {"id": playlist["owner"]},
-            "type": "playlist",
-            "uri": f"spotify:playlist:{playlist['id']}",
-            key: {"total": len(playlist["track_ids"])},
+            "owner": self.user_obj(playlist["owner"]),
+            key: {"href": items_href, "total": len(self.playlist_entries(playlist))},
+        }
+
+    def playlist_entries(self, playlist: dict[str, Any]) -> list[tuple[str, str | None]]:
+        """(what, added_at) of each entry: as in real playlists, a user's own mixes also hold a local file,
+        a podcast episode, an entry whose track is gone (`null`), a track added twice, and, in old
+        playlists, entries without `added_at`."""
+        entries: list[tuple[str, str | None]] = [(t, "2026-02-01T00:00:00Z") for t in playlist["track_ids"]]
+        if playlist["owner"] == SANDBOX_USER and not playlist.get("favourite") and entries:
+            entries[0] = (entries[0][0], None)
+            entries += [(LOCAL, "2026-02-02T00:00:00Z"), (EPISODE, "2026-02-02T00:00:00Z"), (GONE, None)]
+            entries.append((playlist["track_ids"][-1], "2026-02-03T00:00:00Z"))
+        return entries
+
+    def playlist_entry(self, what: str, added_at: str | None, key: str) -> dict[str, Any]:
+        added_by = None if added_at is None else self.user_obj(SANDBOX_USER)
+        entry: dict[str, Any] = {"added_at": added_at, "added_by": added_by, "is_local": what == LOCAL}
+        if what == GONE:
+            entry[key] = None
+        elif what == LOCAL:
+            entry[key] = local_file()
+        elif what == EPISODE:
+            entry[key] = self.episode_obj()
+        else:
+            entry[key] = self.track_obj(what)
+        return entry
+
+    def episode_obj(self) -> dict[str, Any]:
+        show = {
+            **self.links("show", SHOW_ID),
+            "name": "The Sandbox Podcast",
+            "publisher": "Sandbox",
+            "description": "A podcast in a playlist.",
+            "html_description": "<p>A podcast in a playlist.</p>",
+            "available_markets": MARKETS,
+            "copyrights": [],
+            "explicit": False,
+            "images": images(SHOW_ID),
+            "is_externally_hosted": False,
+            "languages": ["en"],
+            "media_type": "audio",
+            "total_episodes": 1,
+        }
+        return {
+            **self.links("episode", EPISODE_ID),
+            "name": "Episode 1",
+            "description": "An episode.",
+            "html_description": "<p>An episode.</p>",
+            "audio_preview_url": None,
+            "duration_ms": 1_800_000,
+            "explicit": False,
+            "images": images(EPISODE_ID),
+            "is_externally_hosted": False,
+            "is_playable": True,
+            "languages": ["en"],
+            "release_date": "2025",
+            "release_date_precision": "year",
+            "show": show,
         }
 
     def find_playlist(self, playlist_id: str) -> dict[str, Any]:
@@ -395,15 +572,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(404, "Resource not found")
         return playlist
 
-    def check_playlist_access(self, playlist: dict[str, Any]) -> None:
+    def may_read_items(self, playlist: dict[str, Any]) -> bool:
+        """Development mode shows the items of the user's own playlists only, and never to client credentials."""
         token = self.authorise()
-        if not self.extended and (token.kind != "user" or playlist["owner"] != SANDBOX_USER):
-            raise ApiError(403, "Forbidden")
+        return self.extended or (token.kind == "user" and playlist["owner"] == SANDBOX_USER)
 
     def playlist(self, _query: dict[str, str], playlist_id: str) -> None:
+        """A playlist's metadata and its first page of items (only the metadata where items may not be shown)."""
         playlist = self.find_playlist(playlist_id)
-        self.check_playlist_access(playlist)
-        self.send_json(200, self.playlist_summary(playlist))
+        key, entry_key = ("tracks", "track") if self.extended else ("items", "item")
+        obj = {**self.playlist_summary(playlist), "followers": {"href": None, "total": len(playlist["id"]) * 3}}
+        if self.may_read_items(playlist):
+            entries = [self.playlist_entry(w, a, entry_key) for w, a in self.playlist_entries(playlist)]
+            page_size = self.state.limits["playlist_page"]
+            obj[key] = self.page(entries, 0, page_size, f"{self.base_url}/v1/playlists/{playlist_id}/{key}")
+        else:
+            del obj[key]  # metadata only: no items, not even their count
+        self.send_json(200, obj)
 
     def playlist_tracks(self, query: dict[str, str], playlist_id: str) -> None:
         if not self.extended:
@@ -411,17 +596,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.playlist_page(query, playlist_id, "tracks", "track")
 
     def playlist_items(self, query: dict[str, str], playlist_id: str) -> None:
-        if self.extended:
-            raise ApiError(404, "Service not found")
         self.playlist_page(query, playlist_id, "items", "item")
 
     def playlist_page(self, query: dict[str, str], playlist_id: str, path: str, key: str) -> None:
         playlist = self.find_playlist(playlist_id)
-        self.check_playlist_access(playlist)
+        if not self.may_read_items(playlist):
+            raise ApiError(403, "Forbidden")
         maximum = self.state.limits["playlist_page"]
         limit, offset = self.paging_args(query, maximum, maximum)
-        items = [{"added_at": "2026-02-01T00:00:00Z", key: self.track_obj(t)} for t in playlist["track_ids"]]
-        self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/playlists/{playlist_id}/{path}"))
+        entries = [self.playlist_entry(w, a, key) for w, a in self.playlist_entries(playlist)]
+        self.send_json(200, self.page(entries, offset, limit, f"{self.base_url}/v1/playlists/{playlist_id}/{path}"))
 
     def batch(
         self, query: dict[str, str], kind: str, make: Callable[[str], dict[str, Any]], table: dict[str, Any]
@@ -473,11 +657,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.authorise()
         if artist_id not in self.state.catalogue.artists:
             raise ApiError(404, "Resource not found")
-        limit, offset = self.paging_args(query, 20, self.state.limits["artist_albums"])
+        default = 5 if not self.extended else 20  # development mode: default 5, at most 10
+        limit, offset = self.paging_args(query, default, self.state.limits["artist_albums"])
         albums = [
-            self.album_ref(a) for a, album in self.state.catalogue.albums.items() if artist_id in album["artist_ids"]
+            {**self.album_ref(a), "album_group": "album"}
+            for a, album in self.state.catalogue.albums.items()
+            if artist_id in album["artist_ids"]
         ]
-        self.send_json(200, self.page(albums, offset, limit, f"{self.base_url}/v1/artists/{artist_id}/albums"))
+        base = f"{self.base_url}/v1/artists/{artist_id}/albums"
+        if "include_groups" in query:
+            base += f"?{urlencode({'include_groups': query['include_groups']})}"
+        self.send_json(200, self.page(albums, offset, limit, base))
 
     def album_tracks(self, query: dict[str, str], album_id: str) -> None:
         self.authorise()
@@ -489,13 +679,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/albums/{album_id}/tracks"))
 
     def search(self, query: dict[str, str]) -> None:
+        """Tracks, albums and artists matching `q` with Spotify's filters (see `search_catalogue`)."""
         self.authorise()
-        limit, offset = self.paging_args(query, 10, self.state.limits["search"])
-        if offset + limit > 1000 or query.get("type", "track") != "track":
-            raise ApiError(400, "Invalid search")
-        found = search_tracks(self.state.catalogue, query.get("q", ""))
-        base = f"{self.base_url}/v1/search?{urlencode({'q': query.get('q', ''), 'type': 'track'})}"
-        self.send_json(200, {"tracks": self.page([self.track_obj(t) for t in found], offset, limit, base)})
+        default = 5 if not self.extended else 20
+        limit, offset = self.paging_args(query, default, self.state.limits["search"])
+        kinds = [k for k in query.get("type", "").split(",") if k]
+        if not query.get("q") or not kinds or offset + limit > 1000 or not set(kinds) <= {"track", "album", "artist"}:
+            raise ApiError(400, "Bad search request: q and a type of track, album or artist are needed")
+        found = search_catalogue(self.state.catalogue, query["q"])
+        base = f"{self.base_url}/v1/search?{urlencode({'q': query['q'], 'type': query['type']})}"
+        make = {"track": self.track_obj, "album": self.album_ref, "artist": self.artist_obj}
+        self.send_json(
+            200, {f"{kind}s": self.page([make[kind](i) for i in found[kind]], offset, limit, base) for kind in kinds}
+        )
 
     def reccobeats(self, query: dict[str, str]) -> None:
         catalogue = self.state.catalogue
@@ -558,20 +754,75 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.send_json(200, {"snapshot_id": snapshot_id(playlist), "tracks": len(playlist["track_ids"])})
 
 
-def search_tracks(catalogue: Catalogue, q: str) -> list[str]:
-    """Track ids matching a query: `tag:new` (the newest albums' tracks), else words in a track's name,
-    its artists' names or genres."""
-    if q.strip().startswith("tag:new"):
-        newest = sorted(catalogue.albums.values(), key=lambda a: a["release_date"], reverse=True)[:20]
-        return [t for album in newest for t in album["track_ids"]]
-    words = [w for w in re.split(r"\W+", q.lower()) if w]
-    found = []
-    for tid, track in catalogue.tracks.items():
-        artists = [catalogue.artists[a] for a in track["artist_ids"]]
-        text = " ".join([track["name"], *(a["name"] for a in artists), *(g for a in artists for g in a["genres"])])
-        if words and all(w in text.lower() for w in words):
-            found.append(tid)
-    return found
+FILTER = re.compile(r'(tag|genre|year|artist|album|track|isrc):("[^"]*"|\S+)', re.IGNORECASE)
+
+
+def search_catalogue(catalogue: Catalogue, q: str) -> dict[str, list[str]]:
+    """Ids of the tracks, albums and artists matching a query, as Spotify reads it: free words match names
+    (and genres); `artist:`, `album:`, `track:`, `year:` (a year or a range `1990-1999`), `genre:` and
+    `isrc:` filter tracks; `tag:new` (the albums of the last weeks: here the 20 newest) and
+    `tag:hipster` filter **albums only**: a track or artist search with a tag finds nothing."""
+    filters: dict[str, str] = {}
+    for key, value in FILTER.findall(q):
+        filters[key.lower()] = value.strip('"').lower()
+    words = [w for w in re.split(r"\W+", FILTER.sub(" ", q).lower()) if w]
+    if not words and not filters:
+        return {"track": [], "album": [], "artist": []}
+
+    def year_ok(released: str) -> bool:
+        if "year" not in filters:
+            return True
+        low, _, high = filters["year"].partition("-")
+        return low <= released[:4] <= (high or low)
+
+    def text_ok(text: str) -> bool:
+        return all(w in text.lower() for w in words)
+
+    def artists_of(ids: list[str]) -> list[dict[str, Any]]:
+        return [catalogue.artists[a] for a in ids]
+
+    tagged: set[str] | None = None
+    if filters.get("tag") == "new":
+        newest = sorted(catalogue.albums, key=lambda a: catalogue.albums[a]["release_date"], reverse=True)[:20]
+        tagged = set(newest)
+    elif "tag" in filters:  # tag:hipster: the albums with the lowest popularity
+        tagged = {a for a, album in catalogue.albums.items() if album["popularity"] < 10}
+    albums = [
+        a
+        for a, album in catalogue.albums.items()
+        if (tagged is None or a in tagged)
+        and year_ok(album["release_date"])
+        and text_ok(" ".join([album["name"], *(x["name"] for x in artists_of(album["artist_ids"]))]))
+        and filters.get("album", "") in album["name"].lower()
+        and all(filters.get("artist", "") in x["name"].lower() for x in artists_of(album["artist_ids"])[:1])
+        and not {"genre", "isrc", "track"} & set(filters)
+    ]
+    tracks: list[str] = []
+    artists: list[str] = []
+    if tagged is None:
+        for tid, track in catalogue.tracks.items():
+            album = catalogue.albums[track["album_id"]]
+            credited = artists_of(track["artist_ids"])
+            genres = {g for x in credited for g in x["genres"]}
+            if (
+                year_ok(album["release_date"])
+                and text_ok(" ".join([track["name"], *(x["name"] for x in credited), *genres]))
+                and filters.get("track", "") in track["name"].lower()
+                and filters.get("album", "") in album["name"].lower()
+                and (not filters.get("artist") or any(filters["artist"] in x["name"].lower() for x in credited))
+                and (not filters.get("genre") or filters["genre"] in genres)
+                and (not filters.get("isrc") or filters["isrc"] == track["isrc"].lower())
+            ):
+                tracks.append(tid)
+        artists = [
+            a
+            for a, artist in catalogue.artists.items()
+            if text_ok(" ".join([artist["name"], *artist["genres"]]))
+            and (not filters.get("genre") or filters["genre"] in artist["genres"])
+            and filters.get("artist", "") in artist["name"].lower()
+            and not {"year", "album", "track", "isrc"} & set(filters)
+        ]
+    return {"track": tracks, "album": albums, "artist": artists}
 
 
 H = SandboxHandler

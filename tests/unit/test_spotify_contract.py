@@ -1,0 +1,179 @@
+"""The sandbox against the Web API's published description (../shared/spotify-openapi/, via tests.support.openapi).
+
+Every endpoint the sandbox serves is called over real HTTP in both generations, and each answer (status,
+headers, body: objects, paging with absolute links, errors) is validated by openapi-core against the
+matching file: development-2026-05-31.yml for a 2026 app, extended-2025-10-03.yml for the pre-2026 shape.
+In development mode exactly the field removals of REFERENCE.md §4 are allowed, nothing else. The accounts
+service (token answers) is not in the description: its answers are checked against RFC 6749 §5.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from producers.sandbox.server import SandboxServer
+from tests.support.openapi import (
+    ContractChecker,
+    DEVELOPMENT_REMOVALS,
+    assert_token_answer,
+    contract_checker,
+    pkce_login,
+)
+
+GENERATIONS = ("development", "extended")
+
+
+@pytest.fixture(scope="module", params=GENERATIONS)
+def checked(request: pytest.FixtureRequest) -> Iterator[tuple[SandboxServer, ContractChecker]]:
+    from producers.sandbox.catalogue import CatalogueSize, generate_catalogue
+    from producers.sandbox.server import SandboxState
+
+    from tests.support.spotify import SMALL_CATALOGUE
+
+    generation = request.param
+    server = SandboxServer(SandboxState(generate_catalogue(5, CatalogueSize(**SMALL_CATALOGUE)), generation))
+    server.start_in_thread()
+    yield server, contract_checker(server, generation)
+    server.shutdown()
+    server.server_close()
+
+
+def user_token(server: SandboxServer) -> str:
+    return pkce_login(server)["access_token"]
+
+
+def client_token(server: SandboxServer) -> str:
+    answer = requests.post(
+        f"{server.url}/api/token",
+        data={"grant_type": "client_credentials"},
+        auth=(server.state.client_id, server.state.client_secret),
+        timeout=10,
+    )
+    assert_token_answer(answer, refresh=False)
+    return str(answer.json()["access_token"])
+
+
+def mixed_playlist(server: SandboxServer) -> str:
+    """The user's own playlist that holds local files, an episode and a null item besides tracks."""
+    return next(
+        p for p, v in server.state.catalogue.playlists.items() if v["owner"] == "sandbox-user" and not v["favourite"]
+    )
+
+
+def calls(server: SandboxServer, generation: str) -> list[tuple[str, str]]:
+    """(token kind, path and query) of every endpoint the sandbox serves, with its ids from the catalogue."""
+    catalogue = server.state.catalogue
+    track = next(iter(catalogue.tracks))
+    artist = next(iter(catalogue.artists))
+    album = next(iter(catalogue.albums))
+    owned = mixed_playlist(server)
+    foreign = next(p for p, v in catalogue.playlists.items() if v["owner"] != "sandbox-user")
+    paths = [
+        ("user", "/v1/me"),
+        ("user", "/v1/me/playlists?limit=5"),
+        ("user", "/v1/me/playlists?limit=5&offset=5"),
+        ("user", "/v1/me/tracks?limit=10"),
+        ("user", "/v1/me/tracks?limit=10&offset=10"),
+        ("user", f"/v1/playlists/{owned}"),
+        ("user", f"/v1/playlists/{foreign}"),
+        ("client", f"/v1/playlists/{owned}"),
+        ("user", f"/v1/playlists/{owned}/items?limit=20"),
+        *(("user", f"/v1/playlists/{owned}/items?limit=20&offset={at}") for at in range(20, 400, 20)),
+        ("user", f"/v1/tracks/{track}"),
+        ("client", f"/v1/artists/{artist}"),
+        ("client", f"/v1/artists/{artist}/albums"),
+        ("client", f"/v1/artists/{artist}/albums?limit=2&offset=1"),
+        ("client", f"/v1/albums/{album}"),
+        ("client", f"/v1/albums/{album}/tracks?limit=2"),
+        ("client", "/v1/search?q=love&type=track&limit=5"),
+        ("client", "/v1/search?q=genre:jazz&type=track&limit=5&offset=5"),
+        ("client", "/v1/search?q=tag:new&type=album&limit=5"),
+        ("client", "/v1/search?q=year:2020-2026&type=track,album"),
+    ]
+    if generation == "extended":
+        ids = ",".join(list(catalogue.tracks)[:3])
+        paths += [
+            ("user", f"/v1/playlists/{owned}/tracks?limit=30"),
+            ("user", f"/v1/playlists/{foreign}/tracks"),
+            ("client", f"/v1/tracks?ids={ids}"),
+            ("client", f"/v1/artists?ids={','.join(list(catalogue.artists)[:3])}"),
+            ("client", f"/v1/albums?ids={','.join(list(catalogue.albums)[:2])}"),
+            ("client", f"/v1/audio-features?ids={ids}"),
+        ]
+    return paths
+
+
+def test_every_answer_of_every_endpoint_validates(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, checker = checked
+    tokens = {"user": user_token(server), "client": client_token(server)}
+    statuses: dict[str, int] = {}
+    for kind, path in calls(server, checker.generation):
+        answer = checker.get(path, tokens[kind])
+        statuses[f"{kind} {path}"] = answer.status_code
+    assert set(statuses.values()) == {200}, {k: v for k, v in statuses.items() if v != 200}
+    assert checker.validated >= 20
+
+
+def test_paging_links_are_absolute_and_walk_both_ways(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, checker = checked
+    token = user_token(server)
+    owned = next(p for p, v in server.state.catalogue.playlists.items() if v["owner"] == "sandbox-user")
+    first = checker.get(f"/v1/playlists/{owned}/items?limit=10", token).json()
+    assert first["next"] and first["next"].startswith(server.url)
+    second = checker.get_url(first["next"], token).json()
+    assert second["offset"] == 10 and second["previous"].startswith(server.url)
+    back = checker.get_url(second["previous"], token).json()
+    assert [i["item"]["id"] for i in back["items"] if i["item"]] == [i["item"]["id"] for i in first["items"] if i["item"]]
+
+
+def test_error_answers_validate(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, checker = checked
+    token = client_token(server)
+    assert checker.get("/v1/tracks/0000000000000000000000", token).status_code == 404
+    assert checker.get("/v1/me", "not-a-token").status_code == 401
+    assert checker.get("/v1/search?q=x&type=track&limit=51", token).status_code == 400
+    if checker.generation == "development":
+        assert checker.get("/v1/artists/x/albums?limit=11", token).status_code in (400, 404)
+        assert checker.get("/v1/tracks?ids=a,b", token).status_code == 403
+        owned = next(iter(server.state.catalogue.playlists))
+        assert checker.get(f"/v1/playlists/{owned}/items", token).status_code == 403
+    requests.post(f"{server.url}/_sandbox/faults", json={"rate_limit": 1, "retry_after": 7}, timeout=10)
+    limited = checker.get("/v1/search?q=love&type=track", token)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "7"
+
+
+def test_development_answers_omit_exactly_the_removed_fields(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, checker = checked
+    token = client_token(server)
+    track = checker.get(f"/v1/tracks/{next(iter(server.state.catalogue.tracks))}", token).json()
+    artist = checker.get(f"/v1/artists/{next(iter(server.state.catalogue.artists))}", token).json()
+    album = checker.get(f"/v1/albums/{next(iter(server.state.catalogue.albums))}", token).json()
+    served = {"track": set(track), "artist": set(artist), "album": set(album)}
+    removed = {kind: set(fields) for kind, fields in DEVELOPMENT_REMOVALS.items()}
+    if checker.generation == "development":
+        assert all(not served[kind] & removed[kind] for kind in served), served
+        assert {"external_ids", "external_urls", "href", "disc_number", "is_local"} <= served["track"]
+    else:
+        assert all(removed[kind] - {"linked_from"} <= served[kind] for kind in served), served
+
+
+def test_token_answers(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, _ = checked
+    first = pkce_login(server)
+    assert first["refresh_token"] and first["scope"]
+    refreshed = requests.post(
+        f"{server.url}/api/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": server.state.client_id},
+        timeout=10,
+    )
+    assert_token_answer(refreshed, refresh=True)
+    assert refreshed.json()["refresh_token"] != first["refresh_token"]  # rotated
+    again = requests.post(
+        f"{server.url}/api/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": server.state.client_id},
+        timeout=10,
+    )
+    assert again.status_code == 400
+    assert again.json() == {"error": "invalid_grant", "error_description": "Refresh token revoked"}
+
