@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="which Web API to imitate (default development, the 2026 one)",
     )
     sandbox.add_argument("--seed", type=int, default=42, help="seed of the generated catalogue (default 42)")
+    sandbox.add_argument(
+        "--redirect-uri",
+        action="append",
+        metavar="URI",
+        help="a redirect URI registered for the app, matched exactly as Spotify does (repeatable; default "
+        "http://127.0.0.1:8888/callback; `localhost` is refused as on Spotify)",
+    )
     for name, default in (
         ("tracks", 2000),
         ("artists", 200),
@@ -113,7 +120,9 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
         token_ttl=args.token_ttl,
     )
     try:
-        server = SandboxServer(SandboxState(catalogue, args.generation, faults=faults), args.host, args.port)
+        state = SandboxState(catalogue, args.generation, faults=faults)
+        state.redirect_uris = args.redirect_uri or state.redirect_uris
+        server = SandboxServer(state, args.host, args.port)
     except OSError as exc:
         from pipeline_runtime.errors import SetupError  # noqa: PLC0415
 

@@ -24,13 +24,27 @@ from producers.spotify import http_session, user_auth
 log = logging.getLogger(__name__)
 
 
+def check_redirect_uri(redirect_uri: str) -> Any:
+    """The parts of a redirect URI Spotify accepts for a local login: a loopback literal with a port."""
+    target = urlsplit(redirect_uri)
+    if target.hostname == "localhost":
+        raise SetupError(
+            f"Spotify refuses the redirect URI {redirect_uri} (INVALID_CLIENT: Insecure redirect URI; `localhost` "
+            "is not allowed since 2025-11-27): set PRODUCER_REDIRECT_URI=http://127.0.0.1:8888/callback and "
+            "register exactly that URI in your app's settings on developer.spotify.com."
+        )
+    if target.scheme != "http" or target.hostname not in ("127.0.0.1", "::1") or not target.port:
+        raise SetupError(
+            f"The redirect URI {redirect_uri} must be a loopback address with a port, "
+            "http://127.0.0.1:PORT/... or http://[::1]:PORT/..., registered exactly in your app's settings: "
+            "set PRODUCER_REDIRECT_URI."
+        )
+    return target
+
+
 def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str:
     """Serve one request on the redirect URI's host and port; return the `code` it carries."""
-    target = urlsplit(redirect_uri)
-    if target.hostname not in ("127.0.0.1", "localhost", "::1") or not target.port:
-        raise SetupError(
-            f"The redirect URI {redirect_uri} must be http://127.0.0.1:PORT/...: set PRODUCER_REDIRECT_URI."
-        )
+    target = check_redirect_uri(redirect_uri)
     result: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -71,6 +85,7 @@ def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str
 
 def login(settings: ProducerSettings, open_browser: bool, timeout: float) -> str:
     """Run the PKCE flow; returns the display name of the user who logged in."""
+    check_redirect_uri(settings.redirect_uri)
     session = http_session(settings, Counter())
     auth = user_auth(settings, session)
     auth.get_pkce_handshake_parameters()

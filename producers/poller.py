@@ -31,7 +31,14 @@ from producers.events import (
 )
 from producers.publish import DeliveryFailed, Publisher
 from producers.settings import ProducerSettings
-from producers.spotify import RateLimited, ServiceUnavailable, SpotifyApi, endpoint_of, parse_id
+from producers.spotify import (
+    RateLimited,
+    ServiceUnavailable,
+    SpotifyApi,
+    endpoint_of,
+    is_album_search,
+    parse_id,
+)
 from producers.state import Changes, PollState
 
 log = logging.getLogger(__name__)
@@ -175,8 +182,13 @@ class Poller:
         units: list[tuple[str, Callable[[], None]]] = []
         playlists = [parse_id("playlist", p) for p in self.settings.playlists]
         if self.api.user and self.settings.include_my_playlists:
-            playlists += [p["id"] for p in self.api.my_playlists() if p["id"] not in playlists]
+            for listed in self.api.my_playlists():
+                if self.api.items_hidden(listed):  # followed, not owned: known from the listing, no request
+                    self.api.skip_unreadable(listed)
+                elif listed["id"] not in playlists:
+                    playlists.append(listed["id"])
         playlists += [p for p in self.favourites if p not in playlists]
+        playlists = [p for p in playlists if p not in self.api.unreadable]
         units += [(f"playlist {p}", partial(self.poll_playlist, p)) for p in playlists]
         if self.api.user and self.settings.include_saved_tracks:
             units.append(("saved tracks", self.poll_saved_tracks))
@@ -236,6 +248,7 @@ class Poller:
         if snapshot and snapshot == self.state.snapshot(playlist_id):
             self.report.unchanged_playlists += 1
             return
+        skipped_before = Counter(self.api.skipped)
         tracks = self.api.playlist_tracks(playlist_id)
         favourite = playlist_id in self.favourites
         new_members = {t["id"] for t in tracks}
@@ -258,8 +271,14 @@ class Poller:
             playlists=[(playlist_id, snapshot, meta.get("name"), favourite)], members={playlist_id: new_members}
         )
         self.emitter.emit(events + self.enrich(tracks, changes), changes)
+        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted((self.api.skipped - skipped_before).items()))
         log.info(
-            "playlist %r: %d track(s), %d added, %d removed", meta.get("name"), len(tracks), len(added), len(removed)
+            "playlist %r: %d track(s), %d added, %d removed%s",
+            meta.get("name"),
+            len(tracks),
+            len(added),
+            len(removed),
+            f"; skipped {skipped} (not catalogue tracks)" if skipped else "",
         )
 
     def poll_saved_tracks(self) -> None:
@@ -281,11 +300,19 @@ class Poller:
         self.emitter.emit(events + self.enrich([t for _, t in saved], changes), changes)
 
     def poll_search(self, query: str) -> None:
+        """A track search; or, with `tag:new`/`tag:hipster` (album filters only), an album search whose albums'
+        tracks are published."""
+        if is_album_search(query):
+            self.poll_albums(self.api.search(query, self.settings.search_max_results, kind="album"))
+            return
         changes = Changes()
         self.emitter.emit(self.enrich(self.api.search(query, self.settings.search_max_results), changes), changes)
 
     def poll_artist(self, artist_id: str) -> None:
-        albums = self.api.artist_albums(artist_id)
+        self.poll_albums(self.api.artist_albums(artist_id))
+
+    def poll_albums(self, albums: list[dict[str, Any]]) -> None:
+        """The tracks of albums not fetched within the artist TTL."""
         fresh = self.state.fresh("album", [a["id"] for a in albums], self.settings.artist_ttl_seconds)
         for album in albums:
             if album["id"] in fresh or self.stop.is_set():

@@ -6,12 +6,14 @@ schedules the wait instead of sleeping inside a call. A removed endpoint's 403/4
 capability off with one warning. ReccoBeats (keyless audio features) is reached the same way.
 """
 
+import fcntl
 import json
 import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -76,6 +78,14 @@ class LoginExpired(SetupError):
     pass
 
 
+ALBUM_FILTERS = re.compile(r"\btag:(new|hipster)\b", re.IGNORECASE)
+
+
+def is_album_search(query: str) -> bool:
+    """`tag:new` and `tag:hipster` filter album searches only: a track search with them finds nothing useful."""
+    return bool(ALBUM_FILTERS.search(query))
+
+
 def parse_id(kind: str, reference: str) -> str:
     """A base-62 id from an id, a `spotify:kind:id` URI or an open.spotify.com URL."""
     text = reference.strip()
@@ -105,11 +115,29 @@ class TokenFile(CacheHandler):  # type: ignore[misc]
         return token
 
     def save_token_to_cache(self, token_info: dict[str, Any]) -> None:
+        """Atomically (a temp file, 0600, then a rename): Spotify revokes the old refresh token when it hands
+        out a new one, so a torn or lost write would lock the user out."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(descriptor, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             json.dump(token_info, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.path)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock shared by every process using this token file (the producer, a second one,
+        `login`): one refresh at a time, and each sees the token the last one wrote."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def http_session(settings: ProducerSettings, counter: Counter[str]) -> requests.Session:
@@ -141,6 +169,18 @@ def http_session(settings: ProducerSettings, counter: Counter[str]) -> requests.
 
 class StoredLogin(SpotifyPKCE):  # type: ignore[misc]
     """PKCE with the login kept by `python -m producers login`; never falls back to asking on stdin."""
+
+    def refresh_access_token(self, refresh_token: str) -> dict[str, Any]:
+        """Refresh under the token file's lock. Spotify rotates refresh tokens: when another process already
+        used this one, its successor is in the file, and so is a fresh access token to use as it is."""
+        with self.cache_handler.locked():
+            stored = self.cache_handler.get_cached_token()
+            if stored and stored.get("refresh_token") and stored["refresh_token"] != refresh_token:
+                if not self.is_token_expired(stored):
+                    return stored
+                refresh_token = stored["refresh_token"]
+            token: dict[str, Any] = super().refresh_access_token(refresh_token)
+            return token
 
     def get_authorization_code(self, response: Any = None) -> str:
         raise LoginExpired(
@@ -193,6 +233,8 @@ class SpotifyApi:
     generation: Generation = "development"
     disabled: set[str] = field(default_factory=set)
     unreadable: set[str] = field(default_factory=set)
+    skipped: Counter[str] = field(default_factory=Counter)  # playlist entries that are not catalogue tracks
+    user_id: str | None = None
 
     def __post_init__(self) -> None:
         self.session = http_session(self.settings, self.counter)
@@ -248,6 +290,12 @@ class SpotifyApi:
             cache.token_info = None
 
     def _oauth_problem(self, exc: SpotifyOauthError) -> Exception:
+        if exc.error == "invalid_grant" and "revoked" in str(exc.error_description or "").lower():
+            return LoginExpired(
+                "Spotify revoked the saved login's refresh token (invalid_grant): another process or a copy of "
+                "the token file refreshed it. Log in again with `python -m producers login`, and let one "
+                "DATA_DIR's processes share one token file."
+            )
         if exc.error == "invalid_grant":
             return LoginExpired(
                 "Spotify no longer accepts the saved login (invalid_grant; logins expire after 6 months): "
@@ -319,33 +367,87 @@ class SpotifyApi:
 
     # --- playlists ---
 
+    def my_id(self) -> str | None:
+        """The logged-in user's id (one request per process), None with client credentials."""
+        if not self.user:
+            return None
+        if self.user_id is None:
+            self.user_id = str(self.get("me")["id"])
+        return self.user_id
+
+    def items_hidden(self, playlist: dict[str, Any]) -> bool:
+        """Whether this app may not read the playlist's items, known from its metadata or its entry in
+        /me/playlists: in development mode only the user's own playlists and those they collaborate on."""
+        if self.generation == "extended":
+            return False
+        if not self.user:
+            return True
+        owner = (playlist.get("owner") or {}).get("id")
+        return not playlist.get("collaborative") and owner is not None and owner != self.my_id()
+
+    def skip_unreadable(self, playlist: dict[str, Any]) -> None:
+        """Say once, in one line, why a playlist's items cannot be read and what to do; it is not asked for again."""
+        playlist_id = str(playlist["id"])
+        if playlist_id in self.unreadable:
+            return
+        self.unreadable.add(playlist_id)
+        if not self.user:
+            log.warning(
+                "playlist %s: a development-mode app reads playlist items only with a user login, and only for "
+                "the user's own playlists: run `python -m producers login`; skipped",
+                playlist_id,
+            )
+            return
+        log.warning(
+            "playlist %s (%r, owned by %s) is followed, not owned: a development-mode app may not read its items. "
+            "Copy its tracks into a playlist you own, or ask Spotify for extended quota; skipped from now on",
+            playlist_id,
+            playlist.get("name"),
+            (playlist.get("owner") or {}).get("id"),
+        )
+
     def playlist_meta(self, playlist_id: str) -> dict[str, Any] | None:
-        """id, name, snapshot_id and owner: one small request. None where this app may not read it."""
+        """id, name, snapshot_id, owner and collaborative: one small request. None where this app may not
+        read the items (said once; not asked for again)."""
         try:
-            return self.get(f"playlists/{playlist_id}", fields="id,name,snapshot_id,owner(id)")
+            meta = self.get(f"playlists/{playlist_id}", fields="id,name,snapshot_id,owner(id),collaborative")
         except SpotifyException as exc:
             if exc.http_status in (403, 404):
                 if playlist_id not in self.unreadable:  # said once; it is skipped quietly after that
                     self.unreadable.add(playlist_id)
                     log.warning(
-                        "playlist %s is not readable (%d): in development mode only playlists the logged-in "
-                        "user owns or collaborates on are; skipped",
+                        "playlist %s is not readable (%d): %s; skipped",
                         playlist_id,
                         exc.http_status,
+                        "it does not exist or is private"
+                        if exc.http_status == 404
+                        else "in development mode only playlists the logged-in user owns or collaborates on are",
                     )
                 return None
             raise
+        if self.items_hidden(meta):
+            self.skip_unreadable({"id": playlist_id, **meta})
+            return None
+        return meta
 
     def playlist_tracks(self, playlist_id: str) -> list[dict[str, Any]]:
-        """Every track of a playlist: /tracks pages of 100 ('track') or, in 2026, /items pages of 50 ('item')."""
+        """Every track of a playlist, each once: /tracks pages of 100 ('track') or, in 2026, /items pages of
+        50 ('item'). Podcast episodes, local files and entries whose track is gone are skipped and counted
+        in `skipped`."""
         path, key = ("tracks", "track") if self.generation == "extended" else ("items", "item")
         first = self.get(f"playlists/{playlist_id}/{path}", limit=self.batch["playlist_page"])
-        tracks = []
+        tracks: dict[str, dict[str, Any]] = {}
         for entry in self.pages(first):
             track = entry.get(key) or entry.get("track")
-            if track and track.get("id") and track.get("type", "track") == "track":
-                tracks.append(track)
-        return tracks
+            if not track:
+                self.skipped["gone"] += 1
+            elif entry.get("is_local") or track.get("is_local"):
+                self.skipped["local file"] += 1
+            elif track.get("type", "track") != "track":
+                self.skipped[str(track.get("type"))] += 1
+            elif track.get("id"):
+                tracks.setdefault(track["id"], track)
+        return list(tracks.values())
 
     def my_playlists(self) -> list[dict[str, Any]]:
         return list(self.pages(self.get("me/playlists", limit=50)))
@@ -380,15 +482,17 @@ class SpotifyApi:
                 found.append(self.get(f"{kind}/{one}"))
         return found
 
-    def search(self, query: str, max_results: int) -> list[dict[str, Any]]:
+    def search(self, query: str, max_results: int, kind: str = "track") -> list[dict[str, Any]]:
+        """Up to `max_results` tracks (or albums: `kind="album"`) matching `query`, page by page."""
         size = self.batch["search"]
         found: list[dict[str, Any]] = []
         offset = 0
         while len(found) < max_results and offset < 1000:
-            page = self.get("search", q=query, type="track", limit=min(size, max_results - len(found)), offset=offset)
-            items = page["tracks"]["items"]
+            limit = min(size, max_results - len(found))
+            page = self.get("search", q=query, type=kind, limit=limit, offset=offset)[f"{kind}s"]
+            items = page["items"]
             found.extend(t for t in items if t and t.get("id"))
-            if not page["tracks"].get("next") or not items:
+            if not page.get("next") or not items:
                 break
             offset += len(items)
         return found

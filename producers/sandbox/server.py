@@ -314,17 +314,24 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.send_json(200, {**state.issue_token("user"), "refresh_token": refresh, "scope": pending[2]})
             return
         if grant == "refresh_token":
-            scope = state.refresh_tokens.get(form.get("refresh_token", ""))
-            if state.faults.invalid_grant or scope is None:
-                self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
-                return
-            # as Spotify answers a PKCE refresh: a new refresh token, and the old one is revoked
-            del state.refresh_tokens[form["refresh_token"]]
-            rotated = secrets.token_urlsafe(24)
-            state.refresh_tokens[rotated] = scope
-            self.send_json(200, {**state.issue_token("user"), "refresh_token": rotated, "scope": scope})
+            self.refresh(form)
             return
         self.send_json(400, {"error": "unsupported_grant_type"})
+
+    def refresh(self, form: dict[str, str]) -> None:
+        """A PKCE refresh, as Spotify answers it: a new access token and a new refresh token; the old refresh
+        token is revoked (a second use: 400 invalid_grant "Refresh token revoked")."""
+        state = self.state
+        scope = state.refresh_tokens.pop(form.get("refresh_token", ""), None)
+        if state.faults.invalid_grant:  # the login expired (6 months after it was given)
+            self.send_json(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"})
+            return
+        if scope is None:  # used before: rotated away and revoked
+            self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
+            return
+        rotated = secrets.token_urlsafe(24)
+        state.refresh_tokens[rotated] = scope
+        self.send_json(200, {**state.issue_token("user"), "refresh_token": rotated, "scope": scope})
 
     def authorize(self, query: dict[str, str]) -> None:
         """Approves at once: redirects to redirect_uri with a code bound to the PKCE challenge."""

@@ -112,13 +112,23 @@ def test_development_app_with_login(
     sandbox_stats(server, reset=True)
     with caplog.at_level(logging.INFO):
         first = producer.poller.poll_once()
-        first_poll_requests = sum(sandbox_stats(server).values())
-        producer.poller.poll_once()
+        stats = sandbox_stats(server, reset=True)
+        first_poll_requests = sum(stats.values())
+        second = producer.poller.poll_once()
+        second_stats = sandbox_stats(server)
 
     own = readable_playlists(server, "development")
     assert len(own) < len(catalogue.playlists), "the catalogue has playlists of other users"
+    assert first.failed_units == 0 and second.failed_units == 0
+    # Unchanged: one request per owned playlist, none for the followed ones of other users (reported once).
+    assert second_stats == {"me/playlists": 1, "playlists/{id}": len(own)}, second_stats
+    assert stats["playlists/{id}/items"] == sum(1 + (len(p["track_ids"]) + 3) // 50 for p in own.values())
     expected_tracks = {t for p in own.values() for t in p["track_ids"]}
     events = events_by_topic(settings)
+    membership = Counter(
+        (e["payload"]["playlist_id"], e["payload"]["track_id"]) for e in events["topic_playlist_membership"]
+    )
+    assert set(membership.values()) == {1} and set(membership) == {(p, t) for p in own for t in own[p]["track_ids"]}
     tracks = {e["key"]: e["payload"] for e in events["topic_tracks"]}
     assert set(tracks) == expected_tracks
     assert all(t["popularity"] is None for t in tracks.values()), "development mode has no popularity"
@@ -133,11 +143,13 @@ def test_development_app_with_login(
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert sum("audio-features" in w for w in warnings) == 1, "a removed endpoint is reported once"
-    assert sandbox_stats(server)["audio-features"] == 1, "and never asked again"
+    assert stats["audio-features"] == 1 and "audio-features" not in second_stats, "and never asked again"
     for pid in set(catalogue.playlists) - set(own):
-        assert sum(pid in w for w in warnings) == 1
+        assert sum(pid in w and "followed, not owned" in w for w in warnings) == 1
+    mixes = [p for p in own.values() if not p["favourite"]]
+    skipped = [r.getMessage() for r in caplog.records if "skipped 1 episode, 1 gone, 1 local file" in r.getMessage()]
+    assert mixes and len(skipped) == len(mixes), "episodes, local files and null entries: skipped and counted"
 
-    stats = sandbox_stats(server)
     assert first.requests == first_poll_requests
     print(
         f"\ndevelopment: {first_poll_requests} requests for {len(expected_tracks)} new tracks "
@@ -329,7 +341,7 @@ def test_searches_artists_and_saved_tracks(
         playlists=[],
         favourite_playlists=[],
         include_my_playlists=False,
-        search_queries=["tag:new"],
+        search_queries=["genre:pop", "tag:new"],  # a track search with a filter, and an album search
         search_max_results=25,
         artists=[f"spotify:artist:{artist}"],
     )
@@ -338,14 +350,18 @@ def test_searches_artists_and_saved_tracks(
     sandbox_stats(server, reset=True)
     producer.poller.poll_once()
     stats = sandbox_stats(server, reset=True)
-    assert stats["search"] == (3 if generation == "development" else 1), "10 results a call in development mode"
-    albums = [a for a in catalogue.albums.values() if artist in a["artist_ids"]]
-    assert stats["albums/{id}/tracks"] == len(albums)
-    saved = sorted(catalogue.favourites)[:60]
-    expected = set(saved) | {t for a in albums for t in a["track_ids"]}
-    from producers.sandbox.server import search_tracks
+    from producers.sandbox.server import search_catalogue
 
-    expected |= set(search_tracks(catalogue, "tag:new")[:25])
+    pop = search_catalogue(catalogue, "genre:pop")["track"][:25]
+    new_albums = search_catalogue(catalogue, "tag:new")["album"][:25]
+    assert len(pop) == 25 and len(new_albums) == 20
+    # 10 results a call in development mode: 3 calls for 25 tracks, 2 for 20 albums
+    assert stats["search"] == (5 if generation == "development" else 2)
+    albums = [a for a in catalogue.albums.values() if artist in a["artist_ids"]]
+    assert stats["albums/{id}/tracks"] == len({a["id"] for a in albums} | set(new_albums))
+    saved = sorted(catalogue.favourites)[:60]
+    expected = set(saved) | {t for a in albums for t in a["track_ids"]} | set(pop)
+    expected |= {t for a in new_albums for t in catalogue.albums[a]["track_ids"]}
     tracks = read_topic(bootstrap_servers, settings.topic_tracks)
     assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
     album_track = next(e["payload"] for e in tracks if e["key"] == albums[0]["track_ids"][0])

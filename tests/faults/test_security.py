@@ -189,13 +189,9 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
     server.state.client_secret = secret
     data_dir = tmp_path / "data"
     token_file = data_dir / "state" / "spotify-token.json"
-    env = fault_env(
-        server,
-        data_dir,
-        bootstrap_servers,
-        LOG_LEVEL="DEBUG",
-        PRODUCER_REDIRECT_URI=f"http://127.0.0.1:{free_port()}/callback",
-    )
+    redirect_uri = f"http://127.0.0.1:{free_port()}/callback"
+    server.state.redirect_uris.append(redirect_uri)  # registered in the app's settings, exactly
+    env = fault_env(server, data_dir, bootstrap_servers, LOG_LEVEL="DEBUG", PRODUCER_REDIRECT_URI=redirect_uri)
     outputs = []
     login = start_module("producers", "login", "--no-browser", "--timeout", "60", env=env, cwd=tmp_path)
     try:

@@ -373,7 +373,7 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
         data_dir,
         bootstrap_servers,
         PRODUCER_API_GENERATION="development",
-        PRODUCER_SEARCH_QUERIES="tag:new",
+        PRODUCER_SEARCH_QUERIES="genre:pop",
         PRODUCER_SEARCH_MAX_RESULTS="15",
     )
     producer = ProducerProcess(env, tmp_path, "--interval", "1")
@@ -382,7 +382,7 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
             r"Spotify answered 404 \(Service not found\) for me/tracks \(saved tracks\): this app may "
             r"not use it"
         )
-        producer.wait_for(r"Spotify answered 403 \(Forbidden\) for search \(search 'tag:new'\)")
+        producer.wait_for(r"Spotify answered 403 \(Forbidden\) for search \(search 'genre:pop'\)")
         deadline = time.monotonic() + 120
         while sandbox_stats(server).get("me/tracks", 0) < 3:  # three polls
             producer.assert_alive("with endpoints gone")
@@ -403,12 +403,12 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
     catalogue = server.state.catalogue
     others = [pid for pid, p in catalogue.playlists.items() if p["owner"] != "sandbox-user"]
     assert all(producer.count(pid) == 1 for pid in others), "a playlist of another user: one line each"
-    from producers.sandbox.server import search_tracks
+    from producers.sandbox.server import search_catalogue
 
     playlists = readable(server, "development")
     saved = sorted(catalogue.favourites)[:60]
     members = all_members(playlists) | {(SAVED_TRACKS, t) for t in saved}
-    tracks = {t for _, t in members} | set(search_tracks(catalogue, "tag:new")[:15])
+    tracks = {t for _, t in members} | set(search_catalogue(catalogue, "genre:pop")["track"][:15])
     found = check_kafka(bootstrap_servers, env, members, tracks)
     figures(
         answered_403_404=faults_answered(server)["removed"],

@@ -19,9 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 import yaml
 from openapi_core import OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.responses.exceptions import ResponseNotFound
-from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from openapi_schema_validator import OAS30Validator
 
 from producers.sandbox.server import SandboxServer
@@ -136,7 +136,6 @@ def load_spec(generation: str) -> dict[str, Any]:
                     if "required" in part:
                         part["required"] = [f for f in part["required"] if f not in DEVELOPMENT_REMOVALS[kind]]
     return spec
-
 
 
 @dataclass

@@ -14,9 +14,10 @@ import requests
 
 from producers.sandbox.server import SandboxServer
 from tests.support.openapi import (
-    ContractChecker,
     DEVELOPMENT_REMOVALS,
+    ContractChecker,
     assert_token_answer,
+    assert_token_error,
     contract_checker,
     pkce_login,
 )
@@ -28,7 +29,6 @@ GENERATIONS = ("development", "extended")
 def checked(request: pytest.FixtureRequest) -> Iterator[tuple[SandboxServer, ContractChecker]]:
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue
     from producers.sandbox.server import SandboxState
-
     from tests.support.spotify import SMALL_CATALOGUE
 
     generation = request.param
@@ -124,7 +124,7 @@ def test_paging_links_are_absolute_and_walk_both_ways(checked: tuple[SandboxServ
     second = checker.get_url(first["next"], token).json()
     assert second["offset"] == 10 and second["previous"].startswith(server.url)
     back = checker.get_url(second["previous"], token).json()
-    assert [i["item"]["id"] for i in back["items"] if i["item"]] == [i["item"]["id"] for i in first["items"] if i["item"]]
+    assert back["items"] == first["items"]
 
 
 def test_error_answers_validate(checked: tuple[SandboxServer, ContractChecker]) -> None:
@@ -158,22 +158,33 @@ def test_development_answers_omit_exactly_the_removed_fields(checked: tuple[Sand
         assert all(removed[kind] - {"linked_from"} <= served[kind] for kind in served), served
 
 
-def test_token_answers(checked: tuple[SandboxServer, ContractChecker]) -> None:
+def refresh(server: SandboxServer, refresh_token: str) -> requests.Response:
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": server.state.client_id}
+    return requests.post(f"{server.url}/api/token", data=form, timeout=10)
+
+
+def test_token_answers_rotate_the_refresh_token(checked: tuple[SandboxServer, ContractChecker]) -> None:
     server, _ = checked
     first = pkce_login(server)
     assert first["refresh_token"] and first["scope"]
-    refreshed = requests.post(
-        f"{server.url}/api/token",
-        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": server.state.client_id},
-        timeout=10,
-    )
+    refreshed = refresh(server, first["refresh_token"])
     assert_token_answer(refreshed, refresh=True)
     assert refreshed.json()["refresh_token"] != first["refresh_token"]  # rotated
-    again = requests.post(
-        f"{server.url}/api/token",
-        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": server.state.client_id},
-        timeout=10,
-    )
-    assert again.status_code == 400
-    assert again.json() == {"error": "invalid_grant", "error_description": "Refresh token revoked"}
+    again = refresh(server, first["refresh_token"])
+    assert_token_error(again, "invalid_grant")
+    assert again.json()["error_description"] == "Refresh token revoked"
+    assert_token_answer(refresh(server, refreshed.json()["refresh_token"]), refresh=True)  # the new one works
 
+
+def test_redirect_uris_are_registered_loopback_literals(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    server, _ = checked
+    for uri, message in (
+        ("http://localhost:8888/callback", "INVALID_CLIENT: Insecure redirect URI"),
+        ("http://127.0.0.1:9999/callback", "INVALID_CLIENT: Invalid redirect URI"),
+    ):
+        query = {"client_id": server.state.client_id, "response_type": "code", "redirect_uri": uri}
+        query |= {"code_challenge_method": "S256", "code_challenge": "x" * 43}
+        answer = requests.get(f"{server.url}/authorize", params=query, allow_redirects=False, timeout=10)
+        assert answer.status_code == 400 and message in answer.text, (uri, answer.text)
+    server.state.redirect_uris.append("http://[::1]:9999/callback")
+    assert pkce_login(server, "http://[::1]:9999/callback")["refresh_token"]
