@@ -1,0 +1,77 @@
+"""Logins as Spotify hands them out in 2026, against the sandbox over real HTTP (spotipy for real):
+refresh tokens rotate (the old one is revoked), redirect URIs are loopback literals registered exactly."""
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pipeline_runtime.errors import SetupError
+from producers.login import check_redirect_uri, login
+from producers.sandbox.server import SandboxServer
+from producers.spotify import LoginExpired, SpotifyApi
+from tests.support.spotify import sandbox_login, sandbox_settings, set_faults
+
+
+def test_processes_sharing_a_token_file_survive_rotation_and_a_copy_is_told_why_it_fails(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = sandbox_factory("development")
+    settings = sandbox_settings(server, tmp_path / "data", auth="user")
+    sandbox_login(settings)
+    copy = tmp_path / "copy" / "state" / "spotify-token.json"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(settings.token_file, copy)
+    first, second = SpotifyApi(settings), SpotifyApi(settings)  # two processes on one DATA_DIR
+    assert first.get("me")["id"] == second.get("me")["id"] == "sandbox-user"
+
+    set_faults(server, expire_tokens=True)
+    before = settings.token_file.read_text()
+    assert first.get("me")["id"] == "sandbox-user"  # refreshed: Spotify rotated the refresh token
+    assert settings.token_file.read_text() != before
+    assert settings.token_file.stat().st_mode & 0o777 == 0o600
+    assert second.get("me")["id"] == "sandbox-user", "the second process uses the token the first one wrote"
+    # A process that read the file just before the other one refreshed holds a revoked refresh token: under the
+    # shared lock it finds its successor in the file instead of spending (and failing with) the revoked one.
+    raced = second.auth.refresh_access_token(json.loads(before)["refresh_token"])
+    assert raced["refresh_token"] == json.loads(settings.token_file.read_text())["refresh_token"]
+    assert len(server.state.refresh_tokens) == 1, "one live refresh token: the last one handed out"
+    assert not list(settings.token_file.parent.glob(".*.tmp")), "no temp file left behind"
+
+    stale = SpotifyApi(sandbox_settings(server, tmp_path / "copy", auth="user"))
+    set_faults(server, expire_tokens=True)
+    with pytest.raises(
+        LoginExpired, match=r"another process or a copy of the token file refreshed it.*producers login"
+    ):
+        stale.get("me")
+
+    set_faults(server, expire_tokens=True, invalid_grant=True)  # six months later
+    with pytest.raises(LoginExpired, match=r"logins expire after 6 months"):
+        first.get("me")
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "http://localhost:8888/callback",
+            r"localhost.*not allowed since 2025-11-27.*http://127\.0\.0\.1:8888/callback",
+        ),
+        ("https://example.com/callback", r"must be a loopback address"),
+        ("http://127.0.0.1/callback", r"must be a loopback address with a port"),
+    ],
+)
+def test_login_refuses_redirect_uris_spotify_refuses(uri: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match=message):
+        check_redirect_uri(uri)
+
+
+def test_login_says_so_before_any_request(sandbox_factory: Callable[..., SandboxServer], tmp_path: Path) -> None:
+    server = sandbox_factory("development")
+    settings = sandbox_settings(server, tmp_path, redirect_uri="http://localhost:8888/callback")
+    with pytest.raises(SetupError, match="Insecure redirect URI"):
+        login(settings, open_browser=False, timeout=1)
+    assert server.state.requests.total() == 0
+    assert check_redirect_uri("http://[::1]:8888/callback").port == 8888
