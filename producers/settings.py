@@ -43,8 +43,12 @@ class ProducerSettings(KafkaSettings):
     include_my_playlists: bool = Field(True, description="With a login: follow the user's own playlists.")
     include_saved_tracks: bool = Field(True, description="With a login: follow the user's saved tracks.")
     saved_tracks_are_favourites: bool = Field(True, description="Saved tracks count as favourites.")
-    search_queries: CsvList = Field(default_factory=list, description='Search queries, e.g. "tag:new".')
-    search_max_results: int = Field(50, ge=1, le=1000)
+    search_queries: CsvList = Field(
+        default_factory=list,
+        description='Searches: track searches with filters ("genre:jazz year:2024"), or album searches '
+        '("tag:new", "tag:hipster": album filters only) whose albums\' tracks are published.',
+    )
+    search_max_results: int = Field(50, ge=1, le=1000, description="Tracks (albums for an album search) per search.")
     artists: CsvList = Field(default_factory=list, description="Artist ids whose catalogues to follow.")
 
     # Enrichment

@@ -177,7 +177,7 @@ class StoredLogin(SpotifyPKCE):  # type: ignore[misc]
             stored = self.cache_handler.get_cached_token()
             if stored and stored.get("refresh_token") and stored["refresh_token"] != refresh_token:
                 if not self.is_token_expired(stored):
-                    return stored
+                    return dict(stored)
                 refresh_token = stored["refresh_token"]
             token: dict[str, Any] = super().refresh_access_token(refresh_token)
             return token

@@ -695,7 +695,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(400, "Bad search request: q and a type of track, album or artist are needed")
         found = search_catalogue(self.state.catalogue, query["q"])
         base = f"{self.base_url}/v1/search?{urlencode({'q': query['q'], 'type': query['type']})}"
-        make = {"track": self.track_obj, "album": self.album_ref, "artist": self.artist_obj}
+        make: dict[str, Callable[[str], dict[str, Any]]] = {
+            "track": self.track_obj,
+            "album": self.album_ref,
+            "artist": self.artist_obj,
+        }
         self.send_json(
             200, {f"{kind}s": self.page([make[kind](i) for i in found[kind]], offset, limit, base) for kind in kinds}
         )

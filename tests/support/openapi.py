@@ -1,6 +1,7 @@
 """Validate the sandbox's answers against the Web API's published OpenAPI description (openapi-core).
 
-The description files live in ../shared/spotify-openapi/ beside the project (SPOTIFY_OPENAPI_DIR overrides);
+The description files are tests/support/spotify-openapi/ (a copy of ../shared/spotify-openapi/; SPOTIFY_OPENAPI_DIR
+overrides);
 in development mode the fields REFERENCE.md §4 lists as removed are allowed to be missing, and nothing else.
 """
 
@@ -26,8 +27,8 @@ from openapi_schema_validator import OAS30Validator
 
 from producers.sandbox.server import SandboxServer
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC_DIR = Path(os.environ.get("SPOTIFY_OPENAPI_DIR", ROOT.parent / "shared" / "spotify-openapi"))
+# A copy of ../shared/spotify-openapi/ (MIT, see its LICENSE), so a fresh clone tests without it.
+SPEC_DIR = Path(os.environ.get("SPOTIFY_OPENAPI_DIR", Path(__file__).with_name("spotify-openapi")))
 SPEC_FILES = {"development": "development-2026-05-31.yml", "extended": "extended-2025-10-03.yml"}
 # REFERENCE.md §4: the fields development mode removed (schema name -> properties allowed to be missing)
 DEVELOPMENT_REMOVALS = {
@@ -124,7 +125,7 @@ def describe_playlist_entries(spec: dict[str, Any]) -> None:
 def load_spec(generation: str) -> dict[str, Any]:
     path = SPEC_DIR / SPEC_FILES[generation]
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the contract tests need ../shared/spotify-openapi/")
+        raise FileNotFoundError(f"{path} is missing: the contract tests need the Web API's OpenAPI description")
     spec: dict[str, Any] = yaml.safe_load(path.read_text())
     name_discriminators(spec)
     describe_playlist_entries(spec)
