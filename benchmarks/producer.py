@@ -38,6 +38,7 @@ class SandboxObjects(SandboxHandler):
 
     def __init__(self, state: SandboxState) -> None:  # no socket: only the object builders are used
         self.server = SimpleNamespace(state=state)  # type: ignore[assignment]
+        self.headers = {}  # type: ignore[assignment] # no request: links point at 127.0.0.1
 
 
 class InMemoryApi:
@@ -49,6 +50,8 @@ class InMemoryApi:
     def __init__(self, catalogue: Catalogue, playlists: dict[str, list[str]]) -> None:
         objects = SandboxObjects(SandboxState(catalogue, "extended"))
         self.counter: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.unreadable: set[str] = set()
         self.playlists = playlists
         self.track_objects = {t: objects.track_obj(t) for ids in playlists.values() for t in ids}
         self.artist_objects = {a: objects.artist_obj(a) for a in catalogue.artists}

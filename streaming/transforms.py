@@ -220,6 +220,13 @@ def member_rows(memberships: "DataFrame") -> "DataFrame":
     )
 
 
+def release_year(column: str) -> Column:
+    """The year of a Spotify release date of any precision: `1967` (year), `1981-03` (month), `2019-05-01` (day);
+    null for none and for Spotify's placeholder `0000`."""
+    year = F.substring(column, 1, 4).try_cast("int")
+    return F.when(year > 0, year)
+
+
 def track_features(
     tracks: "DataFrame", artists: "DataFrame", features: "DataFrame", members: "DataFrame"
 ) -> "DataFrame":
@@ -251,7 +258,7 @@ def track_features(
             "artist_names",
             "album_name",
             "release_date",
-            F.substring("release_date", 1, 4).try_cast("int").alias("release_year"),
+            release_year("release_date").alias("release_year"),
             "duration_ms",
             "explicit",
             "popularity",

@@ -84,6 +84,7 @@ class SandboxState:
     tokens: dict[str, Token] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri, scope)
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> the scope it grants
+    revoked_refresh_tokens: set[str] = field(default_factory=set)  # rotated away: refused from now on
     # the app's registered redirect URIs, matched exactly (`localhost` is refused in any case)
     redirect_uris: list[str] = field(default_factory=lambda: [DEFAULT_REDIRECT_URI])
     requests: Counter[str] = field(default_factory=Counter)
@@ -322,13 +323,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """A PKCE refresh, as Spotify answers it: a new access token and a new refresh token; the old refresh
         token is revoked (a second use: 400 invalid_grant "Refresh token revoked")."""
         state = self.state
-        scope = state.refresh_tokens.pop(form.get("refresh_token", ""), None)
         if state.faults.invalid_grant:  # the login expired (6 months after it was given)
             self.send_json(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"})
             return
+        used = form.get("refresh_token", "")
+        scope = state.refresh_tokens.pop(used, None)
         if scope is None:  # used before: rotated away and revoked
             self.send_json(400, {"error": "invalid_grant", "error_description": "Refresh token revoked"})
             return
+        state.revoked_refresh_tokens.add(used)
         rotated = secrets.token_urlsafe(24)
         state.refresh_tokens[rotated] = scope
         self.send_json(200, {**state.issue_token("user"), "refresh_token": rotated, "scope": scope})

@@ -190,3 +190,12 @@ def test_gold_row_joins_artist_features_and_label(spark: SparkSession) -> None:
     row = gold[0]
     assert (row.genres, row.artist_popularity, row.energy, row.features_provider) == (["jazz"], 70, 0.5, "reccobeats")
     assert row.is_favourite is True and row.release_year == 2019 and row.popularity == 40
+
+
+def test_release_dates_of_every_precision_give_the_year(spark: SparkSession) -> None:
+    from streaming.transforms import release_year
+
+    dates = ["1967", "1981-03", "2019-05-01", None, "0000"]
+    frame = spark.createDataFrame([(d,) for d in dates], "release_date string")
+    years = [row.year for row in frame.select(release_year("release_date").alias("year")).collect()]
+    assert years == [1967, 1981, 2019, None, None]

@@ -89,7 +89,8 @@ def printed(process: "subprocess.Popen[str]", pattern: str, what: str) -> str:
 
 def issued(server: SandboxServer) -> set[str]:
     """Every access and refresh token the sandbox ever issued."""
-    return set(server.state.tokens) | set(server.state.refresh_tokens)
+    state = server.state
+    return set(state.tokens) | set(state.refresh_tokens) | state.revoked_refresh_tokens
 
 
 # --- the producer: client credentials ---
@@ -234,6 +235,8 @@ def test_a_user_login_stays_in_a_private_file_and_out_of_logs_events_and_errors(
 
     tokens = issued(server)
     assert len(server.state.tokens) >= 2 and server.state.refresh_tokens
+    assert server.state.revoked_refresh_tokens, "the refresh in the run rotated the refresh token"
+    assert refreshed["refresh_token"] in server.state.refresh_tokens, "the rotated one was written to the file"
     watched = {secret, *tokens}
     scanned = sum(assert_secret_free(f"output {i}", text, watched) for i, text in enumerate(outputs))
     scanned += assert_secret_free("the exception", errors, watched)
