@@ -292,9 +292,9 @@ class SpotifyApi:
     def _oauth_problem(self, exc: SpotifyOauthError) -> Exception:
         if exc.error == "invalid_grant" and "revoked" in str(exc.error_description or "").lower():
             return LoginExpired(
-                "Spotify revoked the saved login's refresh token (invalid_grant): another process or a copy of "
-                "the token file refreshed it. Log in again with `python -m producers login`, and let one "
-                "DATA_DIR's processes share one token file."
+                "Spotify revoked the saved login's refresh token (invalid_grant): another process or copy of the "
+                "token refreshed it: log in again with `python -m producers login` (processes that share one "
+                "DATA_DIR share its token file safely; a copied token file does not)."
             )
         if exc.error == "invalid_grant":
             return LoginExpired(
@@ -399,7 +399,7 @@ class SpotifyApi:
             )
             return
         log.warning(
-            "playlist %s (%r, owned by %s) is followed, not owned: a development-mode app may not read its items. "
+            "playlist %s (%r) is owned by %s, not by you: a development-mode app may not read its items. "
             "Copy its tracks into a playlist you own, or ask Spotify for extended quota; skipped from now on",
             playlist_id,
             playlist.get("name"),

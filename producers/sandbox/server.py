@@ -84,6 +84,7 @@ class SandboxState:
     tokens: dict[str, Token] = field(default_factory=dict)
     codes: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # code -> (challenge, redirect_uri, scope)
     refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token -> the scope it grants
+    unfollowed: set[str] = field(default_factory=set)  # other users' playlists the user does not follow
     revoked_refresh_tokens: set[str] = field(default_factory=set)  # rotated away: refused from now on
     # the app's registered redirect URIs, matched exactly (`localhost` is refused in any case)
     redirect_uris: list[str] = field(default_factory=lambda: [DEFAULT_REDIRECT_URI])
@@ -488,7 +489,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if self.authorise().kind != "user":
             raise ApiError(401, "This endpoint needs a user access token")
         limit, offset = self.paging_args(query, 20, 50)
-        listed = [self.playlist_summary(p) for p in self.state.catalogue.playlists.values()]
+        listed = [
+            self.playlist_summary(p)
+            for p in self.state.catalogue.playlists.values()
+            if p["owner"] == SANDBOX_USER or p["id"] not in self.state.unfollowed
+        ]
         self.send_json(200, self.page(listed, offset, limit, f"{self.base_url}/v1/me/playlists"))
 
     def me_tracks(self, query: dict[str, str]) -> None:

@@ -100,6 +100,8 @@ def test_development_app_with_login(
 ) -> None:
     server = sandbox_factory("development")
     catalogue = server.state.catalogue
+    unfollowed = next(p for p, v in catalogue.playlists.items() if v["owner"] != "sandbox-user")
+    server.state.unfollowed.add(unfollowed)  # named in PRODUCER_PLAYLISTS, not followed: its metadata tells
     csv = tmp_path / "catalogue.csv"
     catalogue.export_tracks_csv(csv)
     settings = sandbox_settings(
@@ -145,7 +147,8 @@ def test_development_app_with_login(
     assert sum("audio-features" in w for w in warnings) == 1, "a removed endpoint is reported once"
     assert stats["audio-features"] == 1 and "audio-features" not in second_stats, "and never asked again"
     for pid in set(catalogue.playlists) - set(own):
-        assert sum(pid in w and "followed, not owned" in w for w in warnings) == 1
+        assert sum(pid in w and "not by you" in w for w in warnings) == 1
+    assert stats["playlists/{id}"] == len(own) + 1, "metadata of the one not listed, once; none of the listed"
     mixes = [p for p in own.values() if not p["favourite"]]
     skipped = [r.getMessage() for r in caplog.records if "skipped 1 episode, 1 gone, 1 local file" in r.getMessage()]
     assert mixes and len(skipped) == len(mixes), "episodes, local files and null entries: skipped and counted"

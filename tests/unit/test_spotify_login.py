@@ -43,7 +43,8 @@ def test_processes_sharing_a_token_file_survive_rotation_and_a_copy_is_told_why_
     stale = SpotifyApi(sandbox_settings(server, tmp_path / "copy", auth="user"))
     set_faults(server, expire_tokens=True)
     with pytest.raises(
-        LoginExpired, match=r"another process or a copy of the token file refreshed it.*producers login"
+        LoginExpired,
+        match=r"another process or copy of the token refreshed it: log in again with `python -m producers login`",
     ):
         stale.get("me")
 
