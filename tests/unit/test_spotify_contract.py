@@ -7,12 +7,13 @@ In development mode exactly the field removals of REFERENCE.md §4 are allowed, 
 service (token answers) is not in the description: its answers are checked against RFC 6749 §5.
 """
 
+import re
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from producers.sandbox.server import SandboxServer
+from producers.sandbox.server import ROUTES, SandboxServer
 from tests.support.openapi import (
     DEVELOPMENT_REMOVALS,
     ContractChecker,
@@ -112,7 +113,11 @@ def test_every_answer_of_every_endpoint_validates(checked: tuple[SandboxServer, 
         answer = checker.get(path, tokens[kind])
         statuses[f"{kind} {path}"] = answer.status_code
     assert set(statuses.values()) == {200}, {k: v for k, v in statuses.items() if v != 200}
-    assert checker.validated >= 20
+    served = {name for method, pattern, name, _ in ROUTES if method == "GET" and pattern.startswith("/v1/")}
+    gone = {"tracks", "artists", "albums", "audio-features", "playlists/{id}/tracks"}  # 2026: 403 or 404
+    expected = served - gone if checker.generation == "development" else served
+    called = {name for method, pattern, name, _ in ROUTES for path in checker.seen if re.fullmatch(pattern, path)}
+    assert called >= expected, f"endpoints the sandbox serves but this test does not call: {expected - called}"
 
 
 def test_paging_links_are_absolute_and_walk_both_ways(checked: tuple[SandboxServer, ContractChecker]) -> None:
