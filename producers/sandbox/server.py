@@ -762,6 +762,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.state.faulted.clear()
         self.send_json(200, {"requests": {}, "total": 0})
 
+    def register_redirect_uri(self, _query: dict[str, str]) -> None:
+        """What the app's owner does in Spotify's dashboard: register a redirect URI (exactly as given)."""
+        uri = str(json.loads(self.read_body() or b"{}").get("uri", ""))
+        with self.state.lock:
+            if uri and uri not in self.state.redirect_uris:
+                self.state.redirect_uris.append(uri)
+            self.send_json(200, {"redirect_uris": list(self.state.redirect_uris)})
+
     def change_playlist(self, _query: dict[str, str], playlist_id: str) -> None:
         playlist = self.find_playlist(playlist_id)
         changes = json.loads(self.read_body() or b"{}")
@@ -870,6 +878,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
     ("GET", r"/_sandbox/stats", "_sandbox", H.stats),
     ("POST", r"/_sandbox/stats/reset", "_sandbox", H.reset_stats),
     ("POST", rf"/_sandbox/playlists/{ID}", "_sandbox", H.change_playlist),
+    ("POST", r"/_sandbox/redirect-uris", "_sandbox", H.register_redirect_uri),
 ]
 
 

@@ -76,3 +76,14 @@ def test_login_says_so_before_any_request(sandbox_factory: Callable[..., Sandbox
         login(settings, open_browser=False, timeout=1)
     assert server.state.requests.total() == 0
     assert check_redirect_uri("http://[::1]:8888/callback").port == 8888
+
+
+def test_the_sandbox_login_registers_its_redirect_uri_and_refuses_localhost(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = sandbox_factory("development")
+    other = sandbox_settings(server, tmp_path / "a", redirect_uri="http://127.0.0.1:8999/back")
+    sandbox_login(other)  # a PRODUCER_REDIRECT_URI of the user's .env: registered as a dashboard would
+    assert "http://127.0.0.1:8999/back" in server.state.redirect_uris and other.token_file.is_file()
+    with pytest.raises(SetupError, match=r"Insecure redirect URI.*127\.0\.0\.1:8888"):
+        sandbox_login(sandbox_settings(server, tmp_path / "b", redirect_uri="http://localhost:8888/callback"))
