@@ -50,7 +50,6 @@ class InMemoryApi:
     def __init__(self, catalogue: Catalogue, playlists: dict[str, list[str]]) -> None:
         objects = SandboxObjects(SandboxState(catalogue, "extended"))
         self.counter: Counter[str] = Counter()
-        self.skipped: Counter[str] = Counter()
         self.unreadable: set[str] = set()
         self.playlists = playlists
         self.track_objects = {t: objects.track_obj(t) for ids in playlists.values() for t in ids}
@@ -60,8 +59,8 @@ class InMemoryApi:
     def playlist_meta(self, playlist_id: str) -> dict[str, Any]:
         return {"id": playlist_id, "name": f"Benchmark {playlist_id}", "snapshot_id": f"s-{playlist_id}"}
 
-    def playlist_tracks(self, playlist_id: str) -> list[dict[str, Any]]:
-        return [self.track_objects[t] for t in self.playlists[playlist_id]]
+    def playlist_tracks(self, playlist_id: str) -> tuple[list[dict[str, Any]], Counter[str]]:
+        return [self.track_objects[t] for t in self.playlists[playlist_id]], Counter()
 
     def artists(self, ids: list[str]) -> list[dict[str, Any]]:
         return [self.artist_objects[a] for a in ids]

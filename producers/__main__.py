@@ -16,7 +16,7 @@ from pipeline_runtime.cli import console, install_stop_handlers, print_settings,
 from pipeline_runtime.kafka_admin import require_kafka
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
-from producers.settings import ProducerSettings
+from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
 
 log = logging.getLogger("producers")
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="URI",
         help="a redirect URI registered for the app, matched exactly as Spotify does (repeatable; default "
-        "http://127.0.0.1:8888/callback; `localhost` is refused as on Spotify)",
+        f"{DEFAULT_REDIRECT_URI}; `localhost` is refused as on Spotify)",
     )
     for name, default in (
         ("tracks", 2000),

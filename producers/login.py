@@ -18,19 +18,19 @@ from spotipy.exceptions import SpotifyOauthError
 
 from pipeline_runtime.cli import console
 from pipeline_runtime.errors import SetupError
-from producers.settings import ProducerSettings
+from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
 from producers.spotify import http_session, user_auth
 
 log = logging.getLogger(__name__)
 
 
-def check_redirect_uri(redirect_uri: str) -> Any:
-    """The parts of a redirect URI Spotify accepts for a local login: a loopback literal with a port."""
+def check_redirect_uri(redirect_uri: str) -> tuple[str, int]:
+    """The host and port of a redirect URI Spotify accepts for a local login: a loopback literal with a port."""
     target = urlsplit(redirect_uri)
     if target.hostname == "localhost":
         raise SetupError(
             f"Spotify refuses the redirect URI {redirect_uri} (INVALID_CLIENT: Insecure redirect URI; `localhost` "
-            "is not allowed since 2025-11-27): set PRODUCER_REDIRECT_URI=http://127.0.0.1:8888/callback and "
+            f"is not allowed since 2025-11-27): set PRODUCER_REDIRECT_URI={DEFAULT_REDIRECT_URI} and "
             "register exactly that URI in your app's settings on developer.spotify.com."
         )
     if target.scheme != "http" or target.hostname not in ("127.0.0.1", "::1") or not target.port:
@@ -39,12 +39,12 @@ def check_redirect_uri(redirect_uri: str) -> Any:
             "http://127.0.0.1:PORT/... or http://[::1]:PORT/..., registered exactly in your app's settings: "
             "set PRODUCER_REDIRECT_URI."
         )
-    return target
+    return target.hostname, target.port
 
 
 def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str:
     """Serve one request on the redirect URI's host and port; return the `code` it carries."""
-    target = check_redirect_uri(redirect_uri)
+    host, port = check_redirect_uri(redirect_uri)
     result: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -63,10 +63,10 @@ def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str
             self.wfile.write(body)
 
     try:
-        server = HTTPServer((target.hostname, target.port), Handler)
+        server = HTTPServer((host, port), Handler)
     except OSError as exc:
         raise SetupError(
-            f"Cannot listen on {target.hostname}:{target.port} for the login redirect ({exc.strerror}): "
+            f"Cannot listen on {host}:{port} for the login redirect ({exc.strerror}): "
             "free the port or set PRODUCER_REDIRECT_URI to another one."
         ) from None
     server.timeout = timeout

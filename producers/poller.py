@@ -248,8 +248,7 @@ class Poller:
         if snapshot and snapshot == self.state.snapshot(playlist_id):
             self.report.unchanged_playlists += 1
             return
-        skipped_before = Counter(self.api.skipped)
-        tracks = self.api.playlist_tracks(playlist_id)
+        tracks, skipped_entries = self.api.playlist_tracks(playlist_id)
         favourite = playlist_id in self.favourites
         new_members = {t["id"] for t in tracks}
         added, removed = diff_members(self.state.members(playlist_id), new_members)
@@ -271,7 +270,7 @@ class Poller:
             playlists=[(playlist_id, snapshot, meta.get("name"), favourite)], members={playlist_id: new_members}
         )
         self.emitter.emit(events + self.enrich(tracks, changes), changes)
-        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted((self.api.skipped - skipped_before).items()))
+        skipped = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped_entries.items()))
         log.info(
             "playlist %r: %d track(s), %d added, %d removed%s",
             meta.get("name"),

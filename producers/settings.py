@@ -13,6 +13,9 @@ from pipeline_runtime.settings import CsvList, KafkaSettings, shared
 
 Provider = Literal["spotify", "reccobeats", "catalogue"]
 
+# A loopback literal with a port: Spotify refuses `localhost` since 2025-11-27.
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
+
 
 class ProducerSettings(KafkaSettings):
     model_config = SettingsConfigDict(env_prefix="PRODUCER_")
@@ -33,7 +36,7 @@ class ProducerSettings(KafkaSettings):
     auth: Literal["auto", "client", "user"] = Field(
         "auto", description="user: the login's token; client: client credentials; auto: user if logged in."
     )
-    redirect_uri: str = Field("http://127.0.0.1:8888/callback", description="Redirect URI of the `login` command.")
+    redirect_uri: str = Field(DEFAULT_REDIRECT_URI, description="Redirect URI of the `login` command.")
     request_timeout_seconds: float = Field(10.0, gt=0)
     http_retries: int = Field(3, ge=0, description="Retries of 5xx answers and timeouts, with backoff.")
 

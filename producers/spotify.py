@@ -233,7 +233,6 @@ class SpotifyApi:
     generation: Generation = "development"
     disabled: set[str] = field(default_factory=set)
     unreadable: set[str] = field(default_factory=set)
-    skipped: Counter[str] = field(default_factory=Counter)  # playlist entries that are not catalogue tracks
     user_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -430,24 +429,25 @@ class SpotifyApi:
             return None
         return meta
 
-    def playlist_tracks(self, playlist_id: str) -> list[dict[str, Any]]:
+    def playlist_tracks(self, playlist_id: str) -> tuple[list[dict[str, Any]], Counter[str]]:
         """Every track of a playlist, each once: /tracks pages of 100 ('track') or, in 2026, /items pages of
-        50 ('item'). Podcast episodes, local files and entries whose track is gone are skipped and counted
-        in `skipped`."""
+        50 ('item'). Podcast episodes, local files and entries whose track is gone are skipped: the second
+        value counts them by kind."""
         path, key = ("tracks", "track") if self.generation == "extended" else ("items", "item")
         first = self.get(f"playlists/{playlist_id}/{path}", limit=self.batch["playlist_page"])
         tracks: dict[str, dict[str, Any]] = {}
+        skipped: Counter[str] = Counter()
         for entry in self.pages(first):
             track = entry.get(key) or entry.get("track")
             if not track:
-                self.skipped["gone"] += 1
+                skipped["gone"] += 1
             elif entry.get("is_local") or track.get("is_local"):
-                self.skipped["local file"] += 1
+                skipped["local file"] += 1
             elif track.get("type", "track") != "track":
-                self.skipped[str(track.get("type"))] += 1
+                skipped[str(track.get("type"))] += 1
             elif track.get("id"):
                 tracks.setdefault(track["id"], track)
-        return list(tracks.values())
+        return list(tracks.values()), skipped
 
     def my_playlists(self) -> list[dict[str, Any]]:
         return list(self.pages(self.get("me/playlists", limit=50)))

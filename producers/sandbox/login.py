@@ -5,7 +5,7 @@ from collections import Counter
 import requests
 
 from pipeline_runtime.errors import SetupError
-from producers.settings import ProducerSettings
+from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
 from producers.spotify import http_session, user_auth
 
 
@@ -21,8 +21,8 @@ def log_in_sandbox_user(settings: ProducerSettings) -> None:
     if "Location" not in answer.headers:
         message = answer.json().get("error", {}).get("message", answer.text[:200])
         raise SetupError(
-            f"The sandbox refused the login ({message}): set PRODUCER_REDIRECT_URI to "
-            "http://127.0.0.1:8888/callback, a loopback address as Spotify requires."
+            f"The sandbox refused the login ({message}): set PRODUCER_REDIRECT_URI to {DEFAULT_REDIRECT_URI}, "
+            "a loopback address as Spotify requires."
         )
     code = answer.headers["Location"].split("code=")[1].split("&")[0]
     auth.get_access_token(code, check_cache=False)

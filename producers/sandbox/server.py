@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from producers.sandbox.catalogue import SANDBOX_USER, Catalogue
+from producers.settings import DEFAULT_REDIRECT_URI
 
 if TYPE_CHECKING:
     from producers.settings import ProducerSettings
@@ -41,11 +42,17 @@ log = logging.getLogger(__name__)
 
 Generation = Literal["extended", "development"]
 DEFAULT_CLIENT_ID = "sandbox-client-id"
-DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
 DEFAULT_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105 - the sandbox's own, public test credential
 LIMITS: dict[Generation, dict[str, int]] = {
-    "extended": {"playlist_page": 100, "search": 50, "artist_albums": 50, "tracks": 50, "artists": 50, "albums": 20},
-    "development": {"playlist_page": 50, "search": 10, "artist_albums": 10, "tracks": 0, "artists": 0, "albums": 0},
+    "extended": {
+        **{"playlist_page": 100, "search": 50, "artist_albums": 50, "default_limit": 20},
+        **{"tracks": 50, "artists": 50, "albums": 20},
+    },
+    # default_limit: of search and artist albums when `limit` is not given (development: 5, at most 10)
+    "development": {
+        **{"playlist_page": 50, "search": 10, "artist_albums": 10, "default_limit": 5},
+        **{"tracks": 0, "artists": 0, "albums": 0},
+    },
 }
 RECCOBEATS_MAX_IDS = 40
 AUDIO_FEATURES_MAX_IDS = 100
@@ -432,8 +439,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 obj["popularity"] = track["popularity"]
         return obj
 
-    def page(self, items: list[Any], offset: int, limit: int, base: str) -> dict[str, Any]:
-        """A paging object; `href`, `next` and `previous` are absolute URLs of this same request."""
+    def page(
+        self, items: list[Any], offset: int, limit: int, base: str, make: Callable[[Any], Any] | None = None
+    ) -> dict[str, Any]:
+        """A paging object; `href`, `next` and `previous` are absolute URLs of this same request. `make`
+        turns the page's items (ids, entries) into API objects: only those of the page are built."""
 
         def link(at: int) -> str:
             return f"{base}{'&' if '?' in base else '?'}offset={at}&limit={limit}"
@@ -441,7 +451,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         following = offset + limit
         return {
             "href": link(offset),
-            "items": items[offset:following],
+            "items": [make(i) for i in items[offset:following]] if make else items[offset:following],
             "limit": limit,
             "offset": offset,
             "total": len(items),
@@ -535,7 +545,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             entries.append((playlist["track_ids"][-1], "2026-02-03T00:00:00Z"))
         return entries
 
-    def playlist_entry(self, what: str, added_at: str | None, key: str) -> dict[str, Any]:
+    def playlist_entry(self, what: str, added_at: str | None, *, key: str) -> dict[str, Any]:
         added_by = None if added_at is None else self.user_obj(SANDBOX_USER)
         entry: dict[str, Any] = {"added_at": added_at, "added_by": added_by, "is_local": what == LOCAL}
         if what == GONE:
@@ -596,11 +606,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """A playlist's metadata and its first page of items (only the metadata where items may not be shown)."""
         playlist = self.find_playlist(playlist_id)
         key, entry_key = ("tracks", "track") if self.extended else ("items", "item")
-        obj = {**self.playlist_summary(playlist), "followers": {"href": None, "total": len(playlist["id"]) * 3}}
+        obj = {
+            **self.playlist_summary(playlist),
+            "followers": {"href": None, "total": stable_number(playlist_id) % 1000},
+        }
         if self.may_read_items(playlist):
-            entries = [self.playlist_entry(w, a, entry_key) for w, a in self.playlist_entries(playlist)]
-            page_size = self.state.limits["playlist_page"]
-            obj[key] = self.page(entries, 0, page_size, f"{self.base_url}/v1/playlists/{playlist_id}/{key}")
+            obj[key] = self.entries_page(playlist, 0, self.state.limits["playlist_page"], key, entry_key)
         else:
             del obj[key]  # metadata only: no items, not even their count
         self.send_json(200, obj)
@@ -619,8 +630,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(403, "Forbidden")
         maximum = self.state.limits["playlist_page"]
         limit, offset = self.paging_args(query, maximum, maximum)
-        entries = [self.playlist_entry(w, a, key) for w, a in self.playlist_entries(playlist)]
-        self.send_json(200, self.page(entries, offset, limit, f"{self.base_url}/v1/playlists/{playlist_id}/{path}"))
+        self.send_json(200, self.entries_page(playlist, offset, limit, path, key))
+
+    def entries_page(self, playlist: dict[str, Any], offset: int, limit: int, path: str, key: str) -> dict[str, Any]:
+        """One page of a playlist's entries under /playlists/{id}/`path`, each entry's object under `key`."""
+        base = f"{self.base_url}/v1/playlists/{playlist['id']}/{path}"
+        entries = self.playlist_entries(playlist)
+        return self.page(entries, offset, limit, base, lambda entry: self.playlist_entry(*entry, key=key))
 
     def batch(
         self, query: dict[str, str], kind: str, make: Callable[[str], dict[str, Any]], table: dict[str, Any]
@@ -672,8 +688,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.authorise()
         if artist_id not in self.state.catalogue.artists:
             raise ApiError(404, "Resource not found")
-        default = 5 if not self.extended else 20  # development mode: default 5, at most 10
-        limit, offset = self.paging_args(query, default, self.state.limits["artist_albums"])
+        limits = self.state.limits
+        limit, offset = self.paging_args(query, limits["default_limit"], limits["artist_albums"])
         albums = [
             {**self.album_ref(a), "album_group": "album"}
             for a, album in self.state.catalogue.albums.items()
@@ -696,8 +712,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def search(self, query: dict[str, str]) -> None:
         """Tracks, albums and artists matching `q` with Spotify's filters (see `search_catalogue`)."""
         self.authorise()
-        default = 5 if not self.extended else 20
-        limit, offset = self.paging_args(query, default, self.state.limits["search"])
+        limits = self.state.limits
+        limit, offset = self.paging_args(query, limits["default_limit"], limits["search"])
         kinds = [k for k in query.get("type", "").split(",") if k]
         if not query.get("q") or not kinds or offset + limit > 1000 or not set(kinds) <= {"track", "album", "artist"}:
             raise ApiError(400, "Bad search request: q and a type of track, album or artist are needed")
@@ -708,9 +724,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "album": self.album_ref,
             "artist": self.artist_obj,
         }
-        self.send_json(
-            200, {f"{kind}s": self.page([make[kind](i) for i in found[kind]], offset, limit, base) for kind in kinds}
-        )
+        self.send_json(200, {f"{kind}s": self.page(found[kind], offset, limit, base, make[kind]) for kind in kinds})
 
     def reccobeats(self, query: dict[str, str]) -> None:
         catalogue = self.state.catalogue

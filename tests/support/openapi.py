@@ -26,6 +26,7 @@ from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_schema_validator import OAS30Validator
 
 from producers.sandbox.server import SandboxServer
+from producers.settings import DEFAULT_REDIRECT_URI
 
 # A copy of ../shared/spotify-openapi/ (MIT, see its LICENSE), so a fresh clone tests without it.
 SPEC_DIR = Path(os.environ.get("SPOTIFY_OPENAPI_DIR", Path(__file__).with_name("spotify-openapi")))
@@ -208,7 +209,7 @@ def assert_token_error(answer: requests.Response, error: str) -> None:
     assert body["error"] == error, body
 
 
-def pkce_login(server: SandboxServer, redirect_uri: str = "http://127.0.0.1:8888/callback") -> dict[str, Any]:
+def pkce_login(server: SandboxServer, redirect_uri: str = DEFAULT_REDIRECT_URI) -> dict[str, Any]:
     """A PKCE login as a browser and a client would do it, by hand (no spotipy): the token answer."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

@@ -75,7 +75,7 @@ def test_login_says_so_before_any_request(sandbox_factory: Callable[..., Sandbox
     with pytest.raises(SetupError, match="Insecure redirect URI"):
         login(settings, open_browser=False, timeout=1)
     assert server.state.requests.total() == 0
-    assert check_redirect_uri("http://[::1]:8888/callback").port == 8888
+    assert check_redirect_uri("http://[::1]:8888/callback") == ("::1", 8888)
 
 
 def test_the_sandbox_login_registers_its_redirect_uri_and_refuses_localhost(
