@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.errors import SetupError
@@ -52,6 +52,26 @@ class BrokerSettings(ServiceSettings):
     heap: str = Field("512m", description="JVM heap (-Xmx) of the broker.")
     start_timeout: float = Field(60.0, gt=0, description="Seconds to wait for the broker to accept clients.")
     stop_timeout: float = Field(20.0, gt=0, description="Seconds to wait after SIGTERM before SIGKILL.")
+    sasl_users: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='SASL/PLAIN users as JSON ({"name": "password"}): the client port then asks for a login '
+        "(SASL_PLAINTEXT), as a secured cluster does; the first user is the broker's own.",
+    )
+
+    def client_config(self, bootstrap_servers: str) -> dict[str, str]:
+        """How a client of this broker connects (as the first SASL user when there are any)."""
+        config = {"bootstrap.servers": bootstrap_servers}
+        if self.sasl_users:
+            name, password = next(iter(self.sasl_users.items()))
+            config.update(
+                {
+                    "security.protocol": "SASL_PLAINTEXT",
+                    "sasl.mechanism": "PLAIN",
+                    "sasl.username": name,
+                    "sasl.password": password.get_secret_value(),
+                }
+            )
+        return config
 
 
 class BrokerStartError(SetupError):
@@ -77,8 +97,9 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(log_dir: Path, port: int, controller_port: int) -> str:
-    """KRaft combined-mode properties for one node bound to 127.0.0.1 (replication factor 1 everywhere)."""
+def server_properties(log_dir: Path, port: int, controller_port: int, sasl_users: dict[str, str] | None = None) -> str:
+    """KRaft combined-mode properties for one node bound to 127.0.0.1 (replication factor 1 everywhere);
+    with `sasl_users` the client listener asks for a SASL/PLAIN login (the first user is the broker's own)."""
     props = {
         "process.roles": "broker,controller",
         "node.id": str(NODE_ID),
@@ -100,6 +121,23 @@ def server_properties(log_dir: Path, port: int, controller_port: int) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "true",
     }
+    if sasl_users:
+        name, password = next(iter(sasl_users.items()))
+        users = " ".join(f'user_{user}="{secret}"' for user, secret in sasl_users.items())
+        props.update(
+            {
+                "listeners": f"SASL_PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
+                "advertised.listeners": f"SASL_PLAINTEXT://{HOST}:{port}",
+                "inter.broker.listener.name": "SASL_PLAINTEXT",
+                "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "sasl.enabled.mechanisms": "PLAIN",
+                "sasl.mechanism.inter.broker.protocol": "PLAIN",
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="{name}" password="{password}" {users};'
+                ),
+            }
+        )
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
 
@@ -237,7 +275,9 @@ class LocalKafkaBroker:
                     "port (0 picks a free one)."
                 )
         log_dir = self.dir / "logs"
-        self.properties_file.write_text(server_properties(log_dir, port, controller_port))
+        users = {name: secret.get_secret_value() for name, secret in self.settings.sasl_users.items()}
+        self.properties_file.write_text(server_properties(log_dir, port, controller_port, users))
+        self.properties_file.chmod(0o600)
         (self.dir / "log4j2.properties").write_text(log4j2_properties(self.log_file))
         if not (log_dir / "meta.properties").is_file():
             self._format(java.executable, cluster_id)
@@ -342,7 +382,9 @@ class LocalKafkaBroker:
             if code is not None:
                 self.state_file.unlink(missing_ok=True)
                 raise BrokerStartError(self._failure(f"The Kafka broker exited during start-up (exit {code})"))
-            if accepts_connections(running.port) and broker_registered(running.bootstrap_servers):
+            if accepts_connections(running.port) and broker_registered(
+                self.settings.client_config(running.bootstrap_servers)
+            ):
                 return
             time.sleep(0.2)
         self.stop()

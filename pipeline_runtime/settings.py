@@ -9,9 +9,9 @@ those fields carry a `validation_alias`, which pydantic-settings reads instead o
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipeline_runtime.errors import SetupError
@@ -86,6 +86,31 @@ class KafkaSettings(ServiceSettings):
     topic_audio_features: str = Field("spotify.audio_features", validation_alias=shared("KAFKA_TOPIC_AUDIO_FEATURES"))
     topic_playlist_membership: str = Field(
         "spotify.playlist_membership", validation_alias=shared("KAFKA_TOPIC_PLAYLIST_MEMBERSHIP")
+    )
+    kafka_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=shared("KAFKA_REPLICATION_FACTOR"),
+        description="Replicas of the topics the services create; unset: the cluster's default.replication.factor.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=shared("KAFKA_SECURITY_PROTOCOL"), description="How clients talk to Kafka."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", validation_alias=shared("KAFKA_SASL_MECHANISM"), description="With SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=shared("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr | None = Field(None, validation_alias=shared("KAFKA_SASL_PASSWORD"))
+    kafka_ssl_ca_location: Path | None = Field(
+        None,
+        validation_alias=shared("KAFKA_SSL_CA_LOCATION"),
+        description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL); unset: the system's.",
+    )
+    kafka_client_properties: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=shared("KAFKA_CLIENT_PROPERTIES"),
+        description="More client properties as JSON, by their Kafka names (given to confluent-kafka, to Spark's "
+        'Kafka source with the kafka. prefix, and to kafka-python with _ for .), e.g. {"client.rack": "a"}.',
     )
 
     @property

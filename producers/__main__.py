@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.kafka_admin import require_kafka
+from pipeline_runtime.kafka_clients import librdkafka_config
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
@@ -154,7 +155,7 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
 
 def check_command(settings: ProducerSettings) -> int:
     print_settings(settings, "producer settings")
-    brokers = require_kafka(settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds)
+    brokers = require_kafka(librdkafka_config(settings), settings.kafka_timeout_seconds)
     console.print(f"✓ Kafka at {settings.kafka_bootstrap_servers} answers ({brokers} broker(s))")
     return 0
 

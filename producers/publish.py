@@ -9,7 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pipeline_runtime.kafka_admin import ensure_topics, require_kafka
+from pipeline_runtime.kafka_admin import ensure_topics, require_kafka, resilience_warnings, topic_replication
+from pipeline_runtime.kafka_clients import kafka_python_config, librdkafka_config
+from pipeline_runtime.settings import KafkaSettings
 
 if TYPE_CHECKING:
     from producers.settings import ProducerSettings
@@ -28,12 +30,12 @@ class Publisher(Protocol):
 
 
 class ConfluentPublisher:
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         from confluent_kafka import Producer  # noqa: PLC0415
 
         self.producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **librdkafka_config(settings),
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 20,
@@ -76,11 +78,11 @@ class ConfluentPublisher:
 
 
 class KafkaPythonPublisher:
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, settings: KafkaSettings) -> None:
         from kafka import KafkaProducer  # noqa: PLC0415
 
         self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers.split(","),
+            **kafka_python_config(settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=20,
@@ -106,7 +108,7 @@ class KafkaPythonPublisher:
         self.producer.close(10)
 
 
-PUBLISHERS: dict[str, Callable[[str], Publisher]] = {
+PUBLISHERS: dict[str, Callable[[KafkaSettings], Publisher]] = {
     "confluent-kafka": ConfluentPublisher,
     "kafka-python": KafkaPythonPublisher,
 }
@@ -116,9 +118,21 @@ def open_publisher(settings: "ProducerSettings") -> Publisher:
     """Check the cluster answers (a clear error within the Kafka timeout), create missing topics, open the
     configured client."""
     started = time.monotonic()
-    servers, timeout = settings.kafka_bootstrap_servers, settings.kafka_timeout_seconds
-    require_kafka(servers, timeout)
-    ensure_topics(servers, settings.topics, partitions=settings.topic_partitions, timeout=timeout)
-    publisher: Publisher = PUBLISHERS[settings.kafka_client](servers)
+    servers, timeout, config = (
+        settings.kafka_bootstrap_servers,
+        settings.kafka_timeout_seconds,
+        librdkafka_config(settings),
+    )
+    require_kafka(config, timeout)
+    ensure_topics(
+        config,
+        settings.topics,
+        partitions=settings.topic_partitions,
+        timeout=timeout,
+        replication_factor=settings.kafka_replication_factor,
+    )
+    for warning in resilience_warnings(*topic_replication(config, settings.topics, timeout)):
+        log.warning(warning)
+    publisher: Publisher = PUBLISHERS[settings.kafka_client](settings)
     log.info("publishing with %s to %s (ready in %.1fs)", settings.kafka_client, servers, time.monotonic() - started)
     return publisher

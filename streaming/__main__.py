@@ -14,6 +14,7 @@ import time
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.kafka_admin import require_kafka
+from pipeline_runtime.kafka_clients import librdkafka_config
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from streaming.settings import StreamingSettings
@@ -80,7 +81,7 @@ def check_command(settings: StreamingSettings) -> int:
     from pipeline_runtime.spark import build_spark_session, has_data_source  # noqa: PLC0415
 
     print_settings(settings, "streaming settings")
-    brokers = require_kafka(settings.kafka_bootstrap_servers)
+    brokers = require_kafka(librdkafka_config(settings))
     console.print(f"✓ Kafka at {settings.kafka_bootstrap_servers} answers ({brokers} broker(s))")
     spark = build_spark_session(settings, "streaming-check")
     try:
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from streaming.job import run_job  # noqa: PLC0415
 
-            require_kafka(settings.kafka_bootstrap_servers)
+            require_kafka(librdkafka_config(settings))
             ensure_writable_dir(settings.data_dir, "data dir")
             return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))
         if args.command == "tail":

@@ -37,6 +37,7 @@ from pipeline_runtime.contract import (
 )
 from pipeline_runtime.delta_log import delta_version
 from pipeline_runtime.errors import SetupError, storage_fault
+from pipeline_runtime.kafka_clients import java_client_config
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
@@ -315,6 +316,7 @@ def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_n
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
         .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        .options(**{f"kafka.{key}": value for key, value in java_client_config(settings).items()})
         .load()
     )
     writer = (

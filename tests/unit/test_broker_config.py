@@ -30,6 +30,14 @@ def test_kraft_combined_mode_on_loopback(tmp_path: Path) -> None:
     assert "zookeeper.connect" not in props
 
 
+def test_a_broker_that_asks_for_a_sasl_login(tmp_path: Path) -> None:
+    props = parse_properties(server_properties(tmp_path / "logs", 9092, 9093, {"svc": "pw1", "other": "pw2"}))
+    assert props["listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["inter.broker.listener.name"] == "SASL_PLAINTEXT" and props["sasl.enabled.mechanisms"] == "PLAIN"
+    jaas = props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert 'username="svc" password="pw1"' in jaas and 'user_svc="pw1" user_other="pw2";' in jaas
+
+
 def test_cluster_ids_look_like_kafkas() -> None:
     ids = {new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
