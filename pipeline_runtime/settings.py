@@ -149,6 +149,12 @@ class SparkSettings(ServiceSettings):
         validation_alias=shared("CHECKPOINTS_LOCATION"),
         description="Root of the streaming checkpoints; default DATA_DIR/checkpoints.",
     )
+    spark_shared_filesystem: bool = Field(
+        False,
+        validation_alias=shared("SPARK_SHARED_FILESYSTEM"),
+        description="Local paths (DATA_DIR, a TABLES_LOCATION without a scheme) are on storage every Spark node "
+        "mounts at the same path (NFS, ...), so a cluster master may use them.",
+    )
 
     def table_uri(self, name: str) -> str:
         """Where table `name` lives: under TABLES_LOCATION, else under DATA_DIR/tables."""

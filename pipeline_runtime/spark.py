@@ -12,6 +12,7 @@ import signal
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.java import check_java
@@ -123,8 +124,38 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
     return conf
 
 
+def driver_local_locations(settings: SparkSettings, checkpoints: bool) -> list[tuple[str, str]]:
+    """(setting, location) of the table (and checkpoint) roots that, with a cluster master, only the driver's
+    disk would hold: a path or file: URI, unless SPARK_SHARED_FILESYSTEM says every node mounts it."""
+    if settings.spark_master.startswith("local") or settings.spark_shared_filesystem:
+        return []
+    roots = [("TABLES_LOCATION", settings.tables_location, settings.table_uri(""))]
+    if checkpoints:
+        roots.append(("CHECKPOINTS_LOCATION", settings.checkpoints_location, settings.checkpoint_uri("")))
+    return [
+        (name, configured or f"unset, so {resolved.rstrip('/')} under DATA_DIR")
+        for name, configured, resolved in roots
+        if urlsplit(resolved).scheme in ("", "file")
+    ]
+
+
+def require_shared_locations(settings: SparkSettings, checkpoints: bool = False) -> None:
+    """SetupError at start, before any JVM, when a cluster's workers could not reach the tables or checkpoints
+    (they would fail mid-run with a missing file instead)."""
+    local = driver_local_locations(settings, checkpoints)
+    if local:
+        said = "; ".join(f"{name} is {where}" for name, where in local)
+        raise SetupError(
+            f"SPARK_MASTER is a cluster ({settings.spark_master}) but {said}: a path on this machine that the "
+            "workers cannot read. Point TABLES_LOCATION and CHECKPOINTS_LOCATION at storage every node shares "
+            "(s3a://, hdfs://, abfss://, gs://), or set SPARK_SHARED_FILESYSTEM=true if every node mounts that "
+            "path."
+        )
+
+
 def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession":
     """A SparkSession with Delta and the Kafka source/sink, configured from settings."""
+    require_shared_locations(settings)
     check_java(settings.java_home)
     if settings.java_home and "JAVA_HOME" not in os.environ:
         os.environ["JAVA_HOME"] = str(settings.java_home)  # the JVM launcher reads it from the environment

@@ -17,6 +17,7 @@ from pipeline_runtime.kafka_admin import require_kafka
 from pipeline_runtime.kafka_clients import librdkafka_config
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
+from pipeline_runtime.spark import require_shared_locations
 from streaming.settings import StreamingSettings
 
 log = logging.getLogger("streaming")
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from streaming.job import run_job  # noqa: PLC0415
 
+            require_shared_locations(settings, checkpoints=True)
             require_kafka(librdkafka_config(settings))
             ensure_writable_dir(settings.data_dir, "data dir")
             return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))

@@ -18,7 +18,7 @@ from pipeline_runtime.errors import SetupError
 from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.mlflow_setup import require_mlflow
-from pipeline_runtime.spark import build_spark_session, has_data_source
+from pipeline_runtime.spark import build_spark_session, has_data_source, require_shared_locations
 from training import registry
 from training.settings import TrainingSettings
 
@@ -96,6 +96,7 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
     from training.selection import Stopped  # noqa: PLC0415
 
     stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
+    require_shared_locations(settings)
     with ProcessLock(settings.state_dir / "training.lock", "trainer"):  # first: two trainers never share a store
         require_mlflow(settings)
         spark: SparkSession | None = None  # started by the first cycle that needs it

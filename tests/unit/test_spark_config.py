@@ -11,11 +11,13 @@ from pipeline_runtime.spark import (
     MANIFEST,
     SPARK_PACKAGES,
     artifact_name,
+    driver_local_locations,
+    require_shared_locations,
     resolve_spark_jars,
     select_extra_jars,
     spark_conf,
 )
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, clean_env, run_module
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
@@ -98,3 +100,41 @@ def test_session_settings(tmp_path: Path) -> None:
     assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
     cluster = spark_conf(settings.model_copy(update={"spark_master": "spark://m:7077"}), "app", None)
     assert "spark.driver.host" not in cluster
+
+
+def test_a_cluster_master_refuses_locations_only_the_driver_has(tmp_path: Path) -> None:
+    def settings(**values: object) -> SparkSettings:
+        return SparkSettings(_env_file=None, data_dir=tmp_path / "data", **values)  # type: ignore[arg-type]
+
+    assert driver_local_locations(settings(spark_master="local[2]"), checkpoints=True) == []
+    cluster = settings(spark_master="spark://10.0.0.5:7077")
+    assert [name for name, _ in driver_local_locations(cluster, checkpoints=True)] == [
+        "TABLES_LOCATION",
+        "CHECKPOINTS_LOCATION",
+    ]
+    with pytest.raises(SetupError) as refused:
+        require_shared_locations(cluster)
+    message = str(refused.value)
+    assert f"TABLES_LOCATION is unset, so {(tmp_path / 'data' / 'tables').resolve()} under DATA_DIR" in message
+    assert "SPARK_SHARED_FILESYSTEM=true" in message and "CHECKPOINTS_LOCATION is" not in message
+
+    shared = settings(
+        spark_master="spark://10.0.0.5:7077", tables_location="s3a://bucket/tables", checkpoints_location="file:/x"
+    )
+    assert driver_local_locations(shared, checkpoints=True) == [("CHECKPOINTS_LOCATION", "file:/x")]
+    require_shared_locations(shared)  # the trainer needs no checkpoints
+    mounted = settings(spark_master="yarn", spark_shared_filesystem=True)
+    assert driver_local_locations(mounted, checkpoints=True) == []
+
+
+@pytest.mark.parametrize(("module", "args"), [("streaming", ["run"]), ("training", ["run", "--once"])])
+def test_the_services_refuse_driver_local_tables_on_a_cluster_at_once(
+    module: str, args: list[str], tmp_path: Path
+) -> None:
+    env = clean_env(DATA_DIR=str(tmp_path / "data"), SPARK_MASTER="spark://127.0.0.1:7077")
+    result = run_module(module, *args, env=env, cwd=tmp_path, timeout=60)
+    output = result.stdout + result.stderr
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in output, output
+    assert "SPARK_MASTER is a cluster (spark://127.0.0.1:7077) but TABLES_LOCATION is unset" in lines[0]
+    assert ("CHECKPOINTS_LOCATION is unset" in lines[0]) == (module == "streaming")
