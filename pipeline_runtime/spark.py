@@ -121,7 +121,15 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
     else:
         conf["spark.jars"] = ",".join(str(p.resolve()) for p in jars)
     conf.update(settings.spark_conf)
+    # A service's own settings on top (STREAMING_SPARK_CONF, TRAINING_SPARK_CONF: their `service_spark_conf`).
+    conf.update(getattr(settings, "service_spark_conf", {}))
     return conf
+
+
+def uncapped_on_a_cluster(conf: dict[str, str]) -> bool:
+    """A standalone cluster gives an application every core unless `spark.cores.max` caps it: the streaming job
+    and the trainer then cannot both run (the second waits for resources forever)."""
+    return conf["spark.master"].startswith("spark://") and "spark.cores.max" not in conf
 
 
 def driver_local_locations(settings: SparkSettings, checkpoints: bool) -> list[tuple[str, str]]:
@@ -168,8 +176,16 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
         )
     from pyspark.sql import SparkSession  # noqa: PLC0415 - importing pyspark is slow; only here
 
+    conf = spark_conf(settings, app_name, jars)
+    if uncapped_on_a_cluster(conf):
+        log.warning(
+            "%s takes every core of the cluster %s: another service's application will wait for resources; cap "
+            'it with STREAMING_SPARK_CONF / TRAINING_SPARK_CONF = {"spark.cores.max": "N"}',
+            app_name,
+            settings.spark_master,
+        )
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name, jars).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     # PySpark replaces the SIGINT handler with its own (cancel all jobs, raise KeyboardInterrupt inside
     # whatever py4j call is running); the services' own stop handler, which stops them between steps, is

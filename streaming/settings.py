@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.settings import KafkaSettings, SparkSettings
@@ -10,6 +10,13 @@ from pipeline_runtime.settings import KafkaSettings, SparkSettings
 
 class StreamingSettings(KafkaSettings, SparkSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMING_")
+
+    service_spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("STREAMING_SPARK_CONF"),
+        description="This service's own Spark settings as JSON, on top of SPARK_CONF, e.g. "
+        '{"spark.cores.max": "2"}' + " (on a standalone cluster an application takes every core unless capped).",
+    )
 
     trigger_interval: str = Field("30 seconds", description="Processing-time trigger of the long-running job.")
     gold_trigger_interval: str | None = Field(

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings
@@ -12,6 +12,14 @@ Tuning = Literal["quick", "full"]
 
 class TrainingSettings(SparkSettings, MlflowSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINING_")
+
+    service_spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("TRAINING_SPARK_CONF"),
+        description="This service's own Spark settings as JSON, on top of SPARK_CONF, e.g. "
+        '{"spark.cores.max": "2", "spark.executor.memory": "4g"}'
+        + " (on a standalone cluster an application takes every core unless capped).",
+    )
 
     interval_seconds: float = Field(3600.0, gt=0, description="Seconds between two training cycles.")
     seed: int = Field(1, description="Seed of every random step (splits, models).")

@@ -16,6 +16,7 @@ from pipeline_runtime.spark import (
     resolve_spark_jars,
     select_extra_jars,
     spark_conf,
+    uncapped_on_a_cluster,
 )
 from tests.support.processes import ROOT, clean_env, run_module
 
@@ -138,3 +139,25 @@ def test_the_services_refuse_driver_local_tables_on_a_cluster_at_once(
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in output, output
     assert "SPARK_MASTER is a cluster (spark://127.0.0.1:7077) but TABLES_LOCATION is unset" in lines[0]
     assert ("CHECKPOINTS_LOCATION is unset" in lines[0]) == (module == "streaming")
+
+
+def test_each_service_adds_its_own_spark_settings_on_top_of_the_shared_ones(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from streaming.settings import StreamingSettings
+    from training.settings import TrainingSettings
+
+    monkeypatch.setenv("SPARK_MASTER", "spark://m:7077")
+    monkeypatch.setenv("SPARK_CONF", '{"spark.cores.max": "8", "spark.executor.memory": "2g"}')
+    monkeypatch.setenv("STREAMING_SPARK_CONF", '{"spark.cores.max": "2"}')
+    monkeypatch.setenv("TRAINING_SPARK_CONF", '{"spark.executor.memory": "6g"}')
+    streaming = spark_conf(StreamingSettings(_env_file=None, data_dir=tmp_path), "streaming", None)
+    training = spark_conf(TrainingSettings(_env_file=None, data_dir=tmp_path), "training", None)
+    assert (streaming["spark.cores.max"], streaming["spark.executor.memory"]) == ("2", "2g")
+    assert (training["spark.cores.max"], training["spark.executor.memory"]) == ("8", "6g")
+    assert not uncapped_on_a_cluster(streaming) and not uncapped_on_a_cluster(training)
+    monkeypatch.delenv("SPARK_CONF")
+    monkeypatch.delenv("STREAMING_SPARK_CONF")
+    assert uncapped_on_a_cluster(spark_conf(StreamingSettings(_env_file=None, data_dir=tmp_path), "streaming", None))
+    monkeypatch.setenv("SPARK_MASTER", "local[2]")
+    assert not uncapped_on_a_cluster(spark_conf(StreamingSettings(_env_file=None, data_dir=tmp_path), "s", None))
