@@ -27,7 +27,7 @@ from pipeline.settings import PipelineSettings
 from pipeline_runtime.broker import BrokerSettings, kafka_for_run
 from pipeline_runtime.cli import console
 from pipeline_runtime.contract import GOLD, TABLES
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.settings import ProducerSettings
 from streaming.settings import StreamingSettings
@@ -250,7 +250,7 @@ def demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threadin
         if stop.is_set():  # a stop cancels Spark jobs and the producer's work: they end in errors
             raise KeyboardInterrupt from None
         log.exception("the demo failed")
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise SetupError(f"the demo failed: {first} (the full error is above)") from None
     if stop.is_set():
         raise KeyboardInterrupt

@@ -16,6 +16,12 @@ class SetupError(Exception):
     """One line that says what is wrong and how to fix it; CLIs print it without a traceback."""
 
 
+def first_line(error: object, limit: int = 300) -> str:
+    """An error's first line (at most `limit` characters), or its type's name when it says nothing."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 def error_text(error: object) -> str:
     """All an error says: its message, the JVM stack trace PySpark keeps of a captured Java exception, and
     the same of every exception it was raised from or during and of the Java cause PySpark keeps."""

@@ -36,7 +36,7 @@ from pipeline_runtime.contract import (
     SILVER_MEMBERS,
 )
 from pipeline_runtime.delta_log import delta_version
-from pipeline_runtime.errors import SetupError, storage_fault
+from pipeline_runtime.errors import SetupError, first_line, storage_fault
 from pipeline_runtime.kafka_clients import java_client_config
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
@@ -104,7 +104,7 @@ class QueryFailed(SetupError):
     """A streaming query died: one line here, the whole error in the log above it."""
 
     def __init__(self, name: str | None, error: object) -> None:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         log.error("the %s query failed:\n%s", name, error)
         super().__init__(
             f"the {name} streaming query failed: {first[:300]} (full error above; the checkpoint is intact, "

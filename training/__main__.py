@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.mlflow_setup import require_mlflow
@@ -119,7 +119,7 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
                         break
                     if once:
                         log.exception("the training cycle failed")
-                        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+                        first = first_line(exc)
                         raise SetupError(f"the training cycle failed: {first} (full error in the log above)") from None
                     log.exception("the training cycle failed (%s); the next one starts in %.0f s", exc, interval)
                     status = EXIT_FAILED

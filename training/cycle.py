@@ -304,12 +304,11 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             info = mlflow.spark.log_model(
                 model,
                 "model",
-                registered_model_name=model_name,
                 signature=infer_signature(inputs, output),
                 input_example=inputs,
                 pip_requirements=[f"pyspark=={pyspark.__version__}"],
             )
-            report.version = str(info.registered_model_version)
+            report.version = registry.register_checked(info.model_uri, model_name)
         with steps.step(f"{name}: score the champion on the same holdout"):
             champion_version, report.champion, problem = champion_metrics(
                 client, task, model_name, label, prepared.holdout, k
@@ -317,8 +316,10 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
         if stop.is_set():
             raise Stopped
         metric = PRIMARY_METRIC[task][0]
-        if problem:
-            report.promoted, report.reason = True, problem
+        if problem:  # the candidate was read back before it was registered: it replaces what cannot serve
+            report.promoted, report.reason = True, f"{problem}: replaced by v{report.version}, which loads"
+            log.warning("%s: %s", model_name, report.reason)
+            mlflow.set_tag("champion.problem", problem)
         else:
             report.promoted, report.reason = decide_promotion(
                 task,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.errors import SetupError, first_line
 from training import registry
 from training.data import model_input
 
@@ -119,5 +120,11 @@ def champion_recommendations(
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     if champion is None:
         return None
-    model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    try:
+        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
+        raise SetupError(
+            f"the favourite champion ({name} v{champion.version}) cannot be loaded: {first_line(exc, 200)}. Check "
+            "that MLflow's artifact store is reachable from here, or train again (`python -m training run --once`)"
+        ) from None
     return str(champion.version), top_recommendations(model, gold, top, name, str(champion.version), gold_version)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.mlflow_setup import ensure_experiment
 from pipeline_runtime.settings import MlflowSettings
 
@@ -75,6 +76,37 @@ def version_by_alias(client: "MlflowClient", name: str, alias: str) -> "ModelVer
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:  # no such model or alias yet
         return None
+
+
+def logged_model_problem(model_uri: str) -> str | None:
+    """Why the Spark model logged at `model_uri` could not be loaded back (no MLmodel file, no `sparkml`
+    metadata or stages), else None: checked before the model is registered, so a failed save never leaves a
+    registered version without data."""
+    from mlflow.artifacts import list_artifacts  # noqa: PLC0415
+
+    try:
+        files = {item.path.rsplit("/", 1)[-1] for item in list_artifacts(artifact_uri=model_uri)}
+        parts = {item.path.rsplit("/", 1)[-1] for item in list_artifacts(artifact_uri=f"{model_uri}/sparkml")}
+    except Exception as exc:  # noqa: BLE001 - any store error means the same: the model cannot be read back
+        return f"the model logged at {model_uri} cannot be read back ({first_line(exc, 200)})"
+    missing = sorted({"MLmodel"} - files) + sorted(f"sparkml/{p}" for p in {"metadata", "stages"} - parts)
+    if not missing:
+        return None
+    return (
+        f"the model logged at {model_uri} has no {', '.join(missing)}: MLflow's Spark flavour saves it through "
+        "MLFLOW_DFS_TMP on the executors, so on a Spark cluster point MLFLOW_DFS_TMP (and the MLflow artifact "
+        "store) at storage every node shares; it was not registered"
+    )
+
+
+def register_checked(model_uri: str, name: str) -> str:
+    """Register the model logged at `model_uri` as a new version of `name` once it is known to load back."""
+    import mlflow  # noqa: PLC0415
+
+    unreadable = logged_model_problem(model_uri)
+    if unreadable:
+        raise SetupError(unreadable)
+    return str(mlflow.register_model(model_uri, name).version)
 
 
 def set_alias(client: "MlflowClient", name: str, alias: str, version: str) -> None:

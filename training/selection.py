@@ -12,6 +12,7 @@ import numpy as np
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F  # noqa: N812
 
+from pipeline_runtime.errors import first_line
 from training import registry
 from training.data import TaskData, holdout_flag
 from training.models import (
@@ -98,9 +99,19 @@ def champion_metrics(
         return None, None, ""
     try:
         model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    except Exception as exc:  # noqa: BLE001 - its files are gone or unreadable: broken, and said so
+        return (
+            str(version.version),
+            None,
+            f"champion v{version.version} is broken: it cannot be loaded ({first_line(exc, 200)})",
+        )
+    try:
         threshold = client.get_run(str(version.run_id)).data.metrics.get("threshold", 0.5)
         labels, predicted = scores(model, holdout, task, label)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's data is replaced
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        return str(version.version), None, f"champion v{version.version} cannot score the current data ({first})"
+        return (
+            str(version.version),
+            None,
+            f"champion v{version.version} cannot score the current data ({first_line(exc, 200)})",
+        )
     return str(version.version), evaluate(task, labels, predicted, threshold, k), ""

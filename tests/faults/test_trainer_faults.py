@@ -3,6 +3,7 @@ on a fresh store), one SIGKILLed mid-training, a worse candidate, an empty and a
 champion alias moves only when a finished candidate beats it."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,15 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
+import mlflow
+import pytest
 from mlflow import MlflowClient
 
+from pipeline_runtime.errors import SetupError
 from tests.support.processes import local_env, run_module
 from tests.support.training import PAIR_ROWS, TrainerPair, gold_location, write_gold
 from training import registry
-from training.settings import TrainingSettings
-
-PROMOTION_MARGIN = TrainingSettings.model_fields["promotion_margin"].default
+from training.recommend import champion_recommendations
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -96,6 +99,18 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     assert after_kill == {"popularity": "1", "favourite": "1"}, "a killed cycle never moves the champion"
     registered_after_kill = versions(client)
 
+    # The favourite champion's files are lost (as with a store the cluster's nodes do not share): recommend
+    # says so in one line, and the next cycle reports it broken and replaces it with a candidate that loads.
+    favourite_v1 = client.get_model_version_by_alias(registry.model_name("favourite"), registry.CHAMPION)
+    shutil.rmtree(Path(urlparse(client.get_run(str(favourite_v1.run_id)).info.artifact_uri).path) / "model" / "sparkml")
+    before = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        with pytest.raises(SetupError, match=r"the favourite champion \(spotify-favourite v1\) cannot be loaded"):
+            champion_recommendations(client, spark.read.format("delta").load(location), 1, 5)
+    finally:
+        mlflow.set_tracking_uri(before)
+
     # The next trainer is not blocked by the dead one's lock; its candidate lacks the best features: worse.
     crippled = run_module(
         "training",
@@ -114,17 +129,22 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     assert last.data.tags[registry.TAG_DECISION] == "challenger"
     assert "does not beat the champion by the margin: rmse" in last.data.tags[registry.TAG_REASON]
     assert last.data.metrics["champion_rmse"] < last.data.metrics["rmse"]
-    # The favourite model follows the same rule, whichever way it went.
+    # The broken favourite champion was reported and replaced by the candidate, which was read back first.
     favourite = latest_candidate(client, "favourite")
-    beats = favourite.data.metrics["auc_pr"] >= favourite.data.metrics["champion_auc_pr"] * (1 + PROMOTION_MARGIN)
-    assert favourite.data.tags[registry.TAG_DECISION] == ("champion" if beats else "challenger")
+    assert favourite.data.tags[registry.TAG_DECISION] == "champion"
+    reason = favourite.data.tags[registry.TAG_REASON]
+    assert reason.startswith("champion v1 is broken: it cannot be loaded") and "which loads" in reason, reason
+    assert "champion.problem" in favourite.data.tags and "champion_auc_pr" not in favourite.data.metrics
+    assert "is broken" in crippled.stdout + crippled.stderr
     champion_after_worse = champions(client)
+    assert champion_after_worse["favourite"] not in (None, "1")
     figures(
         what="killed mid-tuning, then a worse candidate",
         kills=1,
         versions_registered_by_the_killed_run=registered_after_kill - 2,
         popularity_champion=f"v{champion_after_worse['popularity']}",
         popularity_challenger=f"v{popularity.version}",
+        broken_favourite_champion=f"v1 (files removed): reported, replaced by v{champion_after_worse['favourite']}",
     )
 
     # An empty gold table (recreated by hand, say), then none at all: skipped, nothing moves.
