@@ -22,6 +22,7 @@ re-builds gold from the silver tables).
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,11 @@ GOLD_SOURCES = {
     SILVER_ENTITY_TABLES["artist"]: "artist_id",
 }
 CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
+
+
+# The job's own upkeep (OPTIMIZE) rewrites the files a MERGE has read, and Delta then refuses the MERGE
+# (DELTA_CONCURRENT_APPEND): a table's writes and its upkeep take turns.
+TABLE_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 def table_properties(name: str) -> dict[str, str]:
@@ -195,7 +201,7 @@ class MergeWriter:
         merge = target.merge(rows.alias("s"), condition)
         merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
         started = time.monotonic()
-        with idempotent(spark, f"{self.query_name}:{table}", batch_id):
+        with TABLE_LOCKS[table], idempotent(spark, f"{self.query_name}:{table}", batch_id):
             merge.whenNotMatchedInsertAll().execute()
         self.merge_seconds[table] = round(time.monotonic() - started, 2)
 
@@ -407,8 +413,9 @@ def maintain_tables(
             log.info("table upkeep interrupted by the stop request")
             return removed
         table = DeltaTable.forPath(spark, settings.table(name))
-        table.optimize().executeCompaction()
-        removed[name] = table.vacuum(settings.vacuum_retention_hours).count()
+        with TABLE_LOCKS[name]:
+            table.optimize().executeCompaction()
+            removed[name] = table.vacuum(settings.vacuum_retention_hours).count()
     log.info("table upkeep done (OPTIMIZE, VACUUM %dh)", settings.vacuum_retention_hours)
     return removed
 

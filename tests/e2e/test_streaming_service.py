@@ -58,4 +58,5 @@ def test_long_running_job_streams_keeps_tables_tidy_and_stops_on_sigterm(
         log.close()
     assert table(spark, settings, "silver_tracks").count() == 100
     assert table(spark, settings, "bronze").count() == 100
+    assert table(spark, settings, "track_features").count() == 100, "gold kept up through the upkeep"
     assert "SIGTERM received: stopping after the current batch" in (tmp_path / "streaming.log").read_text()
