@@ -32,9 +32,9 @@ def servers_of(config: Mapping[str, str] | str) -> str:
     return config if isinstance(config, str) else config["bootstrap.servers"]
 
 
-def count_brokers(config: Mapping[str, str] | str, timeout: float, errors: list[Any] | None = None) -> int:
+def count_brokers(config: Mapping[str, str] | str, timeout: float) -> int:
     """How many brokers the cluster's metadata lists (registered and unfenced); raises KafkaException."""
-    return len(admin_client(config, errors).list_topics(timeout=timeout).brokers)
+    return len(admin_client(config).list_topics(timeout=timeout).brokers)
 
 
 def broker_registered(config: Mapping[str, str] | str, timeout: float = 2.0) -> bool:
