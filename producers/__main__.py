@@ -36,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         "PRODUCER_POLL_INTERVAL_SECONDS. SIGTERM or Ctrl-C stops it after the current unit.",
     )
     when = run.add_mutually_exclusive_group()
-    when.add_argument("--once", action="store_true", help="poll once and exit")
+    when.add_argument(
+        "--once",
+        action="store_true",
+        help="poll once and exit: 0 when done, 75 when part of it is left for the next run (a 429 wait, an outage, events Kafka did not confirm)",
+    )
     when.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between polls (overrides setting)")
 
     login = commands.add_parser(

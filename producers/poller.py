@@ -57,7 +57,14 @@ class PollReport:
     rate_limited: int = 0
     resume_at: float | None = None
     stopped: bool = False
+    undelivered: bool = False  # Kafka did not confirm a unit's events: they go again next poll
+    temporary_failures: int = 0  # units that failed for a reason that passes (an outage, Kafka)
     quiet: bool = False  # nothing new: only what was already reported went on
+
+    @property
+    def retry_later(self) -> bool:
+        """Something of this poll is still to do and a later run will do it (a 429 wait, an outage, Kafka)."""
+        return self.resume_at is not None or self.temporary_failures > 0
 
     def summary(self) -> str:
         published = ", ".join(f"{n} {t}" for t, n in sorted(self.events.items())) or "nothing new"
@@ -213,6 +220,7 @@ class Poller:
                     unit()
                 except ServiceUnavailable as exc:
                     report.failed_units += 1
+                    report.temporary_failures += 1
                     conditions.failed(exc, name)
                 except SpotifyException as exc:  # a 4xx other than 401/429: that unit only
                     report.failed_units += 1
@@ -223,12 +231,15 @@ class Poller:
             conditions.rate_limited(exc)
         except ServiceUnavailable as exc:
             report.failed_units += 1
+            report.temporary_failures += 1
             conditions.failed(exc, "listing what to poll; the poll stopped there")
         except SpotifyException as exc:
             report.failed_units += 1
             conditions.refused(exc, "listing what to poll; the poll stopped there")
         except DeliveryFailed as exc:
             report.failed_units += 1
+            report.temporary_failures += 1
+            report.undelivered = True
             log.error("%s; nothing of that unit is recorded as published: it is sent again next poll", exc)
         conditions.end_poll(complete, report.stopped)
         report.requests = self.api.counter["requests"] - before["requests"]

@@ -93,6 +93,7 @@ def run_service(settings: ProducerSettings, once: bool, interval: float | None) 
         log.info("producer stopped before its first poll")
         return stopped
     producer = open_producer(settings, stop, conditions, api)
+    report: PollReport | None = None
     try:
         while True:
             try:
@@ -102,7 +103,7 @@ def run_service(settings: ProducerSettings, once: bool, interval: float | None) 
                     return 0
                 continue
             if once or stop.is_set():
-                return EXIT_TEMPFAIL if (once and report.resume_at) else 0
+                return EXIT_TEMPFAIL if (once and report.retry_later) else 0
             delay = every if report.resume_at is None else max(every, report.resume_at - time.time())
             next_at = datetime.fromtimestamp(time.time() + delay, UTC).strftime("%H:%M:%S UTC")
             log.log(logging.DEBUG if report.quiet else logging.INFO, "next poll at %s", next_at)
@@ -110,7 +111,13 @@ def run_service(settings: ProducerSettings, once: bool, interval: float | None) 
                 return 0
     finally:
         producer.close()
-        log.info("producer stopped; Kafka confirmed everything it was given")
+        if report is not None and report.undelivered:
+            log.warning(
+                "producer stopped; Kafka did not confirm all of the last poll's events: none of them is recorded "
+                "as published, so the next run sends them again"
+            )
+        else:
+            log.info("producer stopped; Kafka confirmed everything it was given")
 
 
 def wait_for_generation(

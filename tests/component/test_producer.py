@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from producers.sandbox.server import SandboxServer
-from producers.service import Producer, open_producer
+from producers.service import EXIT_TEMPFAIL, Producer, open_producer, run_service
 from producers.settings import ProducerSettings
 from tests.support.kafka import read_topic
 from tests.support.spotify import sandbox_login, sandbox_settings, sandbox_stats, set_faults
@@ -416,3 +416,37 @@ def test_nothing_is_recorded_until_kafka_confirms(
     finally:
         producer.close()
         broker.stop()
+
+
+def test_once_with_events_kafka_refused_exits_75_and_says_so(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The broker refuses every track event (the topic takes no message that big): `run --once` exits 75, its last
+    line says Kafka did not confirm, and the next run, once the topic takes them, publishes each track once."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    server = sandbox_factory("extended")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, auth="client")
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    topic = settings.topic_tracks
+    admin.create_topics([NewTopic(topic, 2, 1, config={"max.message.bytes": "64"})])[topic].result(30)
+
+    with caplog.at_level(logging.INFO):
+        code = run_service(settings, once=True, interval=None)
+    assert code == EXIT_TEMPFAIL
+    last = caplog.records[-1].getMessage()
+    assert "Kafka did not confirm" in last and "sends them again" in last, last
+    assert read_topic(bootstrap_servers, topic) == []
+
+    resource = ConfigResource("topic", topic, set_config={"max.message.bytes": "1048588"})
+    admin.alter_configs([resource])[resource].result(30)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert run_service(settings, once=True, interval=None) == 0
+    assert "Kafka confirmed everything" in [r.getMessage() for r in caplog.records][-1]
+    tracks = read_topic(bootstrap_servers, topic)
+    expected = {t for p in server.state.catalogue.playlists.values() for t in p["track_ids"]}
+    assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
