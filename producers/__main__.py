@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument(
         "--once",
         action="store_true",
-        help="poll once and exit: 0 when done, 75 when part of it is left for the next run (a 429 wait, an outage, events Kafka did not confirm)",
+        help="poll once and exit: 0 when done, 75 when part of it is left for the next run "
+        "(a 429 wait, an outage, events Kafka did not confirm)",
     )
     when.add_argument("--interval", type=float, metavar="SECONDS", help="seconds between polls (overrides setting)")
 
