@@ -1,9 +1,10 @@
-"""End-to-end latency: a steady load through the long-running streaming job, send → readable in silver.
+"""End-to-end latency: a steady load through the long-running streaming job, send → readable in silver and gold.
 
 The streaming job runs as in production (`python -m streaming run`, processing-time trigger) while this
 process publishes our producer's events at a fixed rate, each new track's event stamped with its send
 time (`observed_at`). A track is readable in silver when the Delta commit that first holds its row in
-`silver_tracks` is written (the log file's time), so latency = that time - `observed_at`.
+`silver_tracks` is written (the log file's time), so latency = that time - `observed_at`; readable in gold
+when the first `track_features` commit holding its row is written (gold runs on its own trigger).
 
     python -m benchmarks.latency --rate 1500 --seconds 120 --trigger "5 seconds"
 """
@@ -100,6 +101,29 @@ def silver_latencies(table: Path) -> list[float]:
     return latencies
 
 
+def gold_latencies(gold: Path, silver: Path) -> list[float]:
+    """Seconds from each track's observed_at (as silver holds it: each track is sent once) to the first gold
+    commit holding it."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    observed: dict[str, float] = {}
+    for path in silver.glob("*.parquet"):  # files OPTIMIZE removed too: the same values
+        columns = pq.read_table(path, columns=["track_id", "observed_at"]).to_pydict()
+        for track_id, moment in zip(columns["track_id"], columns["observed_at"], strict=True):
+            if moment is not None:
+                observed[track_id] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    seen: set[str] = set()
+    latencies = []
+    for commit in delta_commits(gold):
+        for added in commit.added_files:
+            for track_id in pq.read_table(gold / added, columns=["track_id"]).column("track_id").to_pylist():
+                if track_id in seen or track_id not in observed:
+                    continue
+                seen.add(track_id)
+                latencies.append(commit.visible_at - observed[track_id])
+    return latencies
+
+
 def bronze_latencies(table: Path, topic: str) -> list[float]:
     """Seconds from each track event's observed_at to the bronze commit holding its Kafka record."""
     import pyarrow.parquet as pq  # noqa: PLC0415
@@ -161,6 +185,7 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
                 memory.watched.pop("broker", None)
             latencies = silver_latencies(data / "tables" / "silver_tracks")
             to_bronze = bronze_latencies(data / "tables" / "bronze", f"{TOPIC_PREFIX}.tracks")
+            to_gold = gold_latencies(data / "tables" / "track_features", data / "tables" / "silver_tracks")
     return {
         "trigger_interval": trigger,
         "target_events_per_second": rate,
@@ -168,6 +193,7 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
         "tracks_found_in_silver": len(latencies),
         **spread(latencies),
         "to_bronze": {"tracks_found": len(to_bronze), **spread(to_bronze)},
+        "to_gold": {"tracks_found": len(to_gold), **spread(to_gold)},
         "streaming_peak_rss_mib": memory.peak_mib("streaming-steady"),
     }
 

@@ -60,13 +60,14 @@ def layer_rates(progress: list[dict[str, Any]], gold_rows: int) -> dict[str, Any
     """Rows and rows/s per layer from the progress log's micro-batches."""
     bronze = [line for line in progress if line["query"] == "bronze"]
     silver = [line for line in progress if line["query"] == "silver"]
+    gold = [line for line in progress if line["query"] == "gold"]
     bronze_rows = sum(line["input_rows"] for line in bronze)
     bronze_seconds = sum((line["batch_duration_ms"] or 0) for line in bronze) / 1000
     silver_rows = sum(line["input_rows"] for line in silver)
     silver_seconds = sum(line.get("layer_seconds", {}).get("silver", 0) for line in silver)
-    gold_seconds = sum(line.get("layer_seconds", {}).get("gold", 0) for line in silver)
+    gold_seconds = sum(line.get("layer_seconds", {}).get("gold", 0) for line in gold)
     merges: dict[str, float] = {}
-    for line in silver:
+    for line in silver + gold:
         for table, seconds in (line.get("merge_seconds") or {}).items():
             merges[table] = round(merges.get(table, 0.0) + seconds, 1)
     return {
@@ -83,7 +84,7 @@ def layer_rates(progress: list[dict[str, Any]], gold_rows: int) -> dict[str, Any
             "rows_per_second": rate(silver_rows, silver_seconds),
         },
         "gold": {
-            "batches": len(silver),
+            "batches": len(gold),
             "rows": gold_rows,
             "seconds": round(gold_seconds, 1),
             "rows_per_second": rate(gold_rows, gold_seconds),

@@ -1,13 +1,22 @@
-"""The streaming job's I/O: Kafka -> bronze (Delta sink), bronze -> quarantine + silver + gold (foreachBatch).
+"""The streaming job's I/O: Kafka -> bronze (Delta sink), bronze -> quarantine + silver (foreachBatch),
+silver's Change Data Feed -> gold (foreachBatch).
 
-Two queries in one Spark application, each with its own checkpoint:
+Three queries in one Spark application, each with its own checkpoint:
 
 * `bronze`: Spark's Kafka source into the bronze Delta table (append, partitioned by ingest date). The
   checkpoint and the Delta sink make it exactly once.
 * `silver`: a Delta stream of bronze; each micro-batch is parsed, bad records appended to quarantine,
-  good ones MERGEd into the silver tables (latest `observed_at` wins) and the affected gold rows
-  re-built. Every write carries Delta's idempotent-write session settings (txnAppId = query and table,
-  txnVersion = batch id), so a batch replayed after a crash writes nothing twice.
+  good ones MERGEd into the silver tables (latest `observed_at` wins).
+* `gold`: the Change Data Feed of the silver tables, on its own trigger (STREAMING_GOLD_TRIGGER_INTERVAL):
+  each micro-batch re-builds the gold rows of the tracks whose silver rows changed (an artist's change
+  reaches its tracks), so gold is off the silver batch's critical path and a burst of silver batches
+  costs one gold rebuild.
+
+Every write carries Delta's idempotent-write session settings (txnAppId = query and table, txnVersion =
+batch id), so a batch replayed after a crash writes nothing twice. The gold query reads the silver
+tables' `_change_data`, which VACUUM removes after STREAMING_VACUUM_RETENTION_HOURS: a gold query
+stopped for longer than that cannot resume (start it again with a fresh gold checkpoint, which
+re-builds gold from the silver tables).
 """
 
 import logging
@@ -15,7 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.contract import (
@@ -56,11 +65,24 @@ TABLE_PROPERTIES = {
     "delta.autoOptimize.optimizeWrite": "false",
     "delta.autoOptimize.autoCompact": "false",
 }
+# The gold query reads what changed in these tables from their Change Data Feed: the column that leads
+# from each to the gold rows it affects.
+GOLD_SOURCES = {
+    SILVER_ENTITY_TABLES["track"]: "track_id",
+    SILVER_ENTITY_TABLES["audio_features"]: "track_id",
+    SILVER_MEMBERS: "track_id",
+    SILVER_ENTITY_TABLES["artist"]: "artist_id",
+}
+CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 
 
 # The job's own upkeep (OPTIMIZE) rewrites the files a MERGE has read, and Delta then refuses the MERGE
 # (DELTA_CONCURRENT_APPEND): a table's writes and its upkeep take turns.
 TABLE_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+def table_properties(name: str) -> dict[str, str]:
+    return {**TABLE_PROPERTIES, **(CHANGE_FEED if name in GOLD_SOURCES else {})}
 
 
 def ddl_type(spark_type: str) -> str:
@@ -131,14 +153,22 @@ def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
 
     for name, columns in table_schemas().items():
         location = settings.table(name)
+        props = ", ".join(f"'{k}' = '{v}'" for k, v in table_properties(name).items())
         if DeltaTable.isDeltaTable(spark, location):
+            if name in GOLD_SOURCES and not change_feed_enabled(spark, location):  # a table of an earlier version
+                spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({props})")
+                log.info("enabled the Change Data Feed of %s (gold reads it)", location)
             continue
         partition = " PARTITIONED BY (ingest_date)" if name == BRONZE else ""
-        props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_PROPERTIES.items())
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING DELTA{partition} TBLPROPERTIES ({props})"
         )
         log.info("created Delta table %s", location)
+
+
+def change_feed_enabled(spark: "SparkSession", location: str) -> bool:
+    properties = spark.sql(f"DESCRIBE DETAIL delta.`{location}`").first()["properties"]  # type: ignore[index]
+    return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
 @contextmanager
@@ -153,13 +183,41 @@ def idempotent(spark: "SparkSession", app_id: str, version: int) -> Iterator[Non
         spark.conf.unset("spark.databricks.delta.write.txnVersion")
 
 
-class SilverWriter:
-    """The foreachBatch function of the silver query."""
+class MergeWriter:
+    """A foreachBatch function that MERGEs into Delta tables; with a batch id, each write is idempotent per
+    (query, table, batch)."""
 
     def __init__(self, settings: StreamingSettings, query_name: str) -> None:
         self.settings = settings
         self.query_name = query_name
         self.merge_seconds: dict[str, float] = {}  # of the current batch, per table: where its time goes
+
+    def _merge(
+        self,
+        spark: "SparkSession",
+        table: str,
+        rows: "DataFrame",
+        keys: list[str],
+        batch_id: int | None,
+        newer: str | None,
+    ) -> None:
+        from delta.tables import DeltaTable  # noqa: PLC0415
+
+        target = DeltaTable.forPath(spark, self.settings.table(table)).alias("t")
+        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        merge = target.merge(rows.alias("s"), condition)
+        merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
+        started = time.monotonic()
+        with (
+            TABLE_LOCKS[table],
+            idempotent(spark, f"{self.query_name}:{table}", batch_id) if batch_id is not None else nullcontext(),
+        ):
+            merge.whenNotMatchedInsertAll().execute()
+        self.merge_seconds[table] = round(time.monotonic() - started, 2)
+
+
+class SilverWriter(MergeWriter):
+    """The foreachBatch function of the silver query."""
 
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
         from pyspark.sql import functions as F  # noqa: N812, PLC0415
@@ -180,7 +238,6 @@ class SilverWriter:
                     bad.write.format("delta").mode("append").save(settings.table(QUARANTINE))
             facts["quarantined"] = quarantined
 
-            touched: list[DataFrame] = []
             for event_type, table in SILVER_ENTITY_TABLES.items():
                 count = counts.get(event_type, 0)
                 if not count:
@@ -188,15 +245,6 @@ class SilverWriter:
                 rows = latest_per_key(entity_rows(parsed, event_type), KEYS[event_type])
                 self._merge(spark, table, rows, KEYS[event_type], batch_id, newer_condition())
                 facts["rows_written"][table] = count
-                if event_type in {"track", "audio_features"}:
-                    touched.append(rows.select("track_id"))
-                else:
-                    tracks = spark.read.format("delta").load(settings.table(SILVER_ENTITY_TABLES["track"]))
-                    touched.append(
-                        tracks.join(
-                            rows.select(F.col("artist_id")), F.get(F.col("artist_ids"), 0) == F.col("artist_id")
-                        ).select("track_id")
-                    )
 
             memberships = entity_rows(parsed, "playlist_membership")
             count = counts.get("playlist_membership", 0)
@@ -212,22 +260,11 @@ class SilverWriter:
                     newer_condition(),
                 )
                 facts["rows_written"][SILVER_HISTORY] = count
-                touched.append(memberships.select("track_id"))
-
-            gold_started = time.monotonic()
-            if touched:
-                affected = touched[0]
-                for more in touched[1:]:
-                    affected = affected.unionByName(more)
-                self._update_gold(spark, affected.distinct(), batch_id)
-            facts["layer_seconds"] = {
-                "silver": round(gold_started - started, 3),
-                "gold": round(time.monotonic() - gold_started, 3),
-            }
+            facts["layer_seconds"] = {"silver": round(time.monotonic() - started, 3)}
             facts["merge_seconds"] = self.merge_seconds
             facts["delta_versions"] = {
                 name: delta_version(settings.table(name))
-                for name in (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, GOLD)
+                for name in (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS)
             }
             BATCH_FACTS[(self.query_name, batch_id)] = facts
             log.info(
@@ -240,35 +277,54 @@ class SilverWriter:
         finally:
             parsed.unpersist()
 
-    def _merge(
-        self, spark: "SparkSession", table: str, rows: "DataFrame", keys: list[str], batch_id: int, newer: str | None
-    ) -> None:
-        from delta.tables import DeltaTable  # noqa: PLC0415
 
-        target = DeltaTable.forPath(spark, self.settings.table(table)).alias("t")
-        condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        merge = target.merge(rows.alias("s"), condition)
-        merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
-        started = time.monotonic()
-        with TABLE_LOCKS[table], idempotent(spark, f"{self.query_name}:{table}", batch_id):
-            merge.whenNotMatchedInsertAll().execute()
-        self.merge_seconds[table] = round(time.monotonic() - started, 2)
+class GoldWriter(MergeWriter):
+    """The foreachBatch function of the gold query: a batch holds the keys (`track_id` or `artist_id`) of
+    silver rows that changed; the gold rows of those tracks, and of the tracks of those artists, are re-built
+    from the silver tables as they are now."""
 
-    def _update_gold(self, spark: "SparkSession", affected: "DataFrame", batch_id: int) -> None:
+    def __call__(self, batch: "DataFrame", batch_id: int) -> None:
         from pyspark.sql import functions as F  # noqa: N812, PLC0415
+
+        spark = batch.sparkSession
+        started = time.monotonic()
+        self.merge_seconds = {}
 
         def read(name: str) -> "DataFrame":
             return spark.read.format("delta").load(self.settings.table(name))
 
-        tracks = read(SILVER_ENTITY_TABLES["track"]).join(affected, "track_id", "left_semi")
-        gold = track_features(
-            tracks,
-            read(SILVER_ENTITY_TABLES["artist"]),
-            read(SILVER_ENTITY_TABLES["audio_features"]),
-            read(SILVER_MEMBERS).join(affected, "track_id", "left_semi"),
-        )
-        gold = gold.select(*[F.col(c) for c in read(GOLD).columns])
-        self._merge(spark, GOLD, gold, ["track_id"], batch_id, "true")
+        changed = batch.distinct().persist()
+        try:
+            artist_ids = changed.where(F.col("artist_id").isNotNull()).select("artist_id")
+            tracks = read(SILVER_ENTITY_TABLES["track"])
+            affected = (
+                changed.where(F.col("track_id").isNotNull())
+                .select("track_id")
+                .unionByName(
+                    tracks.join(artist_ids, F.get(F.col("artist_ids"), 0) == F.col("artist_id")).select("track_id")
+                )
+                .distinct()
+            )
+            gold = track_features(
+                tracks.join(affected, "track_id", "left_semi"),
+                read(SILVER_ENTITY_TABLES["artist"]),
+                read(SILVER_ENTITY_TABLES["audio_features"]),
+                read(SILVER_MEMBERS).join(affected, "track_id", "left_semi"),
+            )
+            gold = gold.select(*[F.col(c) for c in read(GOLD).columns])
+            # No idempotent-write id: a gold row is re-built from silver as it is now, so writing a batch again
+            # changes nothing, and a gold checkpoint started afresh (reset_unstarted_checkpoint) must not have
+            # its batches skipped as already written.
+            self._merge(spark, GOLD, gold, ["track_id"], None, "true")
+        finally:
+            changed.unpersist()
+        seconds = time.monotonic() - started
+        BATCH_FACTS[(self.query_name, batch_id)] = {
+            "layer_seconds": {"gold": round(seconds, 3)},
+            "merge_seconds": self.merge_seconds,
+            "delta_versions": {GOLD: delta_version(self.settings.table(GOLD))},
+        }
+        log.info("gold batch %d in %.1fs", batch_id, seconds)
 
 
 def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
@@ -313,6 +369,72 @@ def start_silver(spark: "SparkSession", settings: StreamingSettings, available_n
     return writer.start()
 
 
+def silver_changes(spark: "SparkSession", settings: StreamingSettings) -> "DataFrame":
+    """The keys of the silver rows inserted or updated, from each gold source's Change Data Feed, as
+    (`track_id`, `artist_id`) rows with one of the two set."""
+    from pyspark.sql import functions as F  # noqa: N812, PLC0415
+
+    feeds = []
+    for table, column in GOLD_SOURCES.items():
+        feed = (
+            spark.readStream.format("delta")
+            .option("readChangeFeed", "true")
+            .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
+            .load(settings.table(table))
+            .where(F.col("_change_type") != "update_preimage")
+        )
+        feeds.append(
+            feed.select(
+                *(
+                    (F.col(key) if key == column else F.lit(None).cast("string")).alias(key)
+                    for key in ("track_id", "artist_id")
+                )
+            )
+        )
+    changes = feeds[0]
+    for feed in feeds[1:]:
+        changes = changes.unionByName(feed)
+    return changes
+
+
+def reset_unstarted_checkpoint(spark: "SparkSession", location: str) -> bool:
+    """Remove a checkpoint with no committed batch; True when it did.
+
+    A query whose very first batch never committed (it died writing its first offsets, on a full disk say)
+    cannot start from that checkpoint again: Spark 4.2 refuses with STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY
+    ("offsets should be empty on batch 0"). Only for the gold query, which re-builds gold rows from silver and
+    so loses nothing by starting afresh (a bronze or silver checkpoint holds what was already written)."""
+    sc = spark.sparkContext
+    # Hadoop's FileSystem, so an object-store checkpoint is handled as a local one (no public PySpark API).
+    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]  # noqa: SLF001
+    root = hadoop_path(location)
+    fs = root.getFileSystem(sc._jsc.hadoopConfiguration())  # noqa: SLF001
+    if not fs.exists(root):
+        return False
+    commits = hadoop_path(root, "commits")
+    if fs.exists(commits) and any(status.getPath().getName().isdigit() for status in fs.listStatus(commits)):
+        return False
+    fs.delete(root, True)
+    log.warning("the %s checkpoint had no committed batch (its first batch died): started afresh", location)
+    return True
+
+
+def start_gold(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
+    reset_unstarted_checkpoint(spark, settings.checkpoint_uri("gold"))
+    writer = (
+        silver_changes(spark, settings)
+        .writeStream.queryName("gold")
+        .foreachBatch(GoldWriter(settings, "gold"))
+        .option("checkpointLocation", settings.checkpoint_uri("gold"))
+    )
+    writer = (
+        writer.trigger(availableNow=True)
+        if available_now
+        else writer.trigger(processingTime=settings.gold_trigger_interval or settings.trigger_interval)
+    )
+    return writer.start()
+
+
 def maintain_tables(
     spark: "SparkSession", settings: StreamingSettings, stop: threading.Event | None = None
 ) -> dict[str, int]:
@@ -342,22 +464,30 @@ def stop_between_batches(query: "StreamingQuery", timeout: float) -> None:
     query.stop()
 
 
+def finish(query: "StreamingQuery", settings: StreamingSettings, stop: threading.Event) -> bool:
+    """Wait for an availableNow query to end; False when `stop` came first (the query then stops between
+    batches)."""
+    try:
+        while not query.awaitTermination(1):
+            if stop.is_set():
+                stop_between_batches(query, settings.stop_timeout_seconds)
+                return False
+    except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
+        raise query_failed(settings, query.name, exc) from None
+    return True
+
+
 def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
-    """availableNow: bronze takes what Kafka has now, then silver takes what bronze has; then return."""
-    for start in (start_bronze, start_silver):
-        query = start(spark, settings, True)
-        try:
-            while not query.awaitTermination(1):
-                if stop.is_set():
-                    stop_between_batches(query, settings.stop_timeout_seconds)
-                    return
-        except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
-            raise query_failed(settings, query.name, exc) from None
+    """availableNow: bronze takes what Kafka has now, silver what bronze has, gold what silver changed; then return."""
+    for start in (start_bronze, start_silver, start_gold):
+        if not finish(start(spark, settings, True), settings, stop):
+            return
 
 
 def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
-    """Both queries on the processing-time trigger, table upkeep on its schedule, until `stop`."""
-    queries = [start_bronze(spark, settings, False), start_silver(spark, settings, False)]
+    """The three queries on their processing-time triggers, table upkeep on its schedule, until `stop`; then
+    gold catches up with the last silver batches, so a stopped job leaves gold as silver says."""
+    queries = [start(spark, settings, False) for start in (start_bronze, start_silver, start_gold)]
     next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
     while not stop.wait(2):
         for query in queries:
@@ -368,12 +498,20 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
             next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
     for query in queries:
         stop_between_batches(query, settings.stop_timeout_seconds)
+    log.info("gold catching up with silver before the job stops")
+    deadline = threading.Event()
+    timer = threading.Timer(settings.stop_timeout_seconds, deadline.set)
+    timer.start()
+    try:
+        finish(start_gold(spark, settings, True), settings, deadline)
+    finally:
+        timer.cancel()
 
 
 def run_job(
     settings: StreamingSettings, available_now: bool, stop: threading.Event, spark: "SparkSession | None" = None
 ) -> int:
-    """Run both queries until `stop` is set (or, with available_now, until caught up). A session passed
+    """Run the queries until `stop` is set (or, with available_now, until caught up). A session passed
     in (tests) is left running; one built here is stopped at the end."""
     from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
 

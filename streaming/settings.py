@@ -19,6 +19,11 @@ class StreamingSettings(KafkaSettings, SparkSettings):
     )
 
     trigger_interval: str = Field("30 seconds", description="Processing-time trigger of the long-running job.")
+    gold_trigger_interval: str | None = Field(
+        None,
+        description="Trigger of the gold query, which re-builds the gold rows of changed silver rows on its own "
+        "cadence; unset: the same as trigger_interval.",
+    )
     max_offsets_per_trigger: int = Field(100_000, gt=0, description="Upper bound of records in one micro-batch.")
     silver_max_files_per_trigger: int = Field(1000, gt=0, description="Bronze files one silver micro-batch reads.")
     max_event_bytes: int = Field(262_144, gt=0, description="Larger records are quarantined as oversize.")

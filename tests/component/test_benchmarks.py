@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.latency import silver_latencies
+from benchmarks.latency import gold_latencies, silver_latencies
 from benchmarks.trainer import write_gold
 from pipeline_runtime.contract import GOLD_SCHEMA
 
@@ -43,3 +43,11 @@ def test_latency_is_measured_from_observed_at_to_the_first_commit_holding_the_ro
     assert len(latencies) == 3, "a, b, then c: a's second copy is not counted again"
     assert all(10 <= value < 60 for value in latencies), latencies
     assert latencies[2] >= latencies[0] + 0.9, "c became readable in the later commit"
+
+    gold = tmp_path / "track_features"
+    spark.createDataFrame([("a",)], "track_id STRING").write.format("delta").save(str(gold))
+    time.sleep(1)
+    spark.createDataFrame([("a",), ("c",)], "track_id STRING").write.format("delta").mode("append").save(str(gold))
+    to_gold = gold_latencies(gold, location)
+    assert len(to_gold) == 2 and all(10 <= value < 60 for value in to_gold), to_gold
+    assert to_gold[1] >= to_gold[0] + 0.9, "c reached gold in the later commit; b never did"

@@ -8,10 +8,10 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from pipeline_runtime.kafka_admin import ensure_topics
-from producers.events import make_event, membership_payload, track_payload
+from producers.events import artist_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
-from streaming.job import maintain_tables
+from streaming.job import maintain_tables, reset_unstarted_checkpoint
 from streaming.progress import read_progress
 from tests.support.kafka import publish_raw
 from tests.support.processes import clean_env, run_module
@@ -59,10 +59,12 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
 
     # Progress: one line per micro-batch and query, with the figures tail shows.
     lines = read_progress(settings.progress_file)
-    assert {line["query"] for line in lines} == {"bronze", "silver"}
+    assert {line["query"] for line in lines} == {"bronze", "silver", "gold"}
     assert sum(line["input_rows"] for line in lines if line["query"] == "bronze") == published
     silver = [line for line in lines if line["query"] == "silver"]
-    assert silver[-1]["delta_versions"]["track_features"] >= 1 and silver[-1]["quarantined"] == 0
+    assert silver[-1]["delta_versions"]["silver_tracks"] >= 1 and silver[-1]["quarantined"] == 0
+    gold_lines = [line for line in lines if line["query"] == "gold"]
+    assert gold_lines[-1]["delta_versions"]["track_features"] >= 1 and gold_lines[-1]["layer_seconds"]["gold"] > 0
     assert all(line["lag"] == 0 for line in lines if line["query"] == "bronze")
     env = clean_env(DATA_DIR=str(settings.data_dir))
     raw = run_module("streaming", "tail", "--json", env=env, cwd=tmp_path)
@@ -125,5 +127,32 @@ def test_late_out_of_order_duplicate_and_poison_records(
     assert [r.name for r in table(spark, settings, "silver_tracks").collect()] == ["v3"]
     assert [r.name for r in table(spark, settings, "track_features").collect()] == ["v3"]
     gold = table(spark, settings, "track_features").first()
-    assert gold is not None and gold.is_favourite
-    assert table(spark, settings, "bronze").count() == 9
+    assert gold is not None and gold.is_favourite and gold.artist_popularity is None
+
+    # Only the artist changes: gold follows the change feed from the artist to its tracks.
+    artist = {"id": "A" * 22, "name": "A", "genres": ["pop"], "popularity": 77, "followers": {"total": 5}}
+    publish_raw(
+        bootstrap_servers,
+        [(settings.topic_artists, make_event("artist", "A" * 22, artist_payload(artist), "test").to_bytes())],
+    )
+    catch_up(spark, settings)
+    gold = table(spark, settings, "track_features").first()
+    assert gold is not None and (gold.name, gold.artist_popularity, gold.genres) == ("v3", 77, ["pop"])
+    assert table(spark, settings, "bronze").count() == 10
+
+
+def test_a_gold_checkpoint_whose_first_batch_died_starts_afresh(spark: SparkSession, tmp_path: Path) -> None:
+    """Spark 4.2 cannot start a query from a checkpoint whose batch 0 never committed: the gold one (gold is
+    re-built from silver) is removed; one with a committed batch is left alone."""
+    died = tmp_path / "died"
+    (died / "offsets").mkdir(parents=True)
+    (died / "offsets" / "0").write_text("v1\n")
+    (died / "commits").mkdir()
+    assert reset_unstarted_checkpoint(spark, str(died)) and not died.exists()
+
+    running = tmp_path / "running"
+    for part in ("offsets", "commits"):
+        (running / part).mkdir(parents=True)
+        (running / part / "0").write_text("v1\n")
+    assert not reset_unstarted_checkpoint(spark, str(running)) and (running / "commits" / "0").exists()
+    assert not reset_unstarted_checkpoint(spark, str(tmp_path / "never"))

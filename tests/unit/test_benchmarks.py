@@ -29,14 +29,22 @@ def test_layer_rates_and_catch_up_from_progress_lines() -> None:
             "time": "2026-01-01T00:00:20+00:00",
             "input_rows": 1500,
             "batch_duration_ms": 9000,
-            "layer_seconds": {"silver": 3.0, "gold": 5.0},
+            "layer_seconds": {"silver": 3.0},
+        },
+        {
+            "query": "gold",
+            "time": "2026-01-01T00:00:26+00:00",
+            "input_rows": 1200,
+            "batch_duration_ms": 6000,
+            "layer_seconds": {"gold": 5.0},
         },
     ]
     layers = layer_rates(progress, gold_rows=400)
     assert layers["bronze"] == {"batches": 2, "rows": 1500, "seconds": 3.0, "rows_per_second": 500}
     assert layers["silver"]["rows_per_second"] == 500
     assert layers["gold"]["rows_per_second"] == 80 and layers["gold"]["events_per_second"] == 300
-    assert catch_up_seconds(progress) == 12.0  # from 00:00:08 (first start) to 00:00:20 (last end)
+    assert layers["gold"]["batches"] == 1 and layers["silver"]["batches"] == 1
+    assert catch_up_seconds(progress) == 18.0  # from 00:00:08 (first start) to 00:00:26 (last end)
 
 
 def test_trainer_growth_and_slowest_steps() -> None:
