@@ -83,45 +83,37 @@ def send_steady(broker: Broker, rate: float, seconds: float) -> dict[str, Any]:
     return {"events": sent, "track_events": tracks, "seconds": round(time.monotonic() - started, 1)}
 
 
-def silver_latencies(table: Path) -> list[float]:
-    """Seconds from each track's observed_at to the first silver_tracks commit holding it."""
+def first_commits(table: Path, columns: list[str]) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Each track's first commit in a local Delta table: when it became visible, and the row it added."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
-    seen: set[str] = set()
-    latencies = []
+    found: dict[str, tuple[float, dict[str, Any]]] = {}
     for commit in delta_commits(table):
         for path in commit.added_files:
-            columns = pq.read_table(table / path, columns=["track_id", "observed_at"]).to_pydict()
-            for track_id, observed in zip(columns["track_id"], columns["observed_at"], strict=True):
-                if track_id in seen or observed is None:
-                    continue
-                seen.add(track_id)
-                moment = observed if observed.tzinfo else observed.replace(tzinfo=UTC)  # Spark stores UTC
-                latencies.append(commit.visible_at - moment.timestamp())
-    return latencies
+            for row in pq.read_table(table / path, columns=["track_id", *columns]).to_pylist():
+                found.setdefault(row["track_id"], (commit.visible_at, row))
+    return found
+
+
+def observed_times(silver: dict[str, tuple[float, dict[str, Any]]]) -> dict[str, float]:
+    """Each track's observed_at in its first silver_tracks commit, as a Unix time (Spark stores UTC)."""
+    return {
+        track_id: (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        for track_id, (_, row) in silver.items()
+        if (moment := row["observed_at"]) is not None
+    }
+
+
+def silver_latencies(table: Path) -> list[float]:
+    """Seconds from each track's observed_at to the first silver_tracks commit holding it."""
+    first = first_commits(table, ["observed_at"])
+    return [first[track][0] - observed for track, observed in observed_times(first).items()]
 
 
 def gold_latencies(gold: Path, silver: Path) -> list[float]:
-    """Seconds from each track's observed_at (as silver holds it: each track is sent once) to the first gold
-    commit holding it."""
-    import pyarrow.parquet as pq  # noqa: PLC0415
-
-    observed: dict[str, float] = {}
-    for path in silver.glob("*.parquet"):  # files OPTIMIZE removed too: the same values
-        columns = pq.read_table(path, columns=["track_id", "observed_at"]).to_pydict()
-        for track_id, moment in zip(columns["track_id"], columns["observed_at"], strict=True):
-            if moment is not None:
-                observed[track_id] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    seen: set[str] = set()
-    latencies = []
-    for commit in delta_commits(gold):
-        for added in commit.added_files:
-            for track_id in pq.read_table(gold / added, columns=["track_id"]).column("track_id").to_pylist():
-                if track_id in seen or track_id not in observed:
-                    continue
-                seen.add(track_id)
-                latencies.append(commit.visible_at - observed[track_id])
-    return latencies
+    """Seconds from each track's observed_at (as silver first holds it) to the first gold commit holding it."""
+    observed = observed_times(first_commits(silver, ["observed_at"]))
+    return [at - observed[track] for track, (at, _) in first_commits(gold, []).items() if track in observed]
 
 
 def bronze_latencies(table: Path, topic: str) -> list[float]:
