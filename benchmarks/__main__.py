@@ -1,4 +1,5 @@
-"""Benchmarks: producer, API efficiency, streaming, latency, trainer and memory, side by side with peers.
+"""Benchmarks: producer, API efficiency, streaming, latency, trainer, model quality and memory, side by side
+with peers (the models with a reference model).
 
     python -m benchmarks            # the full run (about 25 minutes on 2 cores); updates the README's table
     python -m benchmarks --quick    # small sizes, a few minutes: checks that every benchmark works
@@ -25,13 +26,13 @@ from typing import Any
 
 import psutil
 
-from benchmarks import api, latency, streaming, trainer
+from benchmarks import api, latency, models, streaming, trainer
 from benchmarks.common import BenchmarkFailed, PeakRss, local_broker, ratio, run_worker
 from benchmarks.report import markdown, update_readme
 from pipeline_runtime.cli import console
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("producer", "api", "streaming", "latency", "trainer")
+SECTIONS = ("producer", "api", "streaming", "latency", "trainer", "models")
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,11 @@ class Sizes:
     streaming_events: int
     latency_seconds: float
     trainer_tracks: tuple[int, ...]
+    model_tracks: tuple[int, ...]
 
 
-FULL = Sizes(200_000, 3, 2000, 1_000_000, 120.0, (10_000, 100_000, 1_000_000))
-QUICK = Sizes(20_000, 1, 1000, 50_000, 30.0, (2_000, 10_000))
+FULL = Sizes(200_000, 3, 2000, 1_000_000, 120.0, (10_000, 100_000, 1_000_000), (2_000, 20_000))
+QUICK = Sizes(20_000, 1, 1000, 50_000, 30.0, (2_000, 10_000), (2_000,))
 
 
 def machine() -> dict[str, Any]:
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "streaming": lambda memory: streaming.run(sizes.streaming_events, memory),
         "latency": lambda memory: latency.run(half_of_max(results), sizes.latency_seconds, latency.TRIGGER, memory),
         "trainer": lambda memory: trainer.run(list(sizes.trainer_tracks), "quick", memory),
+        "models": lambda _memory: models.run(list(sizes.model_tracks)),
     }
     with PeakRss() as memory:
         for name in args.only:

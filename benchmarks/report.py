@@ -160,6 +160,29 @@ def trainer_rows(result: dict[str, Any]) -> list[str]:
     return [head, "", *table(header, rows)]
 
 
+def model_rows(result: dict[str, Any]) -> list[str]:
+    if "error" in result:
+        return [f"Model benchmark failed: {result['error'][:200]}"]
+    head = (
+        "**Models** on the same holdout (R² for popularity, AUC-PR for favourites; `quick` grid): ours, the "
+        "notebook's baseline, the reference model (scikit-learn HistGradientBoosting + TargetEncoder), and the "
+        "ceiling the catalogue's noise allows. Shapes: `extended` (pre-2026 app), `development` (2026 app: no "
+        "popularity fields), `catalogue` (a catalogue file: no artist popularity, no favourites)."
+    )
+    rows = [
+        [
+            num(r["tracks"]),
+            r["shape"],
+            f"{r['task']} ({r.get('metric', '-')})",
+            *("-" if r.get(key) is None else f"{r[key]:.3f}" for key in ("baseline", "reference", "ours", "ceiling")),
+        ]
+        for r in result["results"]
+        if "ours" in r
+    ]
+    header = ["tracks", "shape", "model (metric)", "notebook baseline", "reference", "ours", "ceiling"]
+    return [head, "", *table(header, rows)]
+
+
 def memory_rows(results: dict[str, Any]) -> list[str]:
     peaks = results.get("peak_rss_mib", {})
 
@@ -203,6 +226,7 @@ def markdown(results: dict[str, Any]) -> str:
         ("streaming", streaming_rows),
         ("latency", latency_rows),
         ("trainer", trainer_rows),
+        ("models", model_rows),
     ]
     for name, render in sections:
         if name in results:

@@ -210,18 +210,19 @@ def print_summary(report: DemoReport) -> None:
     quarantined = report.tables.get("quarantine")
     console.print(f"rows quarantined: {quarantined[1] if quarantined else 0:,}", highlight=False)
 
-    models = Table(title="models on their holdout: ours (champion) vs the notebook's method")
-    for column in ("model", "metric", "notebook baseline", "ours", "champion version"):
+    models = Table(title="models on their holdout: ours (champion) vs the notebook's method and a reference")
+    for column in ("model", "metric", "notebook baseline", "reference", "ours", "champion version"):
         models.add_column(column)
     for summary in report.models:
         if summary.version is None:
-            models.add_row(summary.task, "-", "-", summary.note, "-")
+            models.add_row(summary.task, "-", "-", "-", summary.note, "-")
             continue
         for metric, (baseline, ours) in summary.metrics.items():
             models.add_row(
                 summary.task,
                 metric,
                 "-" if baseline is None else f"{baseline:.3f}",
+                "-" if metric not in summary.reference else f"{summary.reference[metric]:.3f}",
                 f"{ours:.3f}",
                 f"v{summary.version}",
             )

@@ -72,17 +72,18 @@ def print_cycle(report: "CycleReport") -> None:
         console.print(f"[yellow]skipped:[/] {report.skipped}", highlight=False)
         return
     table = Table(title=f"training cycle on gold version {report.gold_version} ({report.rows} tracks)")
-    for column in ("model", "notebook baseline", "ours (candidate)", "champion before", "decision"):
+    for column in ("model", "notebook baseline", "reference", "ours (candidate)", "champion before", "decision"):
         table.add_column(column, overflow="fold")
     for model in report.models:
         task = TASKS[model.task][0]
         if model.skipped:
-            table.add_row(model.task, "-", f"skipped: {model.skipped}", "-", "-")
+            table.add_row(model.task, "-", "-", f"skipped: {model.skipped}", "-", "-")
             continue
         decision = f"v{model.version} → {'champion' if model.promoted else 'challenger'}: {model.reason}"
         table.add_row(
             model.task,
             describe_metrics(model.baseline, task),
+            describe_metrics(model.reference, task),
             f"{model.best}\n{describe_metrics(model.candidate, task)}",
             describe_metrics(model.champion, task),
             decision,

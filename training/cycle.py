@@ -30,7 +30,9 @@ from training import plots, registry
 from training.data import (
     FAVOURITE,
     GENRE_FEATURES,
+    IDENTITY_FEATURES,
     NOTEBOOK_FEATURES,
+    NOTEBOOK_SCALED,
     POPULARITY,
     TRACK_FEATURES,
     FeatureSet,
@@ -47,7 +49,7 @@ from training.models import (
     PRIMARY_METRIC,
     Task,
     baseline_pipeline,
-    candidate_pipeline,
+    candidate_fitter,
     decide_promotion,
     feature_names,
     importances,
@@ -55,6 +57,8 @@ from training.models import (
 )
 from training.progress import Steps
 from training.recommend import champion_recommendations, write_recommendations
+from training.reference import MODEL as REFERENCE_MODEL
+from training.reference import reference_scores
 from training.selection import Stopped, champion_metrics, evaluate, score_column, scores, tune
 from training.settings import TrainingSettings
 
@@ -78,6 +82,7 @@ class ModelReport:
     features: tuple[str, ...] = ()
     missing: dict[str, str] = field(default_factory=dict)
     baseline: dict[str, float] | None = None
+    reference: dict[str, float] | None = None
     candidate: dict[str, float] = field(default_factory=dict)
     champion: dict[str, float] | None = None
     best: str = ""
@@ -118,6 +123,10 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
         F.count(F.col(label)).alias("rows"),
         F.sum(F.col(label)).alias("positives"),
         F.avg(F.when(F.col(label).isNotNull(), (F.size("genres") > 0).cast("double"))).alias("genres"),
+        *(
+            F.avg(F.when(F.col(label).isNotNull(), (F.size(key) > 0).cast("double"))).alias(f"identity_{name}")
+            for name, key in IDENTITY_FEATURES.items()
+        ),
         *coverage_expressions(candidates, among=F.col(label).isNotNull()),
     ).first()
     assert summary is not None  # noqa: S101 - an aggregate always has a row
@@ -144,7 +153,16 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
     genres = genres_share >= settings.min_feature_coverage and not set(GENRE_FEATURES) & set(settings.exclude_features)
     if not genres:
         missing["genres"] = f"{genres_share:.0%} of tracks have genres (need {settings.min_feature_coverage:.0%})"
-    if not numeric and not genres:
+    identity = []
+    for feature in IDENTITY_FEATURES:
+        keyed = float(summary[f"identity_{feature}"] or 0.0)
+        if feature in settings.exclude_features:
+            missing[feature] = "excluded by TRAINING_EXCLUDE_FEATURES"
+        elif keyed < settings.min_feature_coverage:
+            missing[feature] = f"{keyed:.0%} of tracks have one (need {settings.min_feature_coverage:.0%})"
+        else:
+            identity.append(feature)
+    if not numeric and not genres and not identity:
         return "no feature has enough values to train on"
     baseline_features, _ = choose_features(coverage, NOTEBOOK_FEATURES, settings.min_feature_coverage)
     is_holdout = holdout_flag(settings.seed, settings.holdout_fraction)
@@ -158,7 +176,7 @@ def prepare_task(data: "DataFrame", name: str, settings: TrainingSettings) -> Ta
     return TaskData(
         train=train,
         holdout=holdout,
-        features=FeatureSet(numeric, genres),
+        features=FeatureSet(numeric, genres, tuple(identity)),
         baseline_features=baseline_features,
         missing=missing,
         train_rows=int(train.count()),
@@ -193,6 +211,55 @@ def gold_tags(location: str, version: int, rows: int, max_updated: datetime | No
     }
 
 
+def log_yardstick(
+    experiment: str, role: str, tags: dict[str, str], source: Any, params: dict[str, Any], metrics: dict[str, float]
+) -> None:
+    """A model we compare ours with, as its own run: what it is and its metrics on the cycle's holdout."""
+    import mlflow  # noqa: PLC0415
+
+    run_name = {"baseline": "notebook baseline", "reference": "reference model"}[role]
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags={**tags, registry.TAG_ROLE: role}):
+        mlflow.log_input(source, context="training")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+
+
+def yardsticks(
+    name: str,
+    prepared: TaskData,
+    settings: TrainingSettings,
+    steps: Steps,
+    experiment: str,
+    source: Any,
+    tags: dict[str, str],
+) -> tuple[dict[str, float] | None, dict[str, float]]:
+    """The notebook's baseline (when the data has audio features) and the reference model: fitted on the
+    same training rows as ours, scored on the same holdout, each logged as its own run."""
+    task, label = TASKS[name]
+    k, common = settings.precision_at_k, {"seed": settings.seed, "holdout_fraction": settings.holdout_fraction}
+    baseline = None
+    if prepared.baseline_features:
+        with steps.step(f"{name}: notebook baseline"):
+            rows = prepared.train.where(complete_rows(prepared.train, prepared.baseline_features))
+            model = baseline_pipeline(task, prepared.baseline_features, label, settings.seed).fit(rows)
+            labels, predicted = scores(model, prepared.holdout, task, label)
+            baseline = evaluate(task, labels, predicted, 0.5, k)
+            params = {"model": "GBT (defaults)", "features": ",".join(prepared.baseline_features), **common}
+            log_yardstick(
+                experiment, "baseline", tags, source, {**params, "scaled": ",".join(NOTEBOOK_SCALED)}, baseline
+            )
+    else:
+        log.warning("%s: no audio features in the data, so the notebook's baseline (audio only) is skipped", name)
+    with steps.step(f"{name}: reference model"):
+        labels, predicted = reference_scores(
+            task, prepared.train, prepared.holdout, prepared.features, label, settings.seed
+        )
+        reference = evaluate(task, labels, predicted, 0.5, k)  # 0.5: scikit-learn's own cut for predict
+        params = {"model": REFERENCE_MODEL, "features": ",".join(prepared.features.numeric), **common}
+        log_yardstick(experiment, "reference", tags, source, params, reference)
+    return baseline, reference
+
+
 def train_task(  # noqa: PLR0915 - the steps of one model, in order
     spark: "SparkSession",
     client: "MlflowClient",
@@ -225,32 +292,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
     source = load_delta(path=gold[registry.TAG_TABLE], version=gold[registry.TAG_VERSION], name=GOLD)
     common_tags = {**gold, "task": name, "tuning": settings.tuning}
 
-    # The notebook's baseline: its own run, scored on the same holdout.
-    if prepared.baseline_features:
-        with steps.step(f"{name}: notebook baseline"):
-            baseline_rows = prepared.train.where(complete_rows(prepared.train, prepared.baseline_features))
-            pipeline = baseline_pipeline(task, prepared.baseline_features, label, settings.seed)
-            baseline = pipeline.fit(baseline_rows)
-            labels, predicted = scores(baseline, prepared.holdout, task, label)
-            report.baseline = evaluate(task, labels, predicted, 0.5, k)
-            with mlflow.start_run(
-                experiment_id=experiment,
-                run_name="notebook baseline",
-                tags={**common_tags, registry.TAG_ROLE: "baseline"},
-            ):
-                mlflow.log_input(source, context="training")
-                mlflow.log_params(
-                    {
-                        "model": "GBT (defaults)",
-                        "features": ",".join(prepared.baseline_features),
-                        "scaled": "instrumentalness,key,liveness,speechiness",
-                        "seed": settings.seed,
-                        "holdout_fraction": settings.holdout_fraction,
-                    }
-                )
-                mlflow.log_metrics(report.baseline)
-    else:
-        log.warning("%s: no audio features in the data, so the notebook's baseline (audio only) is skipped", name)
+    report.baseline, report.reference = yardsticks(name, prepared, settings, steps, experiment, source, common_tags)
 
     best, threshold, tuning = tune(task, prepared, label, settings, steps, stop)
     report.best = best.label
@@ -262,7 +304,8 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
     report.run_id = run.info.run_id
     try:
         with steps.step(f"{name}: fit {best.label} on all training rows"):
-            model = candidate_pipeline(task, prepared.features, best, label, settings.seed).fit(prepared.train)
+            with candidate_fitter(task, prepared.features, label, settings.seed, prepared.train) as fit:
+                model = fit(best)
             labels, predicted = scores(model, prepared.holdout, task, label)
             report.candidate = evaluate(task, labels, predicted, threshold, k)
         if stop.is_set():
@@ -275,6 +318,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                     **best.params,
                     "features": ",".join(prepared.features.numeric),
                     "genres_encoded": prepared.features.genres,
+                    "target_encoded": ",".join(prepared.features.identity),
                     "seed": settings.seed,
                     "tuning": settings.tuning,
                     "holdout_fraction": settings.holdout_fraction,
@@ -286,6 +330,8 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             mlflow.log_metrics(report.candidate)
             if report.baseline:
                 mlflow.log_metrics({f"baseline_{key}": value for key, value in report.baseline.items()})
+            if report.reference:
+                mlflow.log_metrics({f"reference_{key}": value for key, value in report.reference.items()})
             mlflow.log_dict(
                 {
                     "used": prepared.features.columns,
@@ -432,7 +478,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
         with Steps.show() as steps, warnings.catch_warnings():
             # MLflow's hint about integer columns in a dataset's schema concerns pandas inputs, not Delta tables.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 4) + 1)
+            steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 5) + 1)
             for name in TASKS:
                 report.models.append(train_task(spark, client, name, data, settings, tags, steps, stop))
             with steps.step("recommendations"):

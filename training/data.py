@@ -34,6 +34,9 @@ TRACK_FEATURES = (
     *NOTEBOOK_FEATURES,
 )
 GENRE_FEATURES = ("genres", "primary_genre")
+# Who made the track, as keys for target encoding (training.encoding): feature name -> key column. Artists
+# are keyed by name because that is the one identity every source has (a catalogue file has no ids).
+IDENTITY_FEATURES = {"artists": "artist_keys", "album": "album_key", "genres": "genres"}
 POPULARITY = "popularity"
 FAVOURITE = "favourite"
 HOLDOUT_BUCKETS = 10_000
@@ -45,10 +48,16 @@ class FeatureSet:
 
     numeric: tuple[str, ...]
     genres: bool
+    identity: tuple[str, ...] = ()  # of IDENTITY_FEATURES: target-encoded
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [IDENTITY_FEATURES[name] for name in self.identity]
 
     @property
     def columns(self) -> list[str]:
-        return [*self.numeric, *(GENRE_FEATURES if self.genres else ())]
+        keys = [key for key in self.key_columns if key not in GENRE_FEATURES]
+        return [*self.numeric, *(GENRE_FEATURES if self.genres or "genres" in self.identity else ()), *keys]
 
 
 def one_row_per_track(gold: "DataFrame") -> "DataFrame":
@@ -62,8 +71,9 @@ def one_row_per_track(gold: "DataFrame") -> "DataFrame":
 
 
 def model_input(gold: "DataFrame") -> "DataFrame":
-    """One row per track with the model columns: numbers as doubles, genres as an array and the
-    primary genre, plus both labels (`popularity` is also a feature of the favourite model)."""
+    """One row per track with the model columns: numbers as doubles, genres as an array and the primary
+    genre, the identity keys (lower-cased artist names; album and first artist), plus both labels
+    (`popularity` is also a feature of the favourite model)."""
     numbers: dict[str, Column] = {
         "artist_popularity": F.col("artist_popularity"),
         "artist_followers_log": F.log1p(F.col("artist_followers")),
@@ -72,12 +82,24 @@ def model_input(gold: "DataFrame") -> "DataFrame":
         "explicit": F.col("explicit").cast("int"),
         **{name: F.col(name) for name in NOTEBOOK_FEATURES},
     }
-    genres = F.coalesce(F.col("genres"), F.array().cast("array<string>"))
+    no_keys = F.array().cast("array<string>")
+    genres = F.coalesce(F.col("genres"), no_keys)
+    names = F.filter(
+        F.transform(F.coalesce(F.col("artist_names"), no_keys), lambda name: F.lower(F.trim(name))),
+        lambda name: name.isNotNull() & (name != ""),
+    )
+    artist_keys = F.when(F.size(names) > 0, names).otherwise(
+        F.filter(F.array(F.col("primary_artist_id")), lambda key: key.isNotNull())
+    )
+    album = F.lower(F.trim(F.col("album_name")))  # album names repeat across artists: keyed with the first
+    album_key = F.when(album.isNotNull() & (album != ""), F.array(F.concat_ws("|", album, F.get(names, 0))))
     return gold.select(
         "track_id",
         *[value.cast("double").alias(name) for name, value in numbers.items()],
         genres.alias("genres"),
         F.coalesce(F.get(genres, 0), F.lit("unknown")).alias("primary_genre"),
+        artist_keys.alias("artist_keys"),
+        F.coalesce(album_key, no_keys).alias("album_key"),
         F.col("popularity").cast("double").alias(POPULARITY),
         F.col("is_favourite").cast("double").alias(FAVOURITE),
     )

@@ -6,18 +6,23 @@ baseline, candidate and champion are scored by the same code on the same rows.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pyspark.ml import Pipeline
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.feature import CountVectorizer, Imputer, OneHotEncoder, StandardScaler, StringIndexer, VectorAssembler
 from pyspark.ml.regression import GBTRegressor, LinearRegression
 from sklearn import metrics as skm
 
-from training.data import NOTEBOOK_SCALED, FeatureSet
+from training.data import IDENTITY_FEATURES, NOTEBOOK_SCALED, FeatureSet
+from training.encoding import TargetEncoder, encoded_column
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 Task = Literal["regression", "classification"]
 GENRE_MIN_TRACKS = 5.0  # a genre becomes a feature when at least this many training tracks have it
@@ -57,14 +62,26 @@ def estimator(task: Task, candidate: Candidate, label: str, seed: int, weighted:
     return LogisticRegression(**linear) if candidate.family == "linear" else GBTClassifier(**trees)
 
 
+def identity_columns(features: FeatureSet) -> list[str]:
+    """The target encoder's outputs a model reads: mean, max (several keys per track) and log count."""
+    columns = []
+    for name in features.identity:
+        key = IDENTITY_FEATURES[name]
+        encodings = ("te", "count_log") if name == "album" else ("te", "te_max", "count_log")
+        columns += [encoded_column(key, encoding) for encoding in encodings]
+    return columns
+
+
 def feature_stages(features: FeatureSet) -> list[Any]:
-    """Impute missing numbers (median), multi-hot the genres, one-hot the primary genre, standardise."""
+    """Impute missing numbers (median), add the identity encodings, multi-hot the genres, one-hot the
+    primary genre, standardise."""
     stages: list[Any] = []
     vectors: list[str] = []
     if features.numeric:
         imputed = [f"{name}__imputed" for name in features.numeric]
         stages.append(Imputer(inputCols=list(features.numeric), outputCols=imputed, strategy="median"))
         vectors += imputed
+    vectors += identity_columns(features)
     if features.genres:
         stages += [
             CountVectorizer(inputCol="genres", outputCol="genres__vec", binary=True, minDF=GENRE_MIN_TRACKS),
@@ -82,6 +99,28 @@ def feature_stages(features: FeatureSet) -> list[Any]:
 def candidate_pipeline(task: Task, features: FeatureSet, candidate: Candidate, label: str, seed: int) -> Pipeline:
     weighted = task == "classification"
     return Pipeline(stages=[*feature_stages(features), estimator(task, candidate, label, seed, weighted)])
+
+
+@contextmanager
+def candidate_fitter(
+    task: Task, features: FeatureSet, label: str, seed: int, rows: "DataFrame"
+) -> Iterator[Callable[[Candidate], PipelineModel]]:
+    """Fits grid points on `rows`. The identity keys are target-encoded once for all points: each row out
+    of fold (its own label never in its own encoding), and the encoder fitted on all `rows` is the first
+    stage of every returned model, so a raw gold row is scored exactly as in training."""
+    encoder = None
+    if features.identity:
+        encoder = TargetEncoder(inputCols=features.key_columns, labelCol=label, seed=seed).fit(rows)
+    training = (rows if encoder is None else encoder.transform_out_of_fold(rows)).persist()
+
+    def fit(candidate: Candidate) -> PipelineModel:
+        fitted = candidate_pipeline(task, features, candidate, label, seed).fit(training)
+        return PipelineModel(stages=[*([encoder] if encoder else []), *fitted.stages])
+
+    try:
+        yield fit
+    finally:
+        training.unpersist()
 
 
 def baseline_pipeline(task: Task, audio: Sequence[str], label: str, seed: int) -> Pipeline:
@@ -104,8 +143,9 @@ def baseline_pipeline(task: Task, audio: Sequence[str], label: str, seed: int) -
 
 
 def feature_names(model: Any, features: FeatureSet) -> list[str]:
-    """Names of the assembled vector's slots: the numeric features, then `genre:x`, then `primary:x`."""
-    names = list(features.numeric)
+    """Names of the assembled vector's slots: the numeric features, the identity encodings, then `genre:x`,
+    then `primary:x`."""
+    names = list(features.numeric) + identity_columns(features)
     if features.genres:
         stages = {type(stage).__name__: stage for stage in model.stages}
         names += [f"genre:{g}" for g in stages["CountVectorizerModel"].vocabulary]

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 AUDIO = MEASURED_AUDIO_FEATURES
 NUMERIC = ("popularity", "artist_popularity", "release_year", "duration_ms", *AUDIO)
 SAMPLE_ROWS = 50_000
-GREEN, GREY = "#1db954", "#535353"
+GREEN, GREY, BLUE = "#1db954", "#535353", "#2d46b9"
 MODEL_PLOTS = {
     "popularity": (
         ("plots/feature_importance.png", "feature importance"),
@@ -134,8 +134,9 @@ def metrics_figure(summary: ModelSummary) -> Figure:
     figure = Figure(figsize=(6, 3.2), layout="constrained")
     axes = figure.subplots()
     x = np.arange(len(names))
-    axes.bar(x - 0.2, [summary.metrics[m][0] or 0 for m in names], 0.4, color=GREY, label="notebook baseline")
-    axes.bar(x + 0.2, [summary.metrics[m][1] for m in names], 0.4, color=GREEN, label=f"ours (v{summary.version})")
+    axes.bar(x - 0.27, [summary.metrics[m][0] or 0 for m in names], 0.27, color=GREY, label="notebook baseline")
+    axes.bar(x, [summary.reference.get(m, 0) for m in names], 0.27, color=BLUE, label="reference (scikit-learn)")
+    axes.bar(x + 0.27, [summary.metrics[m][1] for m in names], 0.27, color=GREEN, label=f"ours (v{summary.version})")
     axes.set_xticks(x, names)
     axes.legend()
     axes.set_title(f"{summary.task}: the same holdout")
@@ -171,12 +172,16 @@ def cards(items: list[tuple[str, str]]) -> str:
 
 
 def metrics_table(summary: ModelSummary) -> str:
+    def cell(value: float | None) -> str:
+        return f"<td class='num'>{'-' if value is None else f'{value:.3f}'}</td>"
+
     rows = "".join(
-        f"<tr><td>{html.escape(m)}</td><td class='num'>{'-' if b is None else f'{b:.3f}'}</td>"
+        f"<tr><td>{html.escape(m)}</td>{cell(b)}{cell(summary.reference.get(m))}"
         f"<td class='num'><b>{o:.3f}</b></td></tr>"
         for m, (b, o) in summary.metrics.items()
     )
-    return f"<table><tr><th>metric</th><th>notebook baseline</th><th>ours</th></tr>{rows}</table>"
+    head = "<tr><th>metric</th><th>notebook baseline</th><th>reference (scikit-learn)</th><th>ours</th></tr>"
+    return f"<table>{head}{rows}</table>"
 
 
 def model_section(summary: ModelSummary, artifacts: dict[str, str]) -> str:

@@ -20,7 +20,7 @@ from training.models import (
     Candidate,
     Task,
     best_f1_threshold,
-    candidate_pipeline,
+    candidate_fitter,
     classification_metrics,
     regression_metrics,
     tuning_grid,
@@ -73,17 +73,17 @@ def tune(
     metric, higher_is_better = PRIMARY_METRIC[task]
     results: list[dict[str, Any]] = []
     best: tuple[Candidate, float, float] | None = None
-    for point in tuning_grid(settings.tuning):
-        if stop.is_set():
-            raise Stopped
-        with steps.step(f"{label}: tune {point.label}"):
-            model = candidate_pipeline(task, prepared.features, point, label, settings.seed).fit(fit_rows)
-            labels, predicted = scores(model, validation, task, label)
-        threshold = best_f1_threshold(labels.astype(int), predicted) if task == "classification" else 0.0
-        value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
-        results.append({"candidate": point.label, f"validation_{metric}": value})
-        if best is None or (value > best[1] if higher_is_better else value < best[1]):
-            best = (point, value, threshold)
+    with candidate_fitter(task, prepared.features, label, settings.seed, fit_rows) as fit:
+        for point in tuning_grid(settings.tuning):
+            if stop.is_set():
+                raise Stopped
+            with steps.step(f"{label}: tune {point.label}"):
+                labels, predicted = scores(fit(point), validation, task, label)
+            threshold = best_f1_threshold(labels.astype(int), predicted) if task == "classification" else 0.0
+            value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
+            results.append({"candidate": point.label, f"validation_{metric}": value})
+            if best is None or (value > best[1] if higher_is_better else value < best[1]):
+                best = (point, value, threshold)
     assert best is not None  # noqa: S101 - the grid is never empty
     return best[0], best[2], results
 

@@ -1,4 +1,5 @@
-"""What the registry and the tables say now: each champion's metrics next to its baseline, the top recommendations.
+"""What the registry and the tables say now: each champion's metrics next to its baseline and the reference
+model's, the top recommendations.
 
 Read by the demo's summary and the HTML report; nothing here trains or writes.
 """
@@ -26,6 +27,7 @@ class ModelSummary:
     note: str = ""
     run_id: str | None = None
     metrics: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # metric -> (baseline, ours)
+    reference: dict[str, float] = field(default_factory=dict)  # metric -> the reference model's, same holdout
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -51,6 +53,7 @@ def model_summaries(settings: TrainingSettings) -> list[ModelSummary]:
         summary.version, summary.run_id = str(champion.version), run.info.run_id
         summary.params, summary.tags = dict(run.data.params), dict(run.data.tags)
         summary.metrics = {name: (metrics.get(f"baseline_{name}"), metrics[name]) for name in shown if name in metrics}
+        summary.reference = {name: metrics[f"reference_{name}"] for name in shown if f"reference_{name}" in metrics}
         summaries.append(summary)
     return summaries
 

@@ -101,6 +101,10 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert favourite.candidate["auc_pr"] > favourite.baseline["auc_pr"]
     assert favourite.candidate["auc_roc"] > best_auc - 0.05
     assert favourite.candidate["precision_at_k"] > favourite.baseline["precision_at_k"]
+    # ... and is at least as good as the reference model (scikit-learn) on the same holdout.
+    assert popularity.reference is not None and favourite.reference is not None
+    assert popularity.candidate["r2"] >= popularity.reference["r2"] - 0.01
+    assert favourite.candidate["auc_pr"] >= favourite.reference["auc_pr"] - 0.01
     print(  # the figures for the note
         f"\npopularity: baseline {popularity.baseline}\n  ours {popularity.candidate}\n  best r2 {best_r2:.4f}"
         f"\nfavourite: baseline {favourite.baseline}\n  ours {favourite.candidate}\n  best auc {best_auc:.4f}"
@@ -134,6 +138,10 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert model_info.signature is not None and "genres" in model_info.signature.inputs.input_names()
     baselines = client.search_runs([run.info.experiment_id], f"tags.{registry.TAG_ROLE} = 'baseline'")
     assert len(baselines) == 1 and baselines[0].data.metrics["auc_roc"] == pytest.approx(favourite.baseline["auc_roc"])
+    (reference,) = client.search_runs([run.info.experiment_id], f"tags.{registry.TAG_ROLE} = 'reference'")
+    assert reference.data.metrics["auc_pr"] == pytest.approx(favourite.reference["auc_pr"])
+    assert metrics["reference_auc_pr"] == pytest.approx(favourite.reference["auc_pr"])
+    assert "TargetEncoder" in reference.data.params["model"] and params["target_encoded"] == "artists,album,genres"
 
     # Recommendations: ranked non-favourites, from the champion.
     recommendations = spark.read.format("delta").load(settings.table_uri("recommendations"))
@@ -156,7 +164,9 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
 
 
 def test_skips_without_new_rows(spark: "SparkSession", tmp_path: Path, catalogue: Catalogue) -> None:
-    rows = gold_rows(catalogue, "extended")
+    # A catalogue file's shape: popularity, but nothing about the artist beyond the name (no artist popularity
+    # or followers), so who the artist is carries the signal only through the identity encodings.
+    rows = [{**row, "artist_popularity": None, "artist_followers": None} for row in gold_rows(catalogue, "extended")]
     settings = training_settings(tmp_path, min_new_rows=100)
     location = settings.table_uri("track_features")
     write_gold(spark, location, [])  # the streaming job creates gold empty
@@ -165,6 +175,13 @@ def test_skips_without_new_rows(spark: "SparkSession", tmp_path: Path, catalogue
     write_gold(spark, location, rows[:1500])
     first = run_cycle(spark, settings, threading.Event())
     assert first.skipped is None and [m.version for m in first.models] == ["1", "1"]
+    popularity = first.models[0]
+    assert popularity.baseline is not None and popularity.reference is not None
+    assert "artist_popularity" in popularity.missing and "artist_keys" in popularity.features
+    assert popularity.candidate["r2"] > popularity.baseline["r2"] + 0.3  # the notebook's method: audio only
+    assert popularity.candidate["r2"] >= popularity.reference["r2"] - 0.02
+    print(f"\ncatalogue shape: baseline {popularity.baseline}\n  reference {popularity.reference}")
+    print(f"  ours {popularity.candidate}")
 
     # Same version: skipped before reading any data.
     same = run_cycle(spark, settings, threading.Event())

@@ -105,6 +105,21 @@ RESULTS = {
         ],
         "growth": [],
     },
+    "models": {
+        "results": [
+            {
+                "tracks": 2000,
+                "shape": "catalogue",
+                "task": "popularity",
+                "metric": "r2",
+                "baseline": 0.12,
+                "reference": 0.6057,
+                "ours": 0.6983,
+                "ceiling": 0.77,
+            },
+            {"tracks": 2000, "shape": "development", "task": "popularity", "skipped": "no popularity"},
+        ],
+    },
     "peak_rss_mib": {"broker": 900.0, "producer-confluent-kafka": 200.0, "streaming": 2500.0},
 }
 
@@ -118,6 +133,8 @@ def test_markdown_has_every_section_with_ratios_and_failures() -> None:
     assert "Latency benchmark failed: the streaming job made no progress in time" in text
     assert "| 2,000 | 60 s | 3,000 MiB | - | 3 s | 150 MiB |" in text
     assert "| Kafka broker (JVM, 1 GiB heap) | 900 MiB |" in text
+    assert "| 2,000 | catalogue | popularity (r2) | 0.120 | 0.606 | 0.698 | 0.770 |" in text
+    assert "development" not in text.split("**Models**")[1].split("**Peak memory**")[0].split("|", 1)[1]
 
 
 def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:

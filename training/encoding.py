@@ -1,0 +1,256 @@
+"""Target encoding of identities (artists, album, genres) as a pyspark.ml Estimator/Model pair.
+
+Who the artist is explains most of a track's popularity, but an artist id is not a number a model can
+use, and a 2026 app gets no artist popularity. A target encoding turns each key into the mean label of
+the training tracks that carry it, shrunk toward the prior (the mean label of all training tracks) as
+scikit-learn's `TargetEncoder(smooth="auto")` does: the weight of a key's own mean is
+`n * V / (n * V + v)`, with `n` its tracks, `v` the variance of their labels and `V` the label's variance.
+
+* A column holds an array of keys (a track credits several artists, has several genres): the encoding
+  is the mean and the max of its keys' encodings, and the mean `log1p` of how many training tracks
+  each key has. A row without keys, and a key never seen in training, gets the prior and count 0.
+* **Leakage-safe training rows**: a model fitted on rows whose own label is in their own encoding
+  learns to trust the encoding too much. `transform_out_of_fold` encodes each training row with the
+  statistics of the other folds only (folds by a seeded hash of the track id); the rest of the pipeline
+  is fitted on those, and the encoder fitted on all training rows goes in front of it
+  (`training.models.candidate_fitter`), so the `PipelineModel` scores a raw row (its key columns, no
+  label, no id) with the full statistics.
+* The model keeps its statistics (one row per column and key) and saves them as Parquet beside its
+  params, so it persists inside a `PipelineModel` and with MLflow's Spark flavour. Scoring is plain
+  Spark SQL (a broadcast map lookup per column), no Python UDF, so it runs on any cluster.
+"""
+
+import json
+import os
+from typing import Any
+
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsReader, DefaultParamsWritable, DefaultParamsWriter
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+
+STATS_SCHEMA = "column STRING, key STRING, sum DOUBLE, sumsq DOUBLE, count DOUBLE"
+ENTRY = "STRUCT<sum: DOUBLE, sumsq: DOUBLE, count: DOUBLE>"  # a key's statistics in the lookup maps
+FOLD_SEPARATOR = "\u0001"
+ENCODINGS = ("te", "te_max", "count_log")  # per column: mean encoding, max encoding, mean log1p(count)
+
+
+def encoded_column(column: str, encoding: str) -> str:
+    return f"{column}__{encoding}"
+
+
+_OWNER = Params._dummy()  # noqa: SLF001 - how pyspark.ml declares the Params of a class
+
+
+class _EncoderParams(Params):
+    inputCols: "Param[list[str]]" = Param(  # noqa: N815 - pyspark.ml's naming
+        _OWNER, "inputCols", "array<string> columns of keys", typeConverter=TypeConverters.toListString
+    )
+    labelCol: "Param[str]" = Param(  # noqa: N815
+        _OWNER, "labelCol", "the label", typeConverter=TypeConverters.toString
+    )
+    idCol: "Param[str]" = Param(  # noqa: N815
+        _OWNER, "idCol", "row id, for the out-of-fold split", typeConverter=TypeConverters.toString
+    )
+    folds: "Param[int]" = Param(_OWNER, "folds", "out-of-fold folds", typeConverter=TypeConverters.toInt)
+    seed: "Param[int]" = Param(_OWNER, "seed", "seed of the fold split", typeConverter=TypeConverters.toInt)
+    smoothing: "Param[float]" = Param(
+        _OWNER,
+        "smoothing",
+        "shrinkage toward the prior: a number of pseudo-tracks, or -1 for scikit-learn's 'auto'",
+        typeConverter=TypeConverters.toFloat,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(inputCols=[], labelCol="label", idCol="track_id", folds=5, seed=1, smoothing=-1.0)
+
+    def fold_column(self) -> Column:
+        """Each row's fold: a seeded hash of its id, so a row is on the same fold on every run."""
+        row_id = F.xxhash64(F.col(self.getOrDefault("idCol")), F.lit(self.getOrDefault("seed")))
+        return F.pmod(row_id, F.lit(self.getOrDefault("folds")))
+
+
+class TargetEncoder(Estimator["TargetEncoderModel"], _EncoderParams, DefaultParamsReadable[Any], DefaultParamsWritable):
+    """Fits a `TargetEncoderModel`: per input column and key, the label's sum, sum of squares and count."""
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        inputCols: list[str] | None = None,  # noqa: N803
+        labelCol: str = "label",  # noqa: N803
+        idCol: str = "track_id",  # noqa: N803
+        folds: int = 5,
+        seed: int = 1,
+        smoothing: float = -1.0,
+    ) -> None:
+        super().__init__()
+        self._set(**self._input_kwargs)  # type: ignore[attr-defined]  # set by keyword_only
+
+    def _fit(self, dataset: DataFrame) -> "TargetEncoderModel":
+        label = F.col(self.getOrDefault("labelCol")).cast("double")
+        rows = dataset.where(label.isNotNull())
+        prior = rows.agg(F.avg(label).alias("mean"), F.var_pop(label).alias("var")).first()
+        assert prior is not None  # noqa: S101 - an aggregate always has a row
+        keyed = [
+            rows.select(
+                F.lit(column).alias("column"),
+                F.explode(F.array_distinct(F.col(column))).alias("key"),
+                self.fold_column().alias("fold"),
+                label.alias("y"),
+            )
+            for column in self.getOrDefault("inputCols")
+        ]
+        exploded = keyed[0]
+        for more in keyed[1:]:
+            exploded = exploded.unionByName(more)
+        per_fold = (
+            exploded.where(F.col("key").isNotNull())
+            .groupBy("column", "key", "fold")
+            .agg(
+                F.sum("y").alias("sum"),
+                F.sum(F.col("y") * F.col("y")).alias("sumsq"),
+                F.count("*").cast("double").alias("count"),
+            )
+            .collect()
+        )
+        totals: dict[tuple[str, str], list[float]] = {}
+        for row in per_fold:
+            total = totals.setdefault((row["column"], row["key"]), [0.0, 0.0, 0.0])
+            total[0] += row["sum"]
+            total[1] += row["sumsq"]
+            total[2] += row["count"]
+        out_of_fold = []
+        for row in per_fold:
+            total = totals[(row["column"], row["key"])]
+            others = (total[0] - row["sum"], total[1] - row["sumsq"], total[2] - row["count"])
+            if others[2] > 0:
+                out_of_fold.append((row["column"], f"{row['key']}{FOLD_SEPARATOR}{row['fold']}", *others))
+        model = TargetEncoderModel(
+            stats=[(column, key, total[0], total[1], total[2]) for (column, key), total in sorted(totals.items())],
+            prior=float(prior["mean"] or 0.0),
+            variance=float(prior["var"] or 0.0),
+        )
+        model._out_of_fold = out_of_fold  # noqa: SLF001 - kept for fit_encoded only, never saved
+        return self._copyValues(model)
+
+
+class TargetEncoderModel(Model, _EncoderParams, DefaultParamsReadable[Any], DefaultParamsWritable):
+    """Adds `<column>__te`, `<column>__te_max` and `<column>__count_log` for each input column."""
+
+    def __init__(
+        self, stats: list[tuple[str, str, float, float, float]] | None = None, prior: float = 0.0, variance: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.stats = stats or []
+        self.prior = prior
+        self.variance = variance
+        self._out_of_fold: list[tuple[str, str, float, float, float]] = []
+        self._tables: dict[int, DataFrame] = {}
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        return self._encode(dataset, self.stats, None)
+
+    def transform_out_of_fold(self, dataset: DataFrame) -> DataFrame:
+        """The training rows, each encoded with the other folds' statistics (its own label left out)."""
+        return self._encode(dataset, self._out_of_fold, self.fold_column())
+
+    def _encode(self, dataset: DataFrame, stats: list[Any], fold: Column | None) -> DataFrame:
+        columns = self.getOrDefault("inputCols")
+        lookups = self._lookups(dataset.sparkSession, stats)
+        encoded = dataset.crossJoin(F.broadcast(lookups))
+        for i, column in enumerate(columns):
+            keys = F.array_distinct(F.coalesce(F.col(column), F.array().cast("array<string>")))
+            keys = F.filter(keys, lambda k: k.isNotNull())
+            if fold is not None:
+                keys = F.transform(keys, lambda k: F.concat(k, F.lit(FOLD_SEPARATOR), fold.cast("string")))
+            lookup = F.col(f"__map_{i}")
+            found = F.transform(keys, lambda k: F.try_element_at(lookup, k))  # noqa: B023 - called right here
+            values = F.transform(found, self._value)
+            counts = F.transform(found, lambda v: F.log1p(F.coalesce(v["count"], F.lit(0.0))))
+            size = F.size(keys)
+            prior = F.lit(self.prior)
+            encoded = encoded.withColumns(
+                {
+                    encoded_column(column, "te"): F.when(size == 0, prior).otherwise(
+                        F.aggregate(values, F.lit(0.0), lambda a, b: a + b) / size
+                    ),
+                    encoded_column(column, "te_max"): F.when(size == 0, prior).otherwise(F.array_max(values)),
+                    encoded_column(column, "count_log"): F.when(size == 0, F.lit(0.0)).otherwise(
+                        F.aggregate(counts, F.lit(0.0), lambda a, b: a + b) / size
+                    ),
+                }
+            )
+        return encoded.drop(*(f"__map_{i}" for i in range(len(columns))))
+
+    def _lookups(self, spark: SparkSession, stats: list[Any]) -> DataFrame:
+        """One row: a map from key to statistics per input column. Made and cached once per list of
+        statistics, since a model scores several frames (validation, holdout, recommendations)."""
+        cached = self._tables.get(id(stats))
+        if cached is not None:
+            return cached
+        columns = self.getOrDefault("inputCols")
+        maps: list[dict[str, tuple[float, float, float]]] = [{} for _ in columns]
+        position = {column: i for i, column in enumerate(columns)}
+        for column, key, total, squares, count in stats:
+            maps[position[column]][key] = (total, squares, count)
+        schema = ", ".join(f"__map_{i} MAP<STRING, {ENTRY}>" for i in range(len(columns)))
+        self._tables[id(stats)] = lookups = spark.createDataFrame([tuple(maps)], schema)
+        return lookups
+
+    def _value(self, found: Column) -> Column:
+        """A key's encoding from its statistics (null: an unseen key, the prior)."""
+        prior = F.lit(self.prior)
+        n = found["count"]
+        mean = found["sum"] / n
+        smoothing = self.getOrDefault("smoothing")
+        if smoothing >= 0:
+            shrunk = (found["sum"] + F.lit(smoothing) * prior) / (n + F.lit(smoothing))
+        else:  # scikit-learn's "auto": empirical Bayes with the key's own label variance
+            spread = F.greatest(found["sumsq"] / n - mean * mean, F.lit(0.0))
+            weight = F.lit(self.variance) * n
+            shrunk = F.when(weight + spread > 0, (weight * mean + spread * prior) / (weight + spread)).otherwise(mean)
+        return F.when(found.isNull() | (n <= 0), prior).otherwise(shrunk)
+
+    # --- persistence: params as metadata, the statistics as Parquet beside them ---
+
+    def write(self) -> "_ModelWriter":
+        return _ModelWriter(self)
+
+    @classmethod
+    def read(cls) -> "_ModelReader":
+        return _ModelReader(cls)
+
+
+class _ModelWriter(DefaultParamsWriter):
+    def saveImpl(self, path: str) -> None:  # noqa: N802 - pyspark.ml's naming
+        model: TargetEncoderModel = self.instance  # type: ignore[assignment]
+        extra = {"prior": model.prior, "variance": model.variance}
+        DefaultParamsWriter.saveMetadata(model, path, self.sparkSession, extraMetadata=extra)
+        stats = self.sparkSession.createDataFrame(model.stats, STATS_SCHEMA)
+        stats.coalesce(1).write.parquet(os.path.join(path, "data"))
+
+
+class _ModelReader(DefaultParamsReader[Any]):
+    def load(self, path: str) -> TargetEncoderModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
+        rows = self.sparkSession.read.parquet(os.path.join(path, "data")).collect()
+        model = TargetEncoderModel(
+            stats=[(r["column"], r["key"], r["sum"], r["sumsq"], r["count"]) for r in rows],
+            prior=float(metadata["prior"]),
+            variance=float(metadata["variance"]),
+        )
+        model._resetUid(metadata["uid"])  # noqa: SLF001 - as DefaultParamsReader does
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        return model
+
+
+def describe(model: TargetEncoderModel) -> str:
+    """A short summary for logs and MLflow: keys per column and the prior."""
+    keys: dict[str, int] = {}
+    for column, *_ in model.stats:
+        keys[column] = keys.get(column, 0) + 1
+    return json.dumps({"prior": round(model.prior, 4), "keys": keys})
