@@ -155,9 +155,8 @@ def recommend(settings: TrainingSettings, top: int) -> int:
         version = table_version(spark, location)
         if version is None:
             raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-        ranked = champion_recommendations(
-            client, one_row_per_track(read_version(spark, location, version)), version, top
-        )
+        gold = one_row_per_track(read_version(spark, location, version))
+        ranked = champion_recommendations(client, gold, version, top, settings.max_per_artist)
     finally:
         spark.stop()
     if ranked is None:

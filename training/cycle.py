@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -294,7 +294,11 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
 
     report.baseline, report.reference = yardsticks(name, prepared, settings, steps, experiment, source, common_tags)
 
-    best, threshold, tuning = tune(task, prepared, label, settings, steps, stop)
+    tuned = tune(task, prepared, label, settings, steps, stop)
+    best, threshold, tuning = tuned.candidate, tuned.threshold, tuned.table
+    if tuned.features != prepared.features:  # the identity encodings did not pay on validation
+        prepared = replace(prepared, features=tuned.features)
+        report.features = tuple(prepared.features.columns)
     report.best = best.label
     run = mlflow.start_run(
         experiment_id=experiment,
@@ -325,6 +329,11 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                     "train_rows": prepared.train_rows,
                     "holdout_rows": prepared.holdout_rows,
                     "class_weights": task == "classification",
+                    **(
+                        {"threshold_objective": settings.threshold_objective, "min_precision": settings.min_precision}
+                        if task == "classification"
+                        else {}
+                    ),
                 }
             )
             mlflow.log_metrics(report.candidate)
@@ -403,7 +412,7 @@ def refresh_recommendations(
     spark: "SparkSession", client: "MlflowClient", settings: TrainingSettings, gold: "DataFrame", version: int
 ) -> int:
     """Rank the non-favourites with the favourite champion into the recommendations table; rows written."""
-    ranked = champion_recommendations(client, gold, version, settings.recommendations)
+    ranked = champion_recommendations(client, gold, version, settings.recommendations, settings.max_per_artist)
     if ranked is None:
         log.info("no favourite champion yet: the recommendations table is not written")
         return 0
@@ -478,7 +487,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
         with Steps.show() as steps, warnings.catch_warnings():
             # MLflow's hint about integer columns in a dataset's schema concerns pandas inputs, not Delta tables.
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer", category=UserWarning)
-            steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 5) + 1)
+            steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 6) + 1)
             for name in TASKS:
                 report.models.append(train_task(spark, client, name, data, settings, tags, steps, stop))
             with steps.step("recommendations"):

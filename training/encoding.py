@@ -20,7 +20,6 @@ scikit-learn's `TargetEncoder(smooth="auto")` does: the weight of a key's own me
   Spark SQL (a broadcast map lookup per column), no Python UDF, so it runs on any cluster.
 """
 
-import json
 import os
 from typing import Any
 
@@ -28,10 +27,11 @@ from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsReader, DefaultParamsWritable, DefaultParamsWriter
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812
 
 STATS_SCHEMA = "column STRING, key STRING, sum DOUBLE, sumsq DOUBLE, count DOUBLE"
+STATISTICS = ("sum", "sumsq", "count")  # of a key's labels
 ENTRY = "STRUCT<sum: DOUBLE, sumsq: DOUBLE, count: DOUBLE>"  # a key's statistics in the lookup maps
 FOLD_SEPARATOR = "\u0001"
 ENCODINGS = ("te", "te_max", "count_log")  # per column: mean encoding, max encoding, mean log1p(count)
@@ -115,41 +115,28 @@ class TargetEncoder(Estimator["TargetEncoderModel"], _EncoderParams, DefaultPara
                 F.sum(F.col("y") * F.col("y")).alias("sumsq"),
                 F.count("*").cast("double").alias("count"),
             )
-            .collect()
         )
-        totals: dict[tuple[str, str], list[float]] = {}
-        for row in per_fold:
-            total = totals.setdefault((row["column"], row["key"]), [0.0, 0.0, 0.0])
-            total[0] += row["sum"]
-            total[1] += row["sumsq"]
-            total[2] += row["count"]
-        out_of_fold = []
-        for row in per_fold:
-            total = totals[(row["column"], row["key"])]
-            others = (total[0] - row["sum"], total[1] - row["sumsq"], total[2] - row["count"])
-            if others[2] > 0:
-                out_of_fold.append((row["column"], f"{row['key']}{FOLD_SEPARATOR}{row['fold']}", *others))
-        model = TargetEncoderModel(
-            stats=[(column, key, total[0], total[1], total[2]) for (column, key), total in sorted(totals.items())],
-            prior=float(prior["mean"] or 0.0),
-            variance=float(prior["var"] or 0.0),
-        )
-        model._out_of_fold = out_of_fold  # noqa: SLF001 - kept for fit_encoded only, never saved
+        totals = per_fold.groupBy("column", "key").agg(*(F.sum(name).alias(name) for name in STATISTICS))
+        others = per_fold.alias("f").join(totals.alias("t"), ["column", "key"])
+        out_of_fold = others.select(
+            "column",
+            F.concat("key", F.lit(FOLD_SEPARATOR), F.col("fold").cast("string")).alias("key"),
+            *((F.col(f"t.{name}") - F.col(f"f.{name}")).alias(name) for name in STATISTICS),
+        ).where(F.col("count") > 0)
+        model = TargetEncoderModel(stats=totals, prior=float(prior["mean"] or 0.0), variance=float(prior["var"] or 0.0))
+        model._out_of_fold = out_of_fold  # noqa: SLF001 - for transform_out_of_fold only, never saved
         return self._copyValues(model)
 
 
 class TargetEncoderModel(Model, _EncoderParams, DefaultParamsReadable[Any], DefaultParamsWritable):
     """Adds `<column>__te`, `<column>__te_max` and `<column>__count_log` for each input column."""
 
-    def __init__(
-        self, stats: list[tuple[str, str, float, float, float]] | None = None, prior: float = 0.0, variance: float = 0.0
-    ) -> None:
+    def __init__(self, stats: DataFrame | None = None, prior: float = 0.0, variance: float = 0.0) -> None:
         super().__init__()
-        self.stats = stats or []
+        self.stats = stats  # STATS_SCHEMA: one row per input column and key
         self.prior = prior
         self.variance = variance
-        self._out_of_fold: list[tuple[str, str, float, float, float]] = []
-        self._tables: dict[int, DataFrame] = {}
+        self._out_of_fold: DataFrame | None = None
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         return self._encode(dataset, self.stats, None)
@@ -158,9 +145,11 @@ class TargetEncoderModel(Model, _EncoderParams, DefaultParamsReadable[Any], Defa
         """The training rows, each encoded with the other folds' statistics (its own label left out)."""
         return self._encode(dataset, self._out_of_fold, self.fold_column())
 
-    def _encode(self, dataset: DataFrame, stats: list[Any], fold: Column | None) -> DataFrame:
+    def _encode(self, dataset: DataFrame, stats: DataFrame | None, fold: Column | None) -> DataFrame:
         columns = self.getOrDefault("inputCols")
-        lookups = self._lookups(dataset.sparkSession, stats)
+        if stats is None:
+            raise ValueError("this TargetEncoderModel has no statistics: fit a TargetEncoder first")
+        lookups = self._lookups(stats)
         encoded = dataset.crossJoin(F.broadcast(lookups))
         for i, column in enumerate(columns):
             keys = F.array_distinct(F.coalesce(F.col(column), F.array().cast("array<string>")))
@@ -186,20 +175,19 @@ class TargetEncoderModel(Model, _EncoderParams, DefaultParamsReadable[Any], Defa
             )
         return encoded.drop(*(f"__map_{i}" for i in range(len(columns))))
 
-    def _lookups(self, spark: SparkSession, stats: list[Any]) -> DataFrame:
-        """One row: a map from key to statistics per input column. Made and cached once per list of
-        statistics, since a model scores several frames (validation, holdout, recommendations)."""
-        cached = self._tables.get(id(stats))
-        if cached is not None:
-            return cached
-        columns = self.getOrDefault("inputCols")
-        maps: list[dict[str, tuple[float, float, float]]] = [{} for _ in columns]
-        position = {column: i for i, column in enumerate(columns)}
-        for column, key, total, squares, count in stats:
-            maps[position[column]][key] = (total, squares, count)
-        schema = ", ".join(f"__map_{i} MAP<STRING, {ENTRY}>" for i in range(len(columns)))
-        self._tables[id(stats)] = lookups = spark.createDataFrame([tuple(maps)], schema)
-        return lookups
+    def _lookups(self, stats: DataFrame) -> DataFrame:
+        """One row: a map from key to statistics per input column, built by Spark from the statistics (a
+        DataFrame, never a list on the driver: at a million tracks it would ride along in every task)."""
+        entry = F.struct(*STATISTICS)
+        empty = F.create_map().cast(f"MAP<STRING, {ENTRY}>")
+        return stats.groupBy().agg(
+            *(
+                F.coalesce(
+                    F.map_from_entries(F.collect_list(F.when(F.col("column") == column, F.struct("key", entry)))), empty
+                ).alias(f"__map_{i}")
+                for i, column in enumerate(self.getOrDefault("inputCols"))
+            )
+        )
 
     def _value(self, found: Column) -> Column:
         """A key's encoding from its statistics (null: an unseen key, the prior)."""
@@ -230,27 +218,19 @@ class _ModelWriter(DefaultParamsWriter):
         model: TargetEncoderModel = self.instance  # type: ignore[assignment]
         extra = {"prior": model.prior, "variance": model.variance}
         DefaultParamsWriter.saveMetadata(model, path, self.sparkSession, extraMetadata=extra)
-        stats = self.sparkSession.createDataFrame(model.stats, STATS_SCHEMA)
-        stats.coalesce(1).write.parquet(os.path.join(path, "data"))
+        if model.stats is None:
+            raise ValueError("this TargetEncoderModel has no statistics to save: fit a TargetEncoder first")
+        model.stats.coalesce(1).write.parquet(os.path.join(path, "data"))
 
 
 class _ModelReader(DefaultParamsReader[Any]):
     def load(self, path: str) -> TargetEncoderModel:
         metadata = DefaultParamsReader.loadMetadata(path, self.sparkSession)
-        rows = self.sparkSession.read.parquet(os.path.join(path, "data")).collect()
         model = TargetEncoderModel(
-            stats=[(r["column"], r["key"], r["sum"], r["sumsq"], r["count"]) for r in rows],
+            stats=self.sparkSession.read.schema(STATS_SCHEMA).parquet(os.path.join(path, "data")),
             prior=float(metadata["prior"]),
             variance=float(metadata["variance"]),
         )
         model._resetUid(metadata["uid"])  # noqa: SLF001 - as DefaultParamsReader does
         DefaultParamsReader.getAndSetParams(model, metadata)
         return model
-
-
-def describe(model: TargetEncoderModel) -> str:
-    """A short summary for logs and MLflow: keys per column and the prior."""
-    keys: dict[str, int] = {}
-    for column, *_ in model.stats:
-        keys[column] = keys.get(column, 0) + 1
-    return json.dumps({"prior": round(model.prior, 4), "keys": keys})

@@ -184,6 +184,20 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[best]) if len(thresholds) else 0.5
 
 
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, objective: str, min_precision: float) -> float:
+    """The favourite model's operating point, on validation data: the F1-best threshold (`f1`), or the one
+    with the best recall among those whose precision is at least `min_precision` (`precision`: fewer poor
+    recommendations, as the notebook's author wanted); the F1-best one when no threshold reaches it."""
+    if objective == "f1":
+        return best_f1_threshold(labels, scores)
+    precision, recall, thresholds = skm.precision_recall_curve(labels, scores)
+    reaching = np.flatnonzero(precision[:-1] >= min_precision)
+    if not len(reaching):
+        return best_f1_threshold(labels, scores)
+    best = reaching[np.argmax(recall[reaching])]  # recall falls as the threshold rises: the lowest that reaches
+    return float(thresholds[best])
+
+
 def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, k: int) -> dict[str, float]:
     predicted = (scores >= threshold).astype(int)
     top = np.argsort(-scores, kind="stable")[: min(k, len(scores))]

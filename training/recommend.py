@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyspark.ml.functions import vector_to_array
+from pyspark.sql import Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.errors import SetupError, first_line
@@ -76,11 +77,29 @@ def score_tracks(model: Any, gold: "DataFrame") -> "DataFrame":
     return ranked
 
 
+def at_most_per_artist(ranked: "DataFrame", limit: int) -> "DataFrame":
+    """The best `limit` tracks of each primary artist (all of them when `limit` is 0): discovery, not more
+    of the same artists."""
+    if not limit:
+        return ranked
+    artist = F.coalesce(F.get(F.col("artist_names"), 0), F.col("track_id"))  # no artist: a group of its own
+    order = Window.partitionBy(artist).orderBy(F.col("score").desc(), "track_id")
+    return ranked.withColumn("_nth", F.row_number().over(order)).where(F.col("_nth") <= limit).drop("_nth")
+
+
 def top_recommendations(
-    model: Any, gold: "DataFrame", top: int, model_name: str, model_version: str, gold_version: int
+    model: Any,
+    gold: "DataFrame",
+    top: int,
+    model_name: str,
+    model_version: str,
+    gold_version: int,
+    max_per_artist: int = 0,
 ) -> list[dict[str, Any]]:
-    """The `top` best-scored non-favourites, ranked and explained (ties broken by track id)."""
-    best = score_tracks(model, gold).orderBy(F.col("score").desc(), "track_id").limit(top).collect()
+    """The `top` best-scored non-favourites (at most `max_per_artist` per primary artist), ranked and
+    explained (ties broken by track id)."""
+    ranked = at_most_per_artist(score_tracks(model, gold), max_per_artist)
+    best = ranked.orderBy(F.col("score").desc(), "track_id").limit(top).collect()
     taste = favourites_sharing(
         gold, {a for row in best for a in row["artist_names"] or []}, {g for row in best for g in row["genres"] or []}
     )
@@ -110,7 +129,7 @@ def write_recommendations(spark: "SparkSession", rows: list[dict[str, Any]], loc
 
 
 def champion_recommendations(
-    client: "MlflowClient", gold: "DataFrame", gold_version: int, top: int
+    client: "MlflowClient", gold: "DataFrame", gold_version: int, top: int, max_per_artist: int = 0
 ) -> tuple[str, list[dict[str, Any]]] | None:
     """The favourite champion's version and its `top` recommendations among `gold`'s tracks (the one path
     of the trainer's cycle and of `python -m training recommend`); None when no model is champion yet."""
@@ -127,4 +146,5 @@ def champion_recommendations(
             f"the favourite champion ({name} v{champion.version}) cannot be loaded: {first_line(exc, 200)}. Check "
             "that MLflow's artifact store is reachable from here, or train again (`python -m training run --once`)"
         ) from None
-    return str(champion.version), top_recommendations(model, gold, top, name, str(champion.version), gold_version)
+    version = str(champion.version)
+    return version, top_recommendations(model, gold, top, name, version, gold_version, max_per_artist)

@@ -6,6 +6,7 @@ The grid (`training.models.tuning_grid`) is fitted on 75 % of the training side 
 
 import logging
 import threading
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,13 +15,13 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.errors import first_line
 from training import registry
-from training.data import TaskData, holdout_flag
+from training.data import FeatureSet, TaskData, holdout_flag
 from training.models import (
     PRIMARY_METRIC,
     Candidate,
     Task,
-    best_f1_threshold,
     candidate_fitter,
+    choose_threshold,
     classification_metrics,
     regression_metrics,
     tuning_grid,
@@ -63,29 +64,59 @@ def evaluate(task: Task, labels: np.ndarray, predicted: np.ndarray, threshold: f
     return classification_metrics(labels.astype(int), predicted, threshold, k)
 
 
+@dataclass(frozen=True)
+class Tuned:
+    """What tuning chose on validation: the grid point, the features, the threshold, and the table."""
+
+    candidate: Candidate
+    features: FeatureSet
+    threshold: float
+    table: list[dict[str, Any]]
+
+
 def tune(
     task: Task, prepared: TaskData, label: str, settings: TrainingSettings, steps: Steps, stop: threading.Event
-) -> tuple[Candidate, float, list[dict[str, Any]]]:
-    """Each grid point fitted on 75 % of the training side, scored on the other 25 % (split by hash);
-    returns the best point, the F1-best threshold on validation (classification), and the table."""
+) -> Tuned:
+    """Each grid point fitted on 75 % of the training side, scored on the other 25 % (split by hash); then
+    the best point once more without the identity encodings, which win only where who made a track
+    carries signal. Returns what scored best, with its threshold (classification: `choose_threshold`)."""
     inner = holdout_flag(settings.seed + 1, VALIDATION_FRACTION)
     fit_rows, validation = prepared.train.where(~inner), prepared.train.where(inner)
     metric, higher_is_better = PRIMARY_METRIC[task]
-    results: list[dict[str, Any]] = []
-    best: tuple[Candidate, float, float] | None = None
+    table: list[dict[str, Any]] = []
+    best: tuple[float, Tuned] | None = None
+
+    def validate(model: Any, point: Candidate, features: FeatureSet, name: str) -> None:
+        nonlocal best
+        labels, predicted = scores(model, validation, task, label)
+        threshold = 0.0
+        if task == "classification":
+            threshold = choose_threshold(
+                labels.astype(int), predicted, settings.threshold_objective, settings.min_precision
+            )
+        value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
+        table.append({"candidate": name, f"validation_{metric}": value})
+        if best is None or (value > best[0] if higher_is_better else value < best[0]):
+            best = (value, Tuned(point, features, threshold, table))
+
     with candidate_fitter(task, prepared.features, label, settings.seed, fit_rows) as fit:
         for point in tuning_grid(settings.tuning):
             if stop.is_set():
                 raise Stopped
             with steps.step(f"{label}: tune {point.label}"):
-                labels, predicted = scores(fit(point), validation, task, label)
-            threshold = best_f1_threshold(labels.astype(int), predicted) if task == "classification" else 0.0
-            value = evaluate(task, labels, predicted, threshold, settings.precision_at_k)[metric]
-            results.append({"candidate": point.label, f"validation_{metric}": value})
-            if best is None or (value > best[1] if higher_is_better else value < best[1]):
-                best = (point, value, threshold)
+                validate(fit(point), point, prepared.features, point.label)
     assert best is not None  # noqa: S101 - the grid is never empty
-    return best[0], best[2], results
+    plain = replace(prepared.features, identity=())
+    if prepared.features.identity and (plain.numeric or plain.genres):
+        if stop.is_set():
+            raise Stopped
+        point = best[1].candidate
+        with (
+            steps.step(f"{label}: tune {point.label} without identity encodings"),
+            candidate_fitter(task, plain, label, settings.seed, fit_rows) as fit,
+        ):
+            validate(fit(point), point, plain, f"{point.label} without identity encodings")
+    return best[1]
 
 
 def champion_metrics(

@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings
 
 Tuning = Literal["quick", "full"]
+ThresholdObjective = Literal["f1", "precision"]
 
 
 class TrainingSettings(SparkSettings, MlflowSettings):
@@ -44,6 +45,20 @@ class TrainingSettings(SparkSettings, MlflowSettings):
         default_factory=list, description="Features never used, comma-separated or JSON, e.g. artist_followers_log."
     )
     precision_at_k: int = Field(50, ge=1, description="k of the favourite model's precision@k.")
+    threshold_objective: ThresholdObjective = Field(
+        "f1",
+        description="How the favourite model's threshold is chosen on validation: `f1` (the F1-best one), or "
+        "`precision` (the best recall with precision at least TRAINING_MIN_PRECISION: fewer poor recommendations).",
+    )
+    min_precision: float = Field(
+        0.7, gt=0, le=1, description="The precision the `precision` threshold objective must reach on validation."
+    )
+    max_per_artist: int = Field(
+        3,
+        ge=0,
+        description="At most this many tracks of one (primary) artist in the recommendations, for discovery; "
+        "0: no limit.",
+    )
     recommendations: int = Field(
         1000, ge=1, description="Rows kept in the recommendations table (the best-scored non-favourites)."
     )

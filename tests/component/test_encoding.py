@@ -100,11 +100,7 @@ def test_a_fitted_pipeline_scores_raw_rows_the_same_after_saving_with_mlflow(
     assert isinstance(loaded, PipelineModel) and isinstance(loaded.stages[0], TargetEncoderModel)
     assert [r["prediction"] for r in loaded.transform(raw).collect()] == pytest.approx(before, abs=1e-9)
     assert before[0] == pytest.approx(3 * 7 + 1, abs=2.0)  # artist3 on g1: the signal is the identity
-    # Fitting again with the same seed gives the same statistics and model.
-    with candidate_fitter("regression", features, "popularity", 1, training) as fit:
-        again = fit(Candidate("linear", {"regParam": 0.0}))
-    assert sorted(again.stages[0].stats) == sorted(model.stages[0].stats)
-    assert [r["prediction"] for r in again.transform(raw).collect()] == pytest.approx(before, abs=1e-9)
+    # The same seed gives the same metrics: test_training's cycle, run twice.
 
 
 def test_an_encoder_inside_a_plain_pipeline_persists(spark: "SparkSession", tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ from pipeline_runtime.errors import SetupError
 from pipeline_runtime.lock import ProcessLock
 from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
 from training.data import NOTEBOOK_FEATURES, choose_features
-from training.models import best_f1_threshold, classification_metrics, decide_promotion, regression_metrics
+from training.models import (
+    best_f1_threshold,
+    choose_threshold,
+    classification_metrics,
+    decide_promotion,
+    regression_metrics,
+)
 from training.recommend import Taste, explain
 
 
@@ -99,3 +105,16 @@ def test_a_second_holder_of_the_lock_is_refused_with_the_pid(tmp_path: Path) -> 
         pass
     with ProcessLock(path, "trainer") as lock:  # released: free again
         assert lock.path.read_text().strip().isdigit()
+
+
+def test_the_precision_objective_picks_the_best_recall_at_the_minimum_precision() -> None:
+    labels = np.array([1, 1, 0, 1, 0, 1, 0, 0, 1, 0])
+    scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    # precision at each cut: >=0.95 1/1, >=0.9 2/2, >=0.85 2/3, >=0.8 3/4, >=0.7 3/5, >=0.6 4/6 ...
+    assert choose_threshold(labels, scores, "precision", 0.75) == pytest.approx(0.8)  # 3 of 5 found, at 3/4
+    assert choose_threshold(labels, scores, "precision", 1.0) == pytest.approx(0.9)
+    assert choose_threshold(labels, scores, "f1", 0.75) == best_f1_threshold(labels, scores)
+    # Nothing reaches the precision asked for: the F1-best threshold.
+    assert choose_threshold(np.array([0, 1, 0, 1]), np.array([0.9, 0.8, 0.7, 0.6]), "precision", 0.9) == (
+        best_f1_threshold(np.array([0, 1, 0, 1]), np.array([0.9, 0.8, 0.7, 0.6]))
+    )
