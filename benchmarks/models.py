@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline_runtime.contract import GOLD_SCHEMA
+
 SHAPES = ("extended", "development", "catalogue")
 TASKS_OF_SHAPE = {"extended": ("popularity", "favourite"), "development": ("favourite",), "catalogue": ("popularity",)}
 PRIMARY = {"popularity": "r2", "favourite": "auc_pr"}
@@ -102,7 +104,7 @@ def run(sizes: list[int], tuning: str = "quick", seed: int = 7) -> dict[str, Any
                 size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
                 catalogue = generate_catalogue(seed, size)
                 for shape in SHAPES:
-                    frame = spark.createDataFrame(shaped_rows(catalogue, shape), schema=gold_schema())
+                    frame = spark.createDataFrame(shaped_rows(catalogue, shape), schema=GOLD_SCHEMA)
                     data = model_input(frame).cache()
                     for task_name in TASKS_OF_SHAPE[shape]:
                         print(f"models: {tracks:,} tracks, {shape}, {task_name} ...", file=sys.stderr, flush=True)
@@ -122,12 +124,6 @@ def run(sizes: list[int], tuning: str = "quick", seed: int = 7) -> dict[str, Any
         if scored
         else None,
     }
-
-
-def gold_schema() -> str:
-    from pipeline_runtime.contract import GOLD_SCHEMA  # noqa: PLC0415
-
-    return GOLD_SCHEMA
 
 
 def main(argv: list[str] | None = None) -> int:
