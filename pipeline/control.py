@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from rich.table import Table
 
@@ -101,15 +102,22 @@ def status(settings: PipelineSettings) -> int:
     return 0
 
 
+def stop_budget(running: list[dict[str, Any]], default: float) -> float:
+    """Seconds `down` waits for the supervisor: it stops each running service in turn, each up to its own stop
+    timeout (recorded in its state; the streaming job's is longer), then itself."""
+    return max(sum(s.get("stop_timeout") or default for s in running), default) + 15
+
+
 def down(settings: PipelineSettings) -> int:
     pid = supervisor_running(settings)
     if pid is None:
         console.print("not running: nothing to stop")
         return 0
     state = read_state(settings) or {}
-    children = [s.get("pid") for s in state.get("services", {}).values() if s.get("pid")]
+    running = [s for s in state.get("services", {}).values() if s.get("pid")]
+    children = [s["pid"] for s in running]
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + settings.stop_timeout_seconds * max(1, len(children)) + 15
+    deadline = time.monotonic() + stop_budget(running, settings.stop_timeout_seconds)
     with console.status(f"stopping the services (supervisor pid {pid}) ..."):
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.5)

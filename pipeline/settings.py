@@ -23,7 +23,12 @@ class PipelineSettings(KafkaSettings, SparkSettings, MlflowSettings):
     sandbox_port: int = Field(8900, ge=0, le=65535, description="Port of the sandbox run by `make up` (127.0.0.1).")
     sandbox_seed: int = Field(42, description="Seed of the sandbox's generated catalogue.")
     sandbox_tracks: int = Field(2000, ge=100, description="Tracks in the sandbox's catalogue.")
-    stop_timeout_seconds: float = Field(60.0, gt=0, description="`make down`: SIGTERM, then SIGKILL after this.")
+    stop_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="`make down`: SIGTERM, then SIGKILL after this, per service; the streaming job gets at least "
+        "twice STREAMING_STOP_TIMEOUT_SECONDS + 30 s (it finishes its batches and gold's catch-up first).",
+    )
     restart_backoff_max_seconds: float = Field(
         300.0, gt=0, description="Longest pause before a crashed service restarts."
     )

@@ -43,6 +43,7 @@ class ServiceState:
     started_at: float | None = None
     last_exit: int | None = None
     log: str = ""
+    stop_timeout: float = 0.0  # seconds between SIGTERM and SIGKILL for this service
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Service:
     log_handle: IO[bytes] | None = None
     failures: int = 0
     restart_at: float | None = None
+    stop_timeout: float | None = None  # None: PIPELINE_STOP_TIMEOUT_SECONDS
 
 
 def state_file(settings: PipelineSettings) -> Path:
@@ -135,11 +137,29 @@ def build_services(settings: PipelineSettings, live: bool, only: set[str]) -> li
         producer.before_start = lambda: log_in_to_sandbox(settings, shared)
     candidates = [
         producer,
-        Service("streaming", python_module("streaming", "run"), env=shared),
+        Service(
+            "streaming", python_module("streaming", "run"), env=shared, stop_timeout=streaming_stop_timeout(settings)
+        ),
         Service("trainer", python_module("training", "run"), env=shared),
     ]
     services += [s for s in candidates if s.name in only]
     return services
+
+
+def streaming_stop_timeout(settings: PipelineSettings) -> float:
+    """How long `down` lets the streaming job stop on its own: on SIGTERM it lets each query finish its batch
+    and gold catch up with silver, waiting up to STREAMING_STOP_TIMEOUT_SECONDS for each, so a SIGKILL after
+    PIPELINE_STOP_TIMEOUT_SECONDS alone would cut that short. Twice the job's own timeout and 30 s more (the
+    queries' batches end together, then gold catches up), never less than PIPELINE_STOP_TIMEOUT_SECONDS."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from streaming.settings import StreamingSettings  # noqa: PLC0415
+
+    try:
+        own = StreamingSettings().stop_timeout_seconds
+    except ValidationError:  # the job itself will say what is wrong when it starts
+        return settings.stop_timeout_seconds
+    return max(settings.stop_timeout_seconds, 2 * own + 30)
 
 
 def sandbox_env(settings: PipelineSettings) -> dict[str, str]:
@@ -172,7 +192,14 @@ class Supervisor:
     def __init__(self, settings: PipelineSettings, services: list[Service]) -> None:
         self.settings = settings
         self.services = services
-        self.states = {s.name: ServiceState(s.name, log=str(logs_dir(settings) / f"{s.name}.log")) for s in services}
+        self.states = {
+            s.name: ServiceState(
+                s.name,
+                log=str(logs_dir(settings) / f"{s.name}.log"),
+                stop_timeout=s.stop_timeout or settings.stop_timeout_seconds,
+            )
+            for s in services
+        }
 
     def write_state(self, status: str) -> None:
         path = state_file(self.settings)
@@ -247,10 +274,11 @@ class Supervisor:
                 continue
             log.info("stopping %s (pid %d)", service.name, process.pid)
             process.send_signal(signal.SIGTERM)
+            timeout = self.states[service.name].stop_timeout
             try:
-                process.wait(timeout=self.settings.stop_timeout_seconds)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                log.warning("%s did not stop within %.0f s: SIGKILL", service.name, self.settings.stop_timeout_seconds)
+                log.warning("%s did not stop within %.0f s: SIGKILL", service.name, timeout)
                 process.kill()
                 process.wait()
             state = self.states[service.name]

@@ -27,6 +27,7 @@ def supervisor_env(data_dir: Path) -> dict[str, str]:
         PRODUCER_POLL_INTERVAL_SECONDS="10",
         TRAINING_INTERVAL_SECONDS="20",
         TRAINING_MIN_ROWS="50",
+        TRAINING_EXCLUDE_FEATURES="artists,album",  # supervision, not the models: a shorter cycle
     )
 
 

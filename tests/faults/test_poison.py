@@ -1,4 +1,4 @@
-"""Poison input: 10,000 malformed records, generated with hypothesis, interleaved with 10,000 valid events
+"""Poison input: 2,000 malformed records, generated with hypothesis, interleaved with 2,400 valid events
 in the topics of a running streaming job (`python -m streaming run`). Every valid event reaches silver and
 gold, every malformed record is in quarantine with the reason the contract (docs/events.md) gives it, and
 the job keeps running.
@@ -38,10 +38,10 @@ from streaming.transforms import KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS
 from tests.support.processes import clean_env
 
 MAX_EVENT_BYTES = 8192
-# Each kind's reason holds at any volume: 1,000 of each kind of poison among 5,000 valid events.
-PER_KIND = 1000
-VALID = {"track": 2000, "artist": 1000, "audio_features": 1000, "playlist_membership": 1000}
-LATE_VALID = 250  # tracks published after all the poison was quarantined: the job still works
+# Each kind's reason holds at any volume: 400 of each kind of poison among 2,400 valid events.
+PER_KIND = 400
+VALID = {"track": 1000, "artist": 500, "audio_features": 400, "playlist_membership": 500}
+LATE_VALID = 100  # tracks published after all the poison was quarantined: the job still works
 TOPICS = {"track": "tracks", "artist": "artists", "audio_features": "features", "playlist_membership": "members"}
 SILVER = {**SILVER_ENTITY_TABLES, "playlist_membership": SILVER_HISTORY}  # where each event type's rows land
 INT_RANGES = {"int": 2**31, "bigint": 2**63}

@@ -116,7 +116,9 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
         "training",
         "run",
         "--once",
-        env=local_env(data_dir, TRAINING_EXCLUDE_FEATURES="artist_popularity,artist_followers_log,genres"),
+        env=local_env(
+            data_dir, TRAINING_EXCLUDE_FEATURES="artist_popularity,artist_followers_log,genres,artists,album"
+        ),
         cwd=tmp_path,
         timeout=600,
     )
