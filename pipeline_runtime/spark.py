@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,6 +168,11 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
     check_java(settings.java_home)
     if settings.java_home and "JAVA_HOME" not in os.environ:
         os.environ["JAVA_HOME"] = str(settings.java_home)  # the JVM launcher reads it from the environment
+    if settings.spark_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        # Python workers (XGBoost's training task) run this interpreter, with this environment's packages, not
+        # whatever `python3` is first on PATH (pyspark reads only the environment). A cluster's executors use
+        # their own PYSPARK_PYTHON, which needs the project's requirements too.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     jars = resolve_spark_jars(settings.jars_dir)
     if jars is None:
         log.warning(

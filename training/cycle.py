@@ -202,6 +202,18 @@ def log_figures(
         mlflow.log_figure(plots.confusion_figure(labels, predicted, threshold, "favourites"), "plots/confusion.png")
 
 
+def pip_requirements(family: str) -> list[str]:
+    """What the logged Spark model needs to load and score: pyspark, and XGBoost when its trees are a stage."""
+    import pyspark  # noqa: PLC0415
+
+    requirements = [f"pyspark=={pyspark.__version__}"]
+    if family == "xgboost":
+        from importlib.metadata import version  # noqa: PLC0415
+
+        requirements.append(f"xgboost-cpu=={version('xgboost-cpu')}")
+    return requirements
+
+
 def gold_tags(location: str, version: int, rows: int, max_updated: datetime | None) -> dict[str, str]:
     return {
         registry.TAG_TABLE: location,
@@ -272,7 +284,6 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
 ) -> ModelReport:
     import mlflow  # noqa: PLC0415
     import mlflow.spark  # noqa: PLC0415
-    import pyspark  # noqa: PLC0415
     from mlflow.data.spark_dataset import load_delta  # noqa: PLC0415
     from mlflow.models import infer_signature  # noqa: PLC0415
 
@@ -361,7 +372,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                 "model",
                 signature=infer_signature(inputs, output),
                 input_example=inputs,
-                pip_requirements=[f"pyspark=={pyspark.__version__}"],
+                pip_requirements=pip_requirements(best.family),
             )
             report.version = registry.register_checked(info.model_uri, model_name)
         with steps.step(f"{name}: score the champion on the same holdout"):

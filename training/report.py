@@ -190,7 +190,9 @@ def model_section(summary: ModelSummary, artifacts: dict[str, str]) -> str:
         return f"<h3>{title}</h3><p class='muted'>{html.escape(summary.note)}</p>"
     params = summary.params
     chosen = params.get("family", "?") + "".join(
-        f", {k} {params[k]}" for k in ("regParam", "maxDepth", "maxIter") if k in params
+        f", {k} {params[k]}"
+        for k in ("regParam", "maxDepth", "maxIter", "max_depth", "n_estimators", "learning_rate")
+        if k in params
     )
     decision = summary.tags.get("promotion.reason", "")
     parts = [

@@ -10,6 +10,7 @@ from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.regression import LinearRegression
 
+from training.cycle import pip_requirements
 from training.data import FeatureSet
 from training.encoding import TargetEncoder, TargetEncoderModel
 from training.models import Candidate, candidate_fitter
@@ -95,7 +96,8 @@ def test_a_fitted_pipeline_scores_raw_rows_the_same_after_saving_with_mlflow(
     raw = rows(spark, [("n1", ["artist3"], ["g1"], None), ("n2", ["nobody"], [], None)]).drop("track_id", "popularity")
     before = [r["prediction"] for r in model.transform(raw).collect()]
 
-    mlflow.spark.save_model(model, str(tmp_path / "model"))
+    # The requirements the trainer logs (MLflow would otherwise infer them by loading the model in a new Spark).
+    mlflow.spark.save_model(model, str(tmp_path / "model"), pip_requirements=pip_requirements("linear"))
     loaded = mlflow.spark.load_model(str(tmp_path / "model"))
     assert isinstance(loaded, PipelineModel) and isinstance(loaded.stages[0], TargetEncoderModel)
     assert [r["prediction"] for r in loaded.transform(raw).collect()] == pytest.approx(before, abs=1e-9)

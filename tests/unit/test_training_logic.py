@@ -16,6 +16,7 @@ from training.models import (
     classification_metrics,
     decide_promotion,
     regression_metrics,
+    tuning_grid,
 )
 from training.recommend import Taste, explain
 
@@ -118,3 +119,9 @@ def test_the_precision_objective_picks_the_best_recall_at_the_minimum_precision(
     assert choose_threshold(np.array([0, 1, 0, 1]), np.array([0.9, 0.8, 0.7, 0.6]), "precision", 0.9) == (
         best_f1_threshold(np.array([0, 1, 0, 1]), np.array([0.9, 0.8, 0.7, 0.6]))
     )
+
+
+def test_the_full_grid_puts_both_tree_learners_side_by_side_and_quick_keeps_one_of_each_kind() -> None:
+    full = {point.family for point in tuning_grid("full")}
+    assert full == {"linear", "gbt", "xgboost"}
+    assert [point.family for point in tuning_grid("quick")] == ["linear", "xgboost"]
