@@ -20,8 +20,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from pipeline_runtime.contract import GOLD_SCHEMA
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue, gold_rows, noiseless_scores
-from tests.support.processes import JARS_DIR
-from tests.support.training import write_gold
+from tests.support.training import training_settings, write_gold
 from training import registry
 from training.cycle import prepare_task, run_cycle
 from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track
@@ -41,24 +40,6 @@ def restore_tracking_uri() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
     return generate_catalogue(42, CatalogueSize(tracks=2000, artists=200, albums=500, playlists=12))
-
-
-def training_settings(data_dir: Path, **overrides: Any) -> TrainingSettings:
-    from pipeline_runtime.mlflow_setup import require_mlflow
-
-    settings = TrainingSettings(
-        _env_file=None,
-        data_dir=data_dir,
-        jars_dir=JARS_DIR,
-        spark_master="local[2]",
-        spark_shuffle_partitions=2,
-        spark_ui_enabled=False,
-        tuning="quick",
-        mlflow_tracking_uri=None,  # not the MLFLOW_TRACKING_URI that mlflow.set_tracking_uri exported
-        **overrides,
-    )
-    require_mlflow(settings)  # this test's own SQLite store
-    return settings
 
 
 def candidate_runs(client: MlflowClient, task: str) -> list[Any]:

@@ -11,6 +11,8 @@ from tests.support.processes import local_env
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from training.settings import TrainingSettings
+
 
 def write_gold(spark: "SparkSession", location: str, rows: list[dict], mode: str = "append") -> None:  # type: ignore[type-arg]
     """Rows of `producers.sandbox.catalogue.gold_rows` into a `track_features` Delta table, stamped now."""
@@ -27,6 +29,28 @@ SMALL = CatalogueSize(tracks=800, artists=80, albums=200, playlists=8, favourite
 
 def trainer_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     return local_env(data_dir, **overrides)
+
+
+def training_settings(data_dir: Path, **overrides: Any) -> "TrainingSettings":
+    """In-process trainer settings on `data_dir` (the session's Spark does the work), with MLflow's tracking URI
+    set to that data dir's own SQLite store, as `python -m training` would; the caller restores the URI."""
+    from pipeline_runtime.mlflow_setup import require_mlflow
+    from tests.support.processes import JARS_DIR
+    from training.settings import TrainingSettings
+
+    settings = TrainingSettings(
+        _env_file=None,
+        data_dir=data_dir,
+        jars_dir=JARS_DIR,
+        spark_master="local[2]",
+        spark_shuffle_partitions=2,
+        spark_ui_enabled=False,
+        tuning="quick",
+        mlflow_tracking_uri=None,  # not the MLFLOW_TRACKING_URI that mlflow.set_tracking_uri exported
+        **overrides,
+    )
+    require_mlflow(settings)
+    return settings
 
 
 def gold_location(data_dir: Path) -> str:
