@@ -147,10 +147,10 @@ def build_services(settings: PipelineSettings, live: bool, only: set[str]) -> li
 
 
 def streaming_stop_timeout(settings: PipelineSettings) -> float:
-    """How long `down` lets the streaming job stop on its own: on SIGTERM it lets each query finish its batch
-    and gold catch up with silver, waiting up to STREAMING_STOP_TIMEOUT_SECONDS for each, so a SIGKILL after
-    PIPELINE_STOP_TIMEOUT_SECONDS alone would cut that short. Twice the job's own timeout and 30 s more (the
-    queries' batches end together, then gold catches up), never less than PIPELINE_STOP_TIMEOUT_SECONDS."""
+    """How long `down` lets the streaming job stop on its own: on SIGTERM it lets its queries finish their
+    batches and gold catch up with silver, within STREAMING_STOP_TIMEOUT_SECONDS in all, so a SIGKILL after
+    PIPELINE_STOP_TIMEOUT_SECONDS alone would cut that short. The job's own timeout and 30 s more (stopping the
+    Spark session), never less than PIPELINE_STOP_TIMEOUT_SECONDS."""
     from pydantic import ValidationError  # noqa: PLC0415
 
     from streaming.settings import StreamingSettings  # noqa: PLC0415
@@ -159,7 +159,7 @@ def streaming_stop_timeout(settings: PipelineSettings) -> float:
         own = StreamingSettings().stop_timeout_seconds
     except ValidationError:  # the job itself will say what is wrong when it starts
         return settings.stop_timeout_seconds
-    return max(settings.stop_timeout_seconds, 2 * own + 30)
+    return max(settings.stop_timeout_seconds, own + 30)
 
 
 def sandbox_env(settings: PipelineSettings) -> dict[str, str]:

@@ -456,21 +456,25 @@ def maintain_tables(
     return removed
 
 
-def stop_between_batches(query: "StreamingQuery", timeout: float) -> None:
-    """Wait for the running micro-batch (if any) to finish, then stop the query."""
-    deadline = time.monotonic() + timeout
+def stop_between_batches(query: "StreamingQuery", deadline: float) -> None:
+    """Wait for the running micro-batch (if any) to finish, until `deadline` (time.monotonic()), then stop the
+    query (a batch cut short is redone from the checkpoint when the job next starts)."""
     while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
         time.sleep(0.2)
     query.stop()
 
 
-def finish(query: "StreamingQuery", settings: StreamingSettings, stop: threading.Event) -> bool:
+def finish(
+    query: "StreamingQuery", settings: StreamingSettings, stop: threading.Event, deadline: float | None = None
+) -> bool:
     """Wait for an availableNow query to end; False when `stop` came first (the query then stops between
-    batches)."""
+    batches, by `deadline`, or STREAMING_STOP_TIMEOUT_SECONDS after the stop request)."""
     try:
         while not query.awaitTermination(1):
             if stop.is_set():
-                stop_between_batches(query, settings.stop_timeout_seconds)
+                stop_between_batches(
+                    query, deadline if deadline is not None else time.monotonic() + settings.stop_timeout_seconds
+                )
                 return False
     except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors alike
         raise query_failed(settings, query.name, exc) from None
@@ -496,14 +500,25 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
         if time.monotonic() >= next_upkeep:
             maintain_tables(spark, settings, stop)
             next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
+    # One budget for the whole stop: the running batches end (the queries run theirs at the same time), then gold
+    # catches up with what is left of STREAMING_STOP_TIMEOUT_SECONDS.
+    deadline = time.monotonic() + settings.stop_timeout_seconds
     for query in queries:
-        stop_between_batches(query, settings.stop_timeout_seconds)
-    log.info("gold catching up with silver before the job stops")
-    deadline = threading.Event()
-    timer = threading.Timer(settings.stop_timeout_seconds, deadline.set)
+        stop_between_batches(query, deadline)
+    left = deadline - time.monotonic()
+    if left <= 0:
+        log.warning(
+            "no time left of STREAMING_STOP_TIMEOUT_SECONDS (%.0f s) for gold to catch up: it does when the job "
+            "next starts",
+            settings.stop_timeout_seconds,
+        )
+        return
+    log.info("gold catching up with silver before the job stops (%.0f s left)", left)
+    out_of_time = threading.Event()
+    timer = threading.Timer(left, out_of_time.set)
     timer.start()
     try:
-        finish(start_gold(spark, settings, True), settings, deadline)
+        finish(start_gold(spark, settings, True), settings, out_of_time, deadline)
     finally:
         timer.cancel()
 

@@ -118,18 +118,18 @@ def test_down_gives_the_streaming_job_time_to_finish_its_batches(
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     settings = PipelineSettings(_env_file=None)
-    # On SIGTERM the job waits up to STREAMING_STOP_TIMEOUT_SECONDS (120) for its batches, then for gold's
-    # catch-up: a SIGKILL after PIPELINE_STOP_TIMEOUT_SECONDS (60) would cut that short.
-    assert settings.stop_timeout_seconds == 60 and streaming_stop_timeout(settings) == 270
+    # On SIGTERM the job takes up to STREAMING_STOP_TIMEOUT_SECONDS (120) for its batches and gold's catch-up:
+    # a SIGKILL after PIPELINE_STOP_TIMEOUT_SECONDS (60) would cut that short.
+    assert settings.stop_timeout_seconds == 60 and streaming_stop_timeout(settings) == 150
     monkeypatch.setenv("STREAMING_STOP_TIMEOUT_SECONDS", "10")
     assert streaming_stop_timeout(settings) == 60, "never less than PIPELINE_STOP_TIMEOUT_SECONDS"
     monkeypatch.setenv("STREAMING_STOP_TIMEOUT_SECONDS", "not a number")
     assert streaming_stop_timeout(settings) == 60, "the job itself says what is wrong"
 
-    services = [Service("producer", ["p"]), Service("streaming", ["s"], stop_timeout=270.0)]
+    services = [Service("producer", ["p"]), Service("streaming", ["s"], stop_timeout=150.0)]
     states = Supervisor(settings, services).states
-    assert {name: state.stop_timeout for name, state in states.items()} == {"producer": 60.0, "streaming": 270.0}
-    running = [{"pid": 1, "stop_timeout": 60.0}, {"pid": 2, "stop_timeout": 270.0}]
-    assert stop_budget(running, 60.0) == 345.0
+    assert {name: state.stop_timeout for name, state in states.items()} == {"producer": 60.0, "streaming": 150.0}
+    running = [{"pid": 1, "stop_timeout": 60.0}, {"pid": 2, "stop_timeout": 150.0}]
+    assert stop_budget(running, 60.0) == 225.0
     assert stop_budget([{"pid": 1}], 60.0) == 75.0, "a state file written before stop timeouts were recorded"
     assert stop_budget([], 60.0) == 75.0
