@@ -467,11 +467,11 @@ def stop_between_batches(query: "StreamingQuery", deadline: float) -> None:
 def finish(
     query: "StreamingQuery", settings: StreamingSettings, stop: threading.Event, deadline: float | None = None
 ) -> bool:
-    """Wait for an availableNow query to end; False when `stop` came first (the query then stops between
-    batches, by `deadline`, or STREAMING_STOP_TIMEOUT_SECONDS after the stop request)."""
+    """Wait for an availableNow query to end; False when `stop` or `deadline` (time.monotonic()) came first: the
+    query then stops between batches, by `deadline`, or STREAMING_STOP_TIMEOUT_SECONDS after the stop request."""
     try:
         while not query.awaitTermination(1):
-            if stop.is_set():
+            if stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
                 stop_between_batches(
                     query, deadline if deadline is not None else time.monotonic() + settings.stop_timeout_seconds
                 )
@@ -514,13 +514,7 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
         )
         return
     log.info("gold catching up with silver before the job stops (%.0f s left)", left)
-    out_of_time = threading.Event()
-    timer = threading.Timer(left, out_of_time.set)
-    timer.start()
-    try:
-        finish(start_gold(spark, settings, True), settings, out_of_time, deadline)
-    finally:
-        timer.cancel()
+    finish(start_gold(spark, settings, True), settings, threading.Event(), deadline)  # `stop` is already set
 
 
 def run_job(

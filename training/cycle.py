@@ -330,6 +330,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             mlflow.log_params(
                 {
                     "family": best.family,
+                    "candidate": best.label,  # the grid point as the tuning table names it (the report shows it)
                     **best.params,
                     "features": ",".join(prepared.features.numeric),
                     "genres_encoded": prepared.features.genres,

@@ -86,9 +86,9 @@ def xgboost_estimator(task: Task, params: dict[str, Any], label: str, seed: int,
 
 def estimator(task: Task, candidate: Candidate, label: str, seed: int, weighted: bool) -> Any:
     """The pyspark.ml estimator of one grid point, reading `features` and writing `prediction`."""
-    common: dict[str, Any] = {"featuresCol": "features", "labelCol": label}
     if candidate.family == "xgboost":
         return xgboost_estimator(task, candidate.params, label, seed, weighted)
+    common: dict[str, Any] = {"featuresCol": "features", "labelCol": label}
     if weighted:
         common["weightCol"] = "weight"
     linear: dict[str, Any] = {**common, "elasticNetParam": 0.0, "maxIter": 200, **candidate.params}

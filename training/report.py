@@ -189,11 +189,7 @@ def model_section(summary: ModelSummary, artifacts: dict[str, str]) -> str:
     if summary.version is None:
         return f"<h3>{title}</h3><p class='muted'>{html.escape(summary.note)}</p>"
     params = summary.params
-    chosen = params.get("family", "?") + "".join(
-        f", {k} {params[k]}"
-        for k in ("regParam", "maxDepth", "maxIter", "max_depth", "n_estimators", "learning_rate")
-        if k in params
-    )
+    chosen = params.get("candidate") or params.get("family", "?")  # runs before `candidate` was logged: the family
     decision = summary.tags.get("promotion.reason", "")
     parts = [
         f"<h3>{title}: champion v{html.escape(summary.version)}</h3>",
