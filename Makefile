@@ -11,6 +11,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JARS_DIR ?= jars
 PYTEST_ARGS ?=
+# pytest-xdist workers for the Spark/Kafka tiers (0: none). Half the suite waits on subprocesses, brokers
+# and sandbox timings, so two workers on 2 cores finish sooner; tests sharing one expensive run stay together.
+PYTEST_WORKERS ?= 2
+XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
 BENCH_ARGS ?=
 AUDIT_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]
@@ -93,19 +97,19 @@ recommend: setup ## the champion's top 10 tracks that are not favourites yet
 
 # Tiers by cost (folders of tests/, markers alike): unit < component < e2e < faults; soak only when asked.
 test: setup ## the whole suite: unit, component, e2e and faults (real Kafka broker, Spark + Delta, MLflow)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: venv ## the unit tests only: seconds, no broker, no Spark, no jars
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 test-fast: setup ## the inner loop: unit + in-process component tests (the session's broker and Spark)
-	$(PY) -m pytest tests/unit tests/component $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/unit tests/component $(PYTEST_ARGS)
 
 test-e2e: setup ## the commands as users run them (demo, supervisor, CLIs), in subprocesses
-	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/e2e $(PYTEST_ARGS)
 
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
-	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/faults $(PYTEST_ARGS)
 
 test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 10 min)
 	$(PY) -m pytest -m soak $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ import pytest
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import SparkSettings
+from tests.support.figures import FIGURES
 from tests.support.processes import JARS_DIR
 from tests.support.spotify import SMALL_CATALOGUE
 
@@ -25,11 +26,31 @@ if TYPE_CHECKING:
 TIERS = ("unit", "component", "e2e", "faults")  # folders of tests/, cheapest first; each test's marker
 
 
+# Fixtures too expensive to build twice: under pytest-xdist (make test runs two workers) the tests that use
+# one run on the same worker, so each is built once per session as without workers.
+SHARED_RUNS = ("demo_run", "trainer_pair", "sasl_broker")
+
+
+def tier_of(item: pytest.Item) -> str:
+    tier = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
+    return tier if tier in TIERS else ""
+
+
+def with_workers(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        tier = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
-        if tier in TIERS:
+        if tier := tier_of(item):
             item.add_marker(getattr(pytest.mark, tier))
+        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared[0]))
+    if with_workers(config):
+        # Longest first, so no worker is left with an 8-minute fault test while the other has nothing to do:
+        # the tiers from the most expensive (a stable sort keeps each file's order).
+        items.sort(key=lambda item: -TIERS.index(tier_of(item)) if tier_of(item) else 0)
     # Soak runs (the same property at full volume) only when asked for by name: `-m soak` (make test-soak).
     if "soak" not in (config.option.markexpr or ""):
         soak = [item for item in items if item.get_closest_marker("soak")]
@@ -86,6 +107,24 @@ def spark(spark_settings: SparkSettings) -> Iterator["SparkSession"]:
     session = build_spark_session(spark_settings, "tests")
     yield session
     session.stop()
+
+
+# --- the fault tier's figures, gathered from the reports (a worker's module state never reaches the summary) ---
+
+
+FIGURES_SEEN: list[str] = []  # filled in the process that reports (the controller under pytest-xdist)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        FIGURES_SEEN.extend(str(value) for key, value in report.user_properties if key == FIGURES)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES_SEEN:
+        terminalreporter.section("fault tolerance and security: what each test checked")
+        for line in FIGURES_SEEN:
+            terminalreporter.write_line(line)
 
 
 # --- the Spotify sandbox (the only faked part: Spotify, at the HTTP boundary) ---

@@ -1,6 +1,6 @@
 """The fault tier: every test records the figures it checked (events sent, rows found, duplicates,
 quarantined, restarts...) with the `figures` fixture; they are printed as they are recorded and again,
-all together, at the end of the run, passed or not.
+all together, at the end of the run, passed or not (tests/conftest.py gathers them from the reports).
 
 Run alone with `make test-faults` (pytest tests/faults); `make test` runs them too.
 """
@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.figures import FIGURES
 from tests.support.training import PAIR_ROWS, TrainerPair
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-RECORDED: list[tuple[str, str]] = []
 
 
 def format_figures(values: dict[str, object]) -> str:
@@ -32,23 +31,16 @@ def format_figures(values: dict[str, object]) -> str:
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Callable[..., None]:
-    """figures(what="...", events_sent=100000, duplicates=0): one line of what this test checked."""
+    """figures(what="...", events_sent=100000, duplicates=0): one line of what this test checked, kept with
+    the test's report (so it reaches the summary from a pytest-xdist worker too)."""
 
     def record(what: str = "", **values: object) -> None:
         name = request.node.name + (f" [{what}]" if what else "")
         line = format_figures(values)
-        RECORDED.append((name, line))
+        request.node.user_properties.append((FIGURES, f"{name}: {line}"))
         print(f"\n{name}: {line}")
 
     return record
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RECORDED:
-        return
-    terminalreporter.section("fault tolerance and security: what each test checked")
-    for name, line in RECORDED:
-        terminalreporter.write_line(f"{name}: {line}")
 
 
 # --- two trainers started together: the trainer faults and the security scan share their run ---
