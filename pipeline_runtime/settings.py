@@ -123,7 +123,21 @@ class KafkaSettings(ServiceSettings):
         ]
 
 
-class SparkSettings(ServiceSettings):
+class TablesSettings(ServiceSettings):
+    """Where the Delta tables live: the Spark services write them, the producer reads the recommendations."""
+
+    tables_location: str | None = Field(
+        None,
+        validation_alias=shared("TABLES_LOCATION"),
+        description="Root of the Delta tables (a path or URI such as s3a://bucket/tables); default DATA_DIR/tables.",
+    )
+
+    def table_uri(self, name: str) -> str:
+        """Where table `name` lives: under TABLES_LOCATION, else under DATA_DIR/tables."""
+        return join_location(self.tables_location, self.data_dir / "tables", name)
+
+
+class SparkSettings(TablesSettings):
     """How a Spark session is built (see `pipeline_runtime.spark.build_spark_session`)."""
 
     spark_master: str = Field(
@@ -139,11 +153,6 @@ class SparkSettings(ServiceSettings):
         validation_alias=shared("SPARK_CONF"),
         description='Extra Spark settings as JSON, e.g. {"spark.hadoop.fs.s3a.endpoint": "..."}.',
     )
-    tables_location: str | None = Field(
-        None,
-        validation_alias=shared("TABLES_LOCATION"),
-        description="Root of the Delta tables (a path or URI such as s3a://bucket/tables); default DATA_DIR/tables.",
-    )
     checkpoints_location: str | None = Field(
         None,
         validation_alias=shared("CHECKPOINTS_LOCATION"),
@@ -155,10 +164,6 @@ class SparkSettings(ServiceSettings):
         description="Local paths (DATA_DIR, a TABLES_LOCATION without a scheme) are on storage every Spark node "
         "mounts at the same path (NFS, ...), so a cluster master may use them.",
     )
-
-    def table_uri(self, name: str) -> str:
-        """Where table `name` lives: under TABLES_LOCATION, else under DATA_DIR/tables."""
-        return join_location(self.tables_location, self.data_dir / "tables", name)
 
     def checkpoint_uri(self, name: str) -> str:
         return join_location(self.checkpoints_location, self.data_dir / "checkpoints", name)

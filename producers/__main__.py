@@ -4,6 +4,7 @@ python -m producers run [--once | --interval SECONDS]   poll Spotify and publish
 python -m producers login [--no-browser]                log in a Spotify user (PKCE), for their playlists
 python -m producers sandbox [--port N] [...]            an offline Spotify Web API on 127.0.0.1
 python -m producers backfill --file PATH                publish a CSV/Parquet catalogue as events
+python -m producers playlist                            the champion's recommendations into your Spotify playlist
 python -m producers check                               settings (secrets masked) and Kafka reachable
 """
 
@@ -102,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill.add_argument("--file", type=Path, required=True, help="the CSV or Parquet file")
 
+    commands.add_parser(
+        "playlist",
+        help="put the champion's recommendations into your Spotify playlist now",
+        description="Reads the top PRODUCER_PLAYLIST_SIZE rows of the trainer's recommendations table and puts "
+        "them into one playlist of the logged-in user's (PRODUCER_PLAYLIST_NAME, private unless "
+        "PRODUCER_PLAYLIST_PUBLIC): created once, then replaced in place; nothing is written when it already "
+        "holds them. `run` does the same after each poll that finds new recommendations. Needs `login`.",
+    )
     commands.add_parser("check", help="show the effective settings (secrets masked) and check that Kafka answers")
     return parser
 
@@ -183,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "sandbox":
             return sandbox_command(settings, args)
+        if args.command == "playlist":
+            from producers.playlist import publish_command  # noqa: PLC0415
+
+            outcome = publish_command(settings)
+            console.print(f"✓ {outcome.summary}", highlight=False, soft_wrap=True)
+            return 0
         if args.command == "backfill":
             from producers.service import backfill  # noqa: PLC0415
 

@@ -19,7 +19,7 @@ from spotipy.exceptions import SpotifyOauthError
 from pipeline_runtime.cli import console
 from pipeline_runtime.errors import SetupError
 from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
-from producers.spotify import http_session, user_auth
+from producers.spotify import http_session, login_scopes, user_auth
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def login(settings: ProducerSettings, open_browser: bool, timeout: float) -> str
     """Run the PKCE flow; returns the display name of the user who logged in."""
     check_redirect_uri(settings.redirect_uri)
     session = http_session(settings, Counter())
-    auth = user_auth(settings, session)
+    auth = user_auth(settings, session, login_scopes(settings))
     auth.get_pkce_handshake_parameters()
     state = secrets.token_urlsafe(16)
     url = auth.get_authorize_url(state)

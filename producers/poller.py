@@ -29,6 +29,7 @@ from producers.events import (
     membership_payload,
     track_payload,
 )
+from producers.playlist import published_playlist_id
 from producers.publish import DeliveryFailed, Publisher
 from producers.settings import ProducerSettings
 from producers.spotify import (
@@ -38,6 +39,7 @@ from producers.spotify import (
     endpoint_of,
     is_album_search,
     parse_id,
+    refusal_detail,
 )
 from producers.state import Changes, PollState
 
@@ -134,7 +136,7 @@ class Conditions:
 
     def refused(self, exc: SpotifyException, where: str) -> None:
         endpoint = endpoint_of(exc)
-        detail = str(exc.msg).split(":\n", 1)[-1].strip()
+        detail = refusal_detail(exc)
         answer = f"{exc.http_status} ({detail})" if detail not in ("", "None") else str(exc.http_status)
         why = (
             "this app may not use it (removed for new apps, or not allowed)"
@@ -195,7 +197,9 @@ class Poller:
                 elif listed["id"] not in playlists:
                     playlists.append(listed["id"])
         playlists += [p for p in self.favourites if p not in playlists]
-        playlists = [p for p in playlists if p not in self.api.unreadable]
+        # The recommendations playlist (producers.playlist) is never a source: recommendations are no labels.
+        recommended = published_playlist_id(self.state)
+        playlists = [p for p in playlists if p not in self.api.unreadable and p != recommended]
         units += [(f"playlist {p}", partial(self.poll_playlist, p)) for p in playlists]
         if self.api.user and self.settings.include_saved_tracks:
             units.append(("saved tracks", self.poll_saved_tracks))

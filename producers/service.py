@@ -13,11 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from deltalake.exceptions import DeltaError
 from spotipy.exceptions import SpotifyException
 
 from pipeline_runtime.cli import console, install_stop_handlers
+from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.catalogue_file import catalogue_events, catalogue_rows, read_catalogue
+from producers.playlist import read_recommendations, remembered, spotify_refusal, sync_playlist
 from producers.poller import Conditions, Emitter, Poller, PollReport
 from producers.publish import Publisher, open_publisher
 from producers.settings import ProducerSettings
@@ -94,10 +97,18 @@ def run_service(settings: ProducerSettings, once: bool, interval: float | None) 
         return stopped
     producer = open_producer(settings, stop, conditions, api)
     report: PollReport | None = None
+    said: set[str] = set()  # the playlist problems already reported
+    if settings.publish_playlist and not api.user:
+        log.info(
+            "recommendations are not put into a Spotify playlist: that needs a user login "
+            "(`python -m producers login`); PRODUCER_PUBLISH_PLAYLIST=false says nothing"
+        )
     try:
         while True:
             try:
                 report = producer.poller.poll_once()
+                if not stop.is_set():
+                    refresh_playlist(producer, said)
             except LoginExpired as exc:
                 if wait_for_new_login(settings, exc, stop, every, once):
                     return 0
@@ -118,6 +129,34 @@ def run_service(settings: ProducerSettings, once: bool, interval: float | None) 
             )
         else:
             log.info("producer stopped; Kafka confirmed everything it was given")
+
+
+def refresh_playlist(producer: Producer, said: set[str]) -> None:
+    """After a poll: when the trainer's recommendations table has a new version, put its top rows into the
+    user's playlist (producers.playlist). A problem is said once and tried again after the next poll; it never
+    stops the polling. An expired login goes to the caller, which waits for a new one."""
+    settings = producer.settings
+    if not settings.publish_playlist or not producer.api.user:
+        return
+    try:
+        wanted = read_recommendations(settings)
+        known = remembered(producer.state)
+        if wanted is None or (known is not None and known.table_version == wanted.table_version):
+            return
+        outcome = sync_playlist(producer.api, producer.state, settings, wanted)
+    except LoginExpired:
+        raise
+    except SpotifyException as exc:
+        problem = f"Spotify refused it ({spotify_refusal(exc)})"
+    except (SetupError, RateLimited, ServiceUnavailable, OSError, DeltaError) as exc:
+        problem = first_line(exc)
+    else:
+        said.clear()
+        log.info("%s", outcome.summary)
+        return
+    if problem not in said:
+        said.add(problem)
+        log.warning("the recommendations playlist was not updated: %s; tried again after each poll", problem)
 
 
 def wait_for_generation(

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from pipeline_runtime.settings import CsvList, KafkaSettings, shared
+from pipeline_runtime.settings import CsvList, KafkaSettings, TablesSettings, shared
 
 Provider = Literal["spotify", "reccobeats", "catalogue"]
 
@@ -17,7 +17,7 @@ Provider = Literal["spotify", "reccobeats", "catalogue"]
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8888/callback"
 
 
-class ProducerSettings(KafkaSettings):
+class ProducerSettings(KafkaSettings, TablesSettings):
     model_config = SettingsConfigDict(env_prefix="PRODUCER_")
 
     # Spotify
@@ -68,6 +68,19 @@ class ProducerSettings(KafkaSettings):
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics the producer creates.")
     kafka_timeout_seconds: float = Field(10.0, gt=0, description="How long to wait for Kafka before giving up.")
     poll_interval_seconds: float = Field(300.0, gt=0, description="Seconds between two polls of Spotify.")
+
+    # The champion's recommendations, back into Spotify (`python -m producers playlist`, and after each poll)
+    publish_playlist: bool = Field(
+        True,
+        description="With a user login: after a poll that finds new recommendations (the trainer's table), put "
+        "the top PRODUCER_PLAYLIST_SIZE in one playlist of the user's, replaced in place.",
+    )
+    playlist_name: str = Field("Recommended for you (spotify-pipeline)", min_length=1)
+    playlist_description: str = Field(
+        "The favourite model's champion picks, refreshed after every training cycle that changes them."
+    )
+    playlist_public: bool = Field(False, description="Create it public (needs the playlist-modify-public scope).")
+    playlist_size: int = Field(50, ge=1, le=10000, description="How many recommendations go in the playlist.")
 
     @field_validator("audio_feature_providers")
     @classmethod

@@ -35,7 +35,9 @@ from producers.settings import ProducerSettings
 log = logging.getLogger(__name__)
 
 Generation = Literal["extended", "development"]
-SCOPES = "playlist-read-private playlist-read-collaborative user-library-read"
+SCOPES = "playlist-read-private playlist-read-collaborative user-library-read"  # what polling needs
+# What putting the recommendations into a playlist needs on top: a private playlist, or a public one.
+PLAYLIST_SCOPES = {False: "playlist-modify-private", True: "playlist-modify-public"}
 BATCH = {
     "extended": {
         "tracks": 50,
@@ -189,13 +191,19 @@ class StoredLogin(SpotifyPKCE):  # type: ignore[misc]
         )
 
 
-def user_auth(settings: ProducerSettings, session: requests.Session) -> SpotifyPKCE:
+def login_scopes(settings: ProducerSettings) -> str:
+    """The scopes `login` asks for: polling's, and changing the recommendations playlist when it is published."""
+    return f"{SCOPES} {PLAYLIST_SCOPES[settings.playlist_public]}" if settings.publish_playlist else SCOPES
+
+
+def user_auth(settings: ProducerSettings, session: requests.Session, scope: str = SCOPES) -> SpotifyPKCE:
+    """PKCE with the saved login; a saved login that grants more than `scope` serves too."""
     if not settings.spotify_client_id:
         raise SetupError("SPOTIFY_CLIENT_ID is not set: create an app at developer.spotify.com and put its id in .env.")
     auth = StoredLogin(
         client_id=settings.spotify_client_id,
         redirect_uri=settings.redirect_uri,
-        scope=SCOPES,
+        scope=scope,
         cache_handler=TokenFile(settings.token_file),
         open_browser=False,
         requests_session=session,
@@ -309,6 +317,20 @@ class SpotifyApi:
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         result: dict[str, Any] = self._call(lambda: self.sp._get(path, **params))  # noqa: SLF001
         return result
+
+    def send(self, method: Literal["POST", "PUT"], path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A write (a JSON body); its answer."""
+        call = self.sp._post if method == "POST" else self.sp._put  # noqa: SLF001
+        result: dict[str, Any] = self._call(lambda: call(path, payload=payload))
+        self.counter["writes"] += 1
+        return result
+
+    def granted_scopes(self) -> set[str]:
+        """The scopes of the saved user login (none with client credentials)."""
+        if not self.user:
+            return set()
+        token = self.auth.cache_handler.get_cached_token() or {}
+        return set(str(token.get("scope") or "").split())
 
     def optional(self, capability: str, action: Callable[[], T]) -> T | None:
         """A call whose endpoint may be gone for this app: 403/404 switches it off for good, once."""
@@ -556,6 +578,11 @@ def no_answer(service: str, exc: requests.RequestException, timeout: float) -> S
     if isinstance(exc, requests.Timeout) or isinstance(reason, TimeoutError):
         return ServiceUnavailable(f"{service} did not answer within {timeout:g}s (timeout)")
     return ServiceUnavailable(f"{service} could not be reached ({type(exc).__name__})")
+
+
+def refusal_detail(exc: SpotifyException) -> str:
+    """What Spotify said when it refused a request (spotipy puts the URL first, then a newline and the reason)."""
+    return str(exc.msg).split(":\n", 1)[-1].strip()
 
 
 def endpoint_of(exc: SpotifyException) -> str:

@@ -6,7 +6,7 @@ import requests
 
 from pipeline_runtime.errors import SetupError
 from producers.settings import DEFAULT_REDIRECT_URI, ProducerSettings
-from producers.spotify import http_session, user_auth
+from producers.spotify import http_session, login_scopes, user_auth
 
 
 def log_in_sandbox_user(settings: ProducerSettings) -> None:
@@ -15,7 +15,7 @@ def log_in_sandbox_user(settings: ProducerSettings) -> None:
     file, as after `python -m producers login`."""
     accounts = settings.spotify_accounts_url.rstrip("/")
     requests.post(f"{accounts}/_sandbox/redirect-uris", json={"uri": settings.redirect_uri}, timeout=10)
-    auth = user_auth(settings, http_session(settings, Counter()))
+    auth = user_auth(settings, http_session(settings, Counter()), login_scopes(settings))
     auth.get_pkce_handshake_parameters()
     answer = requests.get(auth.get_authorize_url("state"), allow_redirects=False, timeout=10)
     if "Location" not in answer.headers:

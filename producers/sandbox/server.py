@@ -9,6 +9,10 @@ It serves a generated catalogue (producers.sandbox.catalogue) in either API gene
   search at most 10 a call, artist albums `limit` at most 10, 403 for playlists the user does not own
   (and for every playlist with a client-credentials token).
 
+The user's own playlists can be created (`POST /me/playlists`, or `/users/{id}/playlists`) and their items
+replaced or added to (`PUT`/`POST /playlists/{id}/items`, and `/tracks` in the extended generation), 100 per
+request, with a user token that grants `playlist-modify-private` (or `-public` for a public playlist).
+
 Tokens: client credentials, and authorization code with PKCE and refresh (`/authorize` approves at
 once and redirects, so a login can run headless). Faults are switched by flags or at run time with
 `POST /_sandbox/faults` (see `Faults`; `outage_seconds` and `removed` only there); `GET /_sandbox/stats`
@@ -32,7 +36,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from producers.sandbox.catalogue import SANDBOX_USER, Catalogue
+from producers.sandbox.catalogue import BASE62, SANDBOX_USER, Catalogue
 from producers.settings import DEFAULT_REDIRECT_URI
 
 if TYPE_CHECKING:
@@ -79,6 +83,7 @@ class Faults:
 class Token:
     kind: Literal["client", "user"]
     expires_at: float
+    scope: str = ""  # what the user granted (space-separated), for the endpoints that need a scope
 
 
 @dataclass
@@ -104,9 +109,9 @@ class SandboxState:
     def limits(self) -> dict[str, int]:
         return LIMITS[self.generation]
 
-    def issue_token(self, kind: Literal["client", "user"]) -> dict[str, Any]:
+    def issue_token(self, kind: Literal["client", "user"], scope: str = "") -> dict[str, Any]:
         token = secrets.token_urlsafe(24)
-        self.tokens[token] = Token(kind, time.time() + self.faults.token_ttl)
+        self.tokens[token] = Token(kind, time.time() + self.faults.token_ttl, scope)
         return {"access_token": token, "token_type": "Bearer", "expires_in": self.faults.token_ttl}
 
 
@@ -195,6 +200,7 @@ def snapshot_id(playlist: dict[str, Any]) -> str:
 class SandboxHandler(BaseHTTPRequestHandler):
     server: "SandboxServer"
     protocol_version = "HTTP/1.1"
+    body: bytes | None = None  # the current request's, once read
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("sandbox: " + format, *args)
@@ -222,7 +228,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def read_body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        """The request's body, read once (dispatch reads it first, so an answer given before a handler looks
+        at the body never leaves it unread on a kept-alive connection)."""
+        if self.body is None:
+            self.body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return self.body
 
     def do_GET(self) -> None:
         self.dispatch("GET")
@@ -230,7 +240,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
     def dispatch(self, method: str) -> None:
+        self.body = None
+        self.read_body()
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -320,7 +335,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 return
             refresh = secrets.token_urlsafe(24)
             state.refresh_tokens[refresh] = pending[2]
-            self.send_json(200, {**state.issue_token("user"), "refresh_token": refresh, "scope": pending[2]})
+            answer = {**state.issue_token("user", pending[2]), "refresh_token": refresh, "scope": pending[2]}
+            self.send_json(200, answer)
             return
         if grant == "refresh_token":
             self.refresh(form)
@@ -342,7 +358,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         state.revoked_refresh_tokens.add(used)
         rotated = secrets.token_urlsafe(24)
         state.refresh_tokens[rotated] = scope
-        self.send_json(200, {**state.issue_token("user"), "refresh_token": rotated, "scope": scope})
+        self.send_json(200, {**state.issue_token("user", scope), "refresh_token": rotated, "scope": scope})
 
     def authorize(self, query: dict[str, str]) -> None:
         """Approves at once: redirects to redirect_uri with a code bound to the PKCE challenge."""
@@ -525,9 +541,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return {
             **self.links("playlist", playlist["id"]),
             "name": playlist["name"],
-            "description": "",
+            "description": playlist.get("description", ""),
             "collaborative": False,
-            "public": playlist["owner"] != SANDBOX_USER,
+            "public": playlist.get("public", playlist["owner"] != SANDBOX_USER),
             "images": images(playlist["id"])[:1],
             "snapshot_id": snapshot_id(playlist),
             "owner": self.user_obj(playlist["owner"]),
@@ -538,6 +554,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """(what, added_at) of each entry: as in real playlists, a user's own mixes also hold a local file,
         a podcast episode, an entry whose track is gone (`null`), a track added twice, and, in old
         playlists, entries without `added_at`."""
+        if "added_at" in playlist:  # created through the API: exactly what was put in, when it was
+            return [(t, added) for t, added in zip(playlist["track_ids"], playlist["added_at"], strict=True)]
         entries: list[tuple[str, str | None]] = [(t, "2026-02-01T00:00:00Z") for t in playlist["track_ids"]]
         if playlist["owner"] == SANDBOX_USER and not playlist.get("favourite") and entries:
             entries[0] = (entries[0][0], None)
@@ -604,17 +622,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def playlist(self, _query: dict[str, str], playlist_id: str) -> None:
         """A playlist's metadata and its first page of items (only the metadata where items may not be shown)."""
-        playlist = self.find_playlist(playlist_id)
+        self.send_json(200, self.playlist_obj(self.find_playlist(playlist_id)))
+
+    def playlist_obj(self, playlist: dict[str, Any]) -> dict[str, Any]:
         key, entry_key = ("tracks", "track") if self.extended else ("items", "item")
-        obj = {
-            **self.playlist_summary(playlist),
-            "followers": {"href": None, "total": stable_number(playlist_id) % 1000},
-        }
+        followers = 0 if "added_at" in playlist else stable_number(playlist["id"]) % 1000
+        obj = {**self.playlist_summary(playlist), "followers": {"href": None, "total": followers}}
         if self.may_read_items(playlist):
             obj[key] = self.entries_page(playlist, 0, self.state.limits["playlist_page"], key, entry_key)
         else:
             del obj[key]  # metadata only: no items, not even their count
-        self.send_json(200, obj)
+        return obj
 
     def playlist_tracks(self, query: dict[str, str], playlist_id: str) -> None:
         if not self.extended:
@@ -744,6 +762,114 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
         self.send_json(200, {"content": content})
 
+    # --- writes: playlists the user creates and changes (scope playlist-modify-private / -public) ---
+
+    def may_modify(self, public: bool) -> None:
+        """A user token granting playlist-modify-public (a public playlist) or -private (a private one)."""
+        token = self.authorise()
+        if token.kind != "user":
+            raise ApiError(401, "This endpoint needs a user access token")
+        granted = set(token.scope.split())
+        needed = {"playlist-modify-public"} if public else {"playlist-modify-private"}
+        if not needed & granted:
+            raise ApiError(403, "Insufficient client scope")
+
+    def json_body(self) -> dict[str, Any]:
+        try:
+            body = json.loads(self.read_body() or b"{}")
+        except ValueError:
+            raise ApiError(400, "Error parsing JSON.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "Error parsing JSON.")
+        return body
+
+    def create_playlist(self, owner: str) -> None:
+        body = self.json_body()
+        public = bool(body.get("public", True))
+        self.may_modify(public)
+        if owner != SANDBOX_USER:
+            raise ApiError(403, "You cannot create a playlist for another user")
+        if not str(body.get("name") or "").strip():
+            raise ApiError(400, "Missing required field: name")
+        playlist_id = "".join(secrets.choice(BASE62) for _ in range(22))
+        playlist = {
+            "id": playlist_id,
+            "name": str(body["name"]),
+            "description": str(body.get("description") or ""),
+            "public": public,
+            "owner": SANDBOX_USER,
+            "favourite": False,
+            "track_ids": [],
+            "added_at": [],
+            "version": 1,
+        }
+        with self.state.lock:
+            self.state.catalogue.playlists[playlist_id] = playlist
+        self.send_json(201, self.playlist_obj(playlist))
+
+    def create_my_playlist(self, _query: dict[str, str]) -> None:
+        self.create_playlist(SANDBOX_USER)
+
+    def create_user_playlist(self, _query: dict[str, str], user_id: str) -> None:
+        self.create_playlist(user_id)
+
+    def changed_playlist(self, query: dict[str, str], playlist_id: str) -> tuple[dict[str, Any], list[str], Any]:
+        """The user's own playlist, the track ids a write names (at most 100, `uris` of the query first, as
+        Spotify reads them) and the body's `position`."""
+        playlist = self.find_playlist(playlist_id)
+        body = self.json_body()
+        self.may_modify(bool(playlist.get("public", playlist["owner"] != SANDBOX_USER)))
+        if playlist["owner"] != SANDBOX_USER:
+            raise ApiError(403, "You cannot modify a playlist you do not own")
+        uris = query["uris"].split(",") if "uris" in query else body.get("uris")
+        if uris is None and "range_start" in body:
+            raise ApiError(400, "Reordering is not supported by the sandbox")
+        uris = list(uris or [])
+        if len(uris) > 100:
+            raise ApiError(400, "Too many ids requested")
+        track_ids = []
+        for uri in uris:
+            kind, _, item_id = str(uri).removeprefix("spotify:").partition(":")
+            if kind != "track" or not re.fullmatch(r"[0-9A-Za-z]{22}", item_id):
+                raise ApiError(400, f"Invalid track uri: {uri}")
+            if item_id not in self.state.catalogue.tracks:
+                raise ApiError(400, f"Invalid track uri: {uri}")
+            track_ids.append(item_id)
+        return playlist, track_ids, query.get("position", body.get("position"))
+
+    def replace_items(self, query: dict[str, str], playlist_id: str) -> None:
+        playlist, track_ids, _ = self.changed_playlist(query, playlist_id)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self.state.lock:
+            playlist["track_ids"] = track_ids
+            playlist["added_at"] = [now] * len(track_ids)
+            playlist["version"] += 1
+        self.send_json(200, {"snapshot_id": snapshot_id(playlist)})
+
+    def add_items(self, query: dict[str, str], playlist_id: str) -> None:
+        playlist, track_ids, position = self.changed_playlist(query, playlist_id)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self.state.lock:
+            at = len(playlist["track_ids"]) if position is None else int(position)
+            if not 0 <= at <= len(playlist["track_ids"]):
+                raise ApiError(400, "Index out of bounds")
+            playlist["track_ids"][at:at] = track_ids
+            if "added_at" in playlist:
+                playlist["added_at"][at:at] = [now] * len(track_ids)
+            playlist["version"] += 1
+        self.send_json(201, {"snapshot_id": snapshot_id(playlist)})
+
+    def tracks_write(self, query: dict[str, str], playlist_id: str, replace: bool) -> None:
+        if not self.extended:
+            raise ApiError(404, "Service not found")  # became /items in 2026
+        (self.replace_items if replace else self.add_items)(query, playlist_id)
+
+    def replace_tracks(self, query: dict[str, str], playlist_id: str) -> None:
+        self.tracks_write(query, playlist_id, replace=True)
+
+    def add_tracks(self, query: dict[str, str], playlist_id: str) -> None:
+        self.tracks_write(query, playlist_id, replace=False)
+
     # --- control ---
 
     def set_faults(self, _query: dict[str, str]) -> None:
@@ -789,8 +915,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
         changes = json.loads(self.read_body() or b"{}")
         with self.state.lock:
             removed = set(changes.get("remove", []))
-            playlist["track_ids"] = [t for t in playlist["track_ids"] if t not in removed]
-            playlist["track_ids"] += [t for t in changes.get("add", []) if t not in playlist["track_ids"]]
+            added = [t for t in changes.get("add", []) if t not in playlist["track_ids"]]
+            if "added_at" in playlist:  # created through the API: each track keeps when it was added
+                kept = [
+                    (t, a) for t, a in zip(playlist["track_ids"], playlist["added_at"], strict=True) if t not in removed
+                ]
+                now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                playlist["added_at"] = [a for _, a in kept] + [now] * len(added)
+                playlist["track_ids"] = [t for t, _ in kept]
+            playlist["track_ids"] = [t for t in playlist["track_ids"] if t not in removed] + added
             playlist["version"] += 1
         self.send_json(200, {"snapshot_id": snapshot_id(playlist), "tracks": len(playlist["track_ids"])})
 
@@ -877,6 +1010,13 @@ ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
     ("GET", rf"/v1/playlists/{ID}", "playlists/{id}", H.playlist),
     ("GET", rf"/v1/playlists/{ID}/tracks", "playlists/{id}/tracks", H.playlist_tracks),
     ("GET", rf"/v1/playlists/{ID}/items", "playlists/{id}/items", H.playlist_items),
+    # writes: counted apart from the reads ("POST me/playlists" ...), so a test can tell that nothing was written
+    ("POST", r"/v1/me/playlists", "POST me/playlists", H.create_my_playlist),
+    ("POST", r"/v1/users/([^/]+)/playlists", "POST users/{id}/playlists", H.create_user_playlist),
+    ("PUT", rf"/v1/playlists/{ID}/items", "PUT playlists/{id}/items", H.replace_items),
+    ("POST", rf"/v1/playlists/{ID}/items", "POST playlists/{id}/items", H.add_items),
+    ("PUT", rf"/v1/playlists/{ID}/tracks", "PUT playlists/{id}/tracks", H.replace_tracks),
+    ("POST", rf"/v1/playlists/{ID}/tracks", "POST playlists/{id}/tracks", H.add_tracks),
     ("GET", r"/v1/tracks", "tracks", H.tracks),
     ("GET", rf"/v1/tracks/{ID}", "tracks/{id}", H.track),
     ("GET", r"/v1/artists", "artists", H.artists),

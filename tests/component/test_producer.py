@@ -13,6 +13,7 @@ from producers.sandbox.server import SandboxServer
 from producers.service import EXIT_TEMPFAIL, Producer, open_producer, run_service
 from producers.settings import ProducerSettings
 from tests.support.kafka import read_topic
+from tests.support.playlist import not_favourites, write_recommendations, writes
 from tests.support.spotify import sandbox_login, sandbox_settings, sandbox_stats, set_faults
 
 EVENT_TOPICS = ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
@@ -450,3 +451,39 @@ def test_once_with_events_kafka_refused_exits_75_and_says_so(
     tracks = read_topic(bootstrap_servers, topic)
     expected = {t for p in server.state.catalogue.playlists.values() for t in p["track_ids"]}
     assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
+
+
+def test_run_puts_new_recommendations_in_the_playlist_and_never_polls_it(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`run` after each poll: a new version of the recommendations table goes into the user's playlist (once), and
+    that playlist, listed in /me/playlists like any other of the user's, is never read as a source."""
+    server = sandbox_factory("development")
+    settings = sandbox_settings(server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, include_saved_tracks=False)
+    sandbox_login(settings)
+    picks = not_favourites(server, 40)
+    write_recommendations(settings, picks[:25])
+    with caplog.at_level(logging.INFO):
+        assert run_service(settings, once=True, interval=None) == 0
+    created = [p for p in server.state.catalogue.playlists.values() if p["name"] == settings.playlist_name]
+    assert len(created) == 1 and created[0]["track_ids"] == picks[:25]
+    playlist = created[0]["id"]
+    assert any(f"({playlist}) holds the top 25 recommendations of favourite v3" in m for m in caplog.messages)
+
+    sandbox_stats(server, reset=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert run_service(settings, once=True, interval=None) == 0
+    stats = sandbox_stats(server, reset=True)
+    assert writes(stats) == {} and stats["playlists/{id}"] == len(readable_playlists(server, "development")) - 1, (
+        "the same table version: Spotify is not even asked about the playlist; the poll skips it"
+    )
+    write_recommendations(settings, picks[15:], version="4")
+    assert run_service(settings, once=True, interval=None) == 0
+    assert created[0]["track_ids"] == picks[15:]
+    assert writes(sandbox_stats(server)) == {"PUT playlists/{id}/items": 1}
+    members = read_topic(bootstrap_servers, settings.topic_playlist_membership)
+    assert members and all(e["payload"]["playlist_id"] != playlist for e in members), "recommendations are no labels"

@@ -160,15 +160,28 @@ class ContractChecker:
         self.check(answer)
         return answer
 
+    def send(self, method: str, path: str, token: str, body: dict[str, Any]) -> requests.Response:
+        """A write with a JSON body; the request and the answer are both validated against the description."""
+        answer = requests.request(
+            method, f"{self.server.url}{path}", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        if answer.status_code < 400:
+            self.openapi_for(urlsplit(answer.url).path).validate_request(RequestsOpenAPIRequest(answer.request))
+        self.check(answer)
+        return answer
+
+    def openapi_for(self, path: str) -> OpenAPI:
+        if self.items_openapi is not None and re.fullmatch(r"/v1/playlists/[^/]+/items", path):
+            return self.items_openapi
+        return self.openapi
+
     def check(self, answer: requests.Response) -> None:
         path = urlsplit(answer.url).path
         if path == "/v1/audio-features" and answer.status_code == 403 and self.generation == "development":
             # REFERENCE §4: audio-features answers new apps 403 with a bare body (not the described error object)
             assert answer.content == b"", answer.content
             return
-        openapi = self.openapi
-        if self.items_openapi is not None and re.fullmatch(r"/v1/playlists/[^/]+/items", path):
-            openapi = self.items_openapi
+        openapi = self.openapi_for(path)
         try:
             openapi.validate_response(RequestsOpenAPIRequest(answer.request), RequestsOpenAPIResponse(answer))
         except ResponseNotFound:
@@ -209,7 +222,11 @@ def assert_token_error(answer: requests.Response, error: str) -> None:
     assert body["error"] == error, body
 
 
-def pkce_login(server: SandboxServer, redirect_uri: str = DEFAULT_REDIRECT_URI) -> dict[str, Any]:
+def pkce_login(
+    server: SandboxServer,
+    redirect_uri: str = DEFAULT_REDIRECT_URI,
+    scope: str = "playlist-read-private user-library-read",
+) -> dict[str, Any]:
     """A PKCE login as a browser and a client would do it, by hand (no spotipy): the token answer."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
@@ -219,7 +236,7 @@ def pkce_login(server: SandboxServer, redirect_uri: str = DEFAULT_REDIRECT_URI) 
         "redirect_uri": redirect_uri,
         "code_challenge_method": "S256",
         "code_challenge": challenge,
-        "scope": "playlist-read-private user-library-read",
+        "scope": scope,
         "state": "s",
     }
     redirect = requests.get(f"{server.url}/authorize?{urlencode(query)}", allow_redirects=False, timeout=10)

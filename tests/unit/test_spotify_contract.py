@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from producers.sandbox.catalogue import SANDBOX_USER
 from producers.sandbox.server import ROUTES, SandboxServer
 from tests.support.openapi import (
     DEVELOPMENT_REMOVALS,
@@ -193,3 +194,33 @@ def test_redirect_uris_are_registered_loopback_literals(checked: tuple[SandboxSe
         assert answer.status_code == 400 and message in answer.text, (uri, answer.text)
     server.state.redirect_uris.append("http://[::1]:9999/callback")
     assert pkce_login(server, "http://[::1]:9999/callback")["refresh_token"]
+
+
+def test_playlist_writes_validate_and_need_the_scope(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    """Creating the user's playlist and replacing or adding to its items, as each generation's description has
+    them (2026: POST /me/playlists and /items; pre-2026: POST /users/{id}/playlists and /tracks)."""
+    server, checker = checked
+    extended = checker.generation == "extended"
+    token = pkce_login(server, scope="playlist-read-private playlist-modify-private")["access_token"]
+    reader = user_token(server)  # no playlist-modify scope
+    body = {"name": "Picks", "description": "from the champion", "public": False}
+    create = f"/v1/users/{SANDBOX_USER}/playlists" if extended else "/v1/me/playlists"
+    assert checker.send("POST", create, reader, body).status_code == 403, "Insufficient client scope"
+    assert checker.send("POST", create, token, {**body, "public": True}).status_code == 403, "public: -public"
+    created = checker.send("POST", create, token, body)
+    assert created.status_code == 201 and created.json()["public"] is False
+    playlist = created.json()["id"]
+    items = f"/v1/playlists/{playlist}/{'tracks' if extended else 'items'}"
+    tracks = [f"spotify:track:{t}" for t in list(server.state.catalogue.tracks)[:150]]
+    replaced = checker.send("PUT", items, token, {"uris": tracks[:100]})
+    added = checker.send("POST", items, token, {"uris": tracks[100:]})
+    assert (replaced.status_code, added.status_code) == (200, 201)
+    assert replaced.json()["snapshot_id"] != added.json()["snapshot_id"]
+    assert checker.send("PUT", items, token, {"uris": tracks[:101]}).status_code == 400, "at most 100 a request"
+    assert checker.send("POST", items, reader, {"uris": tracks[:1]}).status_code == 403
+    foreign = next(p for p, v in server.state.catalogue.playlists.items() if v["owner"] != SANDBOX_USER)
+    assert checker.send("PUT", f"/v1/playlists/{foreign}/items", token, {"uris": tracks[:1]}).status_code == 403
+    page = checker.get(f"{items}?limit=50&offset=100", token).json()
+    assert [entry["track" if extended else "item"]["uri"] for entry in page["items"]] == tracks[100:]
+    if not extended:  # 2026: /tracks is gone for reads and writes alike
+        assert checker.send("PUT", f"/v1/playlists/{playlist}/tracks", token, {"uris": tracks[:1]}).status_code == 404
