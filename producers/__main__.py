@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sandbox.add_argument(f"--{name}", type=int, default=default, help=f"catalogue size (default {default})")
     sandbox.add_argument("--export-csv", type=Path, help="also write the catalogue as a Spotify Tracks Dataset CSV")
+    sandbox.add_argument(
+        "--plays-per-hour",
+        type=float,
+        default=30,
+        help="the simulated listener's plays per hour (recently played, top tracks, saves; default 30)",
+    )
     faults = sandbox.add_argument_group("faults")
     faults.add_argument("--rate-limit", type=int, default=0, metavar="N", help="answer the next N API requests 429")
     faults.add_argument("--retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of those 429s")
@@ -135,7 +141,7 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
         token_ttl=args.token_ttl,
     )
     try:
-        state = SandboxState(catalogue, args.generation, faults=faults)
+        state = SandboxState(catalogue, args.generation, faults=faults, listening_rate=args.plays_per_hour)
         state.redirect_uris = args.redirect_uri or state.redirect_uris
         server = SandboxServer(state, args.host, args.port)
     except OSError as exc:

@@ -300,6 +300,8 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
             "isrc": f"SB{seed % 100:02d}{i:08d}",
             "track_number": len(album["track_ids"]),
             "reccobeats": bool(rng.random() < 0.9),  # ReccoBeats knows ~90 % of the tracks
+            # the hidden taste's chance that the listener likes it (what a perfect favourite model would say)
+            "liking": round(float(sigmoid(bias + taste_signal[i])), 4),
         }
         features = {name: round(float(unit[i, j]), 4) for j, name in enumerate(UNIT_FEATURES)}
         features.update(

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from producers.sandbox.catalogue import BASE62, SANDBOX_USER, Catalogue
+from producers.sandbox.listener import TIME_RANGES, Listener, iso
 from producers.settings import DEFAULT_REDIRECT_URI
 
 if TYPE_CHECKING:
@@ -104,6 +105,16 @@ class SandboxState:
     faulted: Counter[str] = field(default_factory=Counter)  # answers spoilt on purpose, per fault
     outage_until: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    listening_rate: float = 0.0  # the listener's plays per hour of real time (besides POST /_sandbox/listen)
+    listening: Listener | None = None  # made on first use (`listener`)
+
+    @property
+    def listener(self) -> Listener:
+        """The authorised user's listening (producers.sandbox.listener), made on first use."""
+        if self.listening is None:
+            self.listening = Listener(self.catalogue, plays_per_hour=self.listening_rate)
+        self.listening.catch_up()
+        return self.listening
 
     @property
     def limits(self) -> dict[str, int]:
@@ -532,6 +543,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             {"added_at": f"2026-01-{1 + i % 28:02d}T12:{i // 28:02d}:00Z", "track": self.track_obj(t)}
             for i, t in enumerate(saved)
         ]
+        if self.state.listening is not None:  # what the listener saved since (newer than every older save)
+            with self.state.lock:
+                listened = list(self.state.listener.saved)
+            items += [{"added_at": at, "track": self.track_obj(t)} for at, t in listened if t not in saved]
         items.reverse()
         self.send_json(200, self.page(items, offset, limit, f"{self.base_url}/v1/me/tracks"))
 
@@ -762,6 +777,68 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
         self.send_json(200, {"content": content})
 
+    # --- listening (producers.sandbox.listener) ---
+
+    def require_scope(self, scope: str) -> None:
+        token = self.authorise()
+        if token.kind != "user":
+            raise ApiError(401, "This endpoint needs a user access token")
+        if scope not in token.scope.split():
+            raise ApiError(403, "Insufficient client scope")
+
+    def recently_played(self, query: dict[str, str]) -> None:
+        """The last 50 plays at most, newest first, cursor-paged: `after` (plays after that moment, in ms: the
+        oldest `limit` of them) or `before` (the newest `limit` plays before it), not both."""
+        self.require_scope("user-read-recently-played")
+        limit, _ = self.paging_args({k: v for k, v in query.items() if k == "limit"}, 20, 50)
+        if "after" in query and "before" in query:
+            raise ApiError(400, "Only one of after and before can be specified")
+        try:
+            after, before = int(query.get("after", -1)), int(query.get("before", 2**62))
+        except ValueError:
+            raise ApiError(400, "Invalid cursor") from None
+        with self.state.lock:
+            recent = self.state.listener.recent()  # newest first
+        if "after" in query:
+            later = [p for p in recent if p.played_at_ms > after]
+            shown, more = later[-limit:], len(later) > limit
+        else:
+            earlier = [p for p in recent if p.played_at_ms < before]
+            shown, more = earlier[:limit], len(earlier) > limit
+        base = f"{self.base_url}/v1/me/player/recently-played"
+        # no plays in the page: no cursors (an empty object: the description has no null cursors)
+        cursors = {"after": str(shown[0].played_at_ms), "before": str(shown[-1].played_at_ms)} if shown else {}
+        following = None
+        if more and cursors:
+            following = (
+                f"{base}?after={cursors['after']}&limit={limit}"
+                if "after" in query
+                else f"{base}?before={cursors['before']}&limit={limit}"
+            )
+        items = [{"track": self.track_obj(p.track_id), "played_at": iso(p.played_at_ms)} for p in shown]
+        for item, p in zip(items, shown, strict=True):
+            if p.context is not None:  # the description has no null context: a play outside one has none
+                item["context"] = {
+                    "type": "playlist",
+                    "href": f"{self.base_url}/v1/playlists/{p.context}",
+                    "external_urls": {"spotify": f"https://open.spotify.com/playlist/{p.context}"},
+                    "uri": f"spotify:playlist:{p.context}",
+                }
+        href = f"{base}?{urlencode({k: v for k, v in query.items() if k in ('after', 'before', 'limit')})}"
+        self.send_json(200, {"href": href, "items": items, "limit": limit, "next": following, "cursors": cursors})
+
+    def top_tracks(self, query: dict[str, str]) -> None:
+        """The user's top tracks of a time range (short_term: 4 weeks, medium_term: 6 months, long_term)."""
+        self.require_scope("user-top-read")
+        time_range = query.get("time_range", "medium_term")
+        if time_range not in TIME_RANGES:
+            raise ApiError(400, "Invalid time range")
+        limit, offset = self.paging_args(query, 20, 50)
+        with self.state.lock:
+            ranked = self.state.listener.top_tracks(time_range, int(time.time() * 1000))
+        base = f"{self.base_url}/v1/me/top/tracks?{urlencode({'time_range': time_range})}"
+        self.send_json(200, self.page(ranked, offset, limit, base, self.track_obj))
+
     # --- writes: playlists the user creates and changes (scope playlist-modify-private / -public) ---
 
     def may_modify(self, public: bool) -> None:
@@ -891,10 +968,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:
             counts, faulted = dict(self.state.requests), dict(self.state.faulted)
-        self.send_json(
-            200,
-            {"requests": counts, "total": sum(counts.values()), "faults": faulted, "generation": self.state.generation},
-        )
+            listener = self.state.listener.figures() if self.state.listening is not None else None
+        answer = {"requests": counts, "total": sum(counts.values()), "faults": faulted}
+        self.send_json(200, {**answer, "generation": self.state.generation, "listener": listener})
+
+    def listen(self, _query: dict[str, str]) -> None:
+        """The listener listens `plays` times now (spread since its last play): what it did so far."""
+        asked = json.loads(self.read_body() or b"{}").get("plays", 0)
+        if not isinstance(asked, int) or not 0 <= asked <= 100_000:
+            raise ApiError(400, "plays: a whole number from 0 to 100000")
+        with self.state.lock:
+            listener = self.state.listener
+            listener.listen(asked)
+            self.send_json(200, listener.figures())
 
     def reset_stats(self, _query: dict[str, str]) -> None:
         with self.state.lock:
@@ -1017,6 +1103,8 @@ ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
     ("POST", rf"/v1/playlists/{ID}/items", "POST playlists/{id}/items", H.add_items),
     ("PUT", rf"/v1/playlists/{ID}/tracks", "PUT playlists/{id}/tracks", H.replace_tracks),
     ("POST", rf"/v1/playlists/{ID}/tracks", "POST playlists/{id}/tracks", H.add_tracks),
+    ("GET", r"/v1/me/player/recently-played", "me/player/recently-played", H.recently_played),
+    ("GET", r"/v1/me/top/tracks", "me/top/tracks", H.top_tracks),
     ("GET", r"/v1/tracks", "tracks", H.tracks),
     ("GET", rf"/v1/tracks/{ID}", "tracks/{id}", H.track),
     ("GET", r"/v1/artists", "artists", H.artists),
@@ -1033,6 +1121,7 @@ ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
     ("POST", r"/_sandbox/stats/reset", "_sandbox", H.reset_stats),
     ("POST", rf"/_sandbox/playlists/{ID}", "_sandbox", H.change_playlist),
     ("POST", r"/_sandbox/redirect-uris", "_sandbox", H.register_redirect_uri),
+    ("POST", r"/_sandbox/listen", "_sandbox", H.listen),
 ]
 
 

@@ -130,6 +130,10 @@ def load_spec(generation: str) -> dict[str, Any]:
     spec: dict[str, Any] = yaml.safe_load(path.read_text())
     name_discriminators(spec)
     describe_playlist_entries(spec)
+    # A cursor page's `next` is "null if none" in the description's own words, though its schema says string.
+    cursor_page = spec["components"]["schemas"].get("CursorPagingObject", {}).get("properties", {})
+    if "next" in cursor_page:
+        cursor_page["next"]["nullable"] = True
     if generation == "development":
         schemas = spec["components"]["schemas"]
         for kind, names in SCHEMAS_OF.items():

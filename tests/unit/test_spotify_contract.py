@@ -42,7 +42,9 @@ def checked(request: pytest.FixtureRequest) -> Iterator[tuple[SandboxServer, Con
 
 
 def user_token(server: SandboxServer) -> str:
-    return pkce_login(server)["access_token"]
+    """A user token that may read playlists, saved tracks and listening (not change playlists)."""
+    scope = "playlist-read-private user-library-read user-read-recently-played user-top-read"
+    return pkce_login(server, scope=scope)["access_token"]
 
 
 def client_token(server: SandboxServer) -> str:
@@ -77,6 +79,11 @@ def calls(server: SandboxServer, generation: str) -> list[tuple[str, str]]:
         ("user", "/v1/me/playlists?limit=5&offset=5"),
         ("user", "/v1/me/tracks?limit=10"),
         ("user", "/v1/me/tracks?limit=10&offset=10"),
+        ("user", "/v1/me/player/recently-played?limit=10"),
+        ("user", "/v1/me/player/recently-played?limit=5&before=9999999999999"),
+        ("user", "/v1/me/player/recently-played?after=9999999999999"),
+        ("user", "/v1/me/top/tracks?time_range=short_term&limit=5"),
+        ("user", "/v1/me/top/tracks?limit=5&offset=5"),
         ("user", f"/v1/playlists/{owned}"),
         ("user", f"/v1/playlists/{foreign}"),
         ("client", f"/v1/playlists/{owned}"),
