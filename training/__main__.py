@@ -1,7 +1,8 @@
 """Command line of the training service.
 
 python -m training run [--once | --interval SECONDS]   train when the gold table has new data (a loop by default)
-python -m training recommend [--top N]                   the champion's top tracks that are not favourites yet
+python -m training recommend [--top N] [--like TRACK|PLAYLIST]
+                                                         the champion's top non-favourites (or those like a seed)
 python -m training report                                write DATA_DIR/report/index.html (tables + registry)
 python -m training check                                 the effective settings; MLflow answers; Spark starts
 """
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from training.cycle import CycleReport
+    from training.similar import Seed
 
 # pyspark.ml, numpy and MLflow load inside the commands that use them: `--help` answers at once.
 
@@ -60,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recommend = commands.add_parser("recommend", help="print the champion's top tracks that are not favourites yet")
     recommend.add_argument("--top", type=int, default=10, metavar="N", help="how many tracks (default 10)")
+    recommend.add_argument(
+        "--like",
+        metavar="TRACK|PLAYLIST",
+        help="more like this: the non-favourites nearest to a track or a playlist's tracks (id, URI or URL) where "
+        "the favourite champion looks, with what they share",
+    )
     commands.add_parser("report", help="write DATA_DIR/report/index.html from the tables and the MLflow registry")
     commands.add_parser("check", help="show the effective settings; check the MLflow store and that Spark starts")
     return parser
@@ -178,6 +186,55 @@ def recommend(settings: TrainingSettings, top: int) -> int:
     return 0
 
 
+def more_like(settings: TrainingSettings, seed: "Seed", top: int) -> int:
+    """`recommend --like`: the champion's nearest non-favourites to a track or a playlist's tracks."""
+    import mlflow.spark  # noqa: PLC0415
+    from mlflow import MlflowClient  # noqa: PLC0415
+
+    from pipeline_runtime.contract import GOLD, SILVER_MEMBERS  # noqa: PLC0415
+    from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
+    from training.data import one_row_per_track  # noqa: PLC0415
+    from training.similar import similar_tracks  # noqa: PLC0415
+
+    require_mlflow(settings)
+    name = registry.model_name("favourite")
+    champion = registry.version_by_alias(MlflowClient(), name, registry.CHAMPION)
+    if champion is None:
+        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+    spark = build_spark_session(settings, "training-more-like")
+    try:
+        location = settings.table_uri(GOLD)
+        version = table_version(spark, location)
+        if version is None:
+            raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
+        gold = one_row_per_track(read_version(spark, location, version))
+        members_location = settings.table_uri(SILVER_MEMBERS)
+        members_version = table_version(spark, members_location)
+        members = None if members_version is None else read_version(spark, members_location, members_version)
+        try:
+            model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+        except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
+            raise SetupError(f"the favourite champion ({name} v{champion.version}) cannot be loaded: {exc}") from None
+        seeds, rows = similar_tracks(model, gold, members, seed, top)
+    finally:
+        spark.stop()
+    what = f"track {seeds[0]}" if len(seeds) == 1 else f"the {len(seeds)} tracks of playlist {seed.spotify_id}"
+    table = Table(title=f"{len(rows)} tracks like {what} ({name} v{champion.version}, gold version {version})")
+    for column in ("#", "track", "artists", "genres", "distance", "because"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["rank"]),
+            row["name"] or row["track_id"],
+            ", ".join(row["artist_names"]),
+            ", ".join(row["genres"]),
+            f"{row['distance']:.3f}",
+            row["because"],
+        )
+    console.print(table)
+    return 0
+
+
 def report(settings: TrainingSettings) -> int:
     from training.report import write_report  # noqa: PLC0415
 
@@ -218,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "recommend":
             if args.top < 1:
                 raise SetupError("--top must be at least 1")
+            if args.like:
+                from training.similar import parse_seed  # noqa: PLC0415
+
+                return more_like(settings, parse_seed(args.like), args.top)
             return recommend(settings, args.top)
         if args.command == "report":
             return report(settings)

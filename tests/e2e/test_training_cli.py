@@ -137,3 +137,55 @@ def test_sigterm_abandons_the_cycle_and_leaves_the_aliases_alone(spark: "SparkSe
     )
     assert finished == []
     assert client.search_model_versions(f"name = '{registry.model_name('popularity')}'") == []
+
+
+def test_more_like_a_track_or_a_playlist_on_the_trained_store(demo_run: DemoRun, spark: "SparkSession") -> None:
+    """`recommend --like`: the CLI for a track (and a reference that is neither, in one line), then a favourite
+    playlist in process on the session's Spark: nearest first, never the seed or a favourite, mostly the seed's
+    genres or artists."""
+    import mlflow
+    import mlflow.spark
+
+    from pipeline_runtime.contract import SILVER_MEMBERS
+    from tests.support.training import training_settings
+    from training.data import one_row_per_track
+    from training.similar import parse_seed, similar_tracks
+
+    data_dir, env, cwd = demo_run.data_dir, demo_run.env, demo_run.cwd
+    catalogue = load_catalogue(data_dir / "sandbox")
+    seed = sorted(catalogue.favourites)[0]
+    url = f"https://open.spotify.com/track/{seed}"
+    shown = run_module("training", "recommend", "--like", url, "--top", "5", env=env, cwd=cwd)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"5 tracks like track {seed} (spotify-favourite v1" in shown.stdout
+    listed = re.findall(r"^│ (\d+) +│", shown.stdout, re.MULTILINE)
+    assert listed == ["1", "2", "3", "4", "5"]
+    wrong = run_module("training", "recommend", "--like", "spotify:album:nothing", env=env, cwd=cwd)
+    assert wrong.returncode == 2 and "not a Spotify track or playlist id, URI or URL" in wrong.stdout
+    assert "Traceback" not in wrong.stdout + wrong.stderr
+
+    before = mlflow.get_tracking_uri()
+    try:
+        settings = training_settings(data_dir)
+        model = mlflow.spark.load_model(f"models:/{registry.model_name('favourite')}@{registry.CHAMPION}")
+        gold = one_row_per_track(spark.read.format("delta").load(settings.table_uri(GOLD)))
+        members = spark.read.format("delta").load(settings.table_uri(SILVER_MEMBERS))
+        playlist = catalogue.favourite_playlist_ids[0]
+        seeds, rows = similar_tracks(model, gold, members, parse_seed(f"spotify:playlist:{playlist}"), 20)
+        _, alike = similar_tracks(model, gold, members, parse_seed(seed), 20)
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert set(seeds) == set(catalogue.playlists[playlist]["track_ids"]) & set(catalogue.tracks)
+    found = [row["track_id"] for row in rows]
+    assert len(found) == 20 and not set(found) & (set(seeds) | catalogue.favourites), "neither seeds nor favourites"
+    distances = [row["distance"] for row in rows]
+    assert distances == sorted(distances), "nearest first"
+
+    def genres(track: str) -> set[str]:
+        return {g for a in catalogue.tracks[track]["artist_ids"] for g in catalogue.artists[a]["genres"]}
+
+    others = [t for t in catalogue.tracks if t not in catalogue.favourites]
+    base_rate = sum(bool(genres(t) & genres(seed)) for t in others) / len(others)
+    near_rate = sum(bool(genres(row["track_id"]) & genres(seed)) for row in alike) / len(alike)
+    assert near_rate > min(0.95, 1.5 * base_rate), (near_rate, base_rate, [row["because"] for row in alike])
+    assert all(row["track_id"] != seed for row in alike)
