@@ -4,6 +4,7 @@ Every setting a test builds is explicit (`_env_file=None`), so a developer's .en
 variables never change what the tests do.
 """
 
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -29,6 +30,15 @@ TIERS = ("unit", "component", "e2e", "faults")  # folders of tests/, cheapest fi
 # Fixtures too expensive to build twice: under pytest-xdist (make test runs two workers) the tests that use
 # one run on the same worker, so each is built once per session as without workers.
 SHARED_RUNS = ("demo_run", "trainer_pair", "sasl_broker")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker runs under `python -c`: its __main__ has neither __spec__ nor __file__, which
+    pyspark's Spark Connect check (imported by mlflow.spark when it saves a model) takes for a doctest run
+    and answers with sys.exit(0) when grpc is absent. Give the worker's __main__ the file it runs from."""
+    main = sys.modules["__main__"]
+    if hasattr(config, "workerinput") and main.__spec__ is None and not hasattr(main, "__file__"):
+        main.__file__ = pytest.__file__  # an importable file without side effects, should a child re-import it
 
 
 def tier_of(item: pytest.Item) -> str:

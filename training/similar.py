@@ -82,7 +82,9 @@ def similar_tracks(
     """The seed's tracks and the `top` non-favourite tracks nearest to them, nearest first, with reasons."""
     seeds = seed_tracks(seed, gold, members)
     prepare = PipelineModel(stages=model.stages[:-1])
-    vectors = prepare.transform(model_input(gold)).select("track_id", vector_to_array(F.col("features")).alias("vector"))
+    vectors = prepare.transform(model_input(gold)).select(
+        "track_id", vector_to_array(F.col("features")).alias("vector")
+    )
     seed_vectors = [row["vector"] for row in vectors.where(F.col("track_id").isin(seeds)).collect()]
     centre = [sum(column) / len(seed_vectors) for column in zip(*seed_vectors, strict=True)]
     weights = importances(model)
