@@ -12,9 +12,10 @@ PY := $(VENV)/bin/python
 JARS_DIR ?= jars
 PYTEST_ARGS ?=
 # pytest-xdist workers for the Spark/Kafka tiers (0: none). Half the suite waits on subprocesses, brokers
-# and sandbox timings, so two workers on 2 cores finish sooner; tests sharing one expensive run stay together.
+# and sandbox timings, so two workers on 2 cores finish sooner; tests sharing one expensive run stay together
+# (SHARED_RUN_MODULES in tests/conftest.py).
 PYTEST_WORKERS ?= 2
-XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST = -n $(PYTEST_WORKERS)
 BENCH_ARGS ?=
 AUDIT_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]

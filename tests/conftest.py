@@ -7,7 +7,7 @@ variables never change what the tests do.
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -27,9 +27,29 @@ if TYPE_CHECKING:
 TIERS = ("unit", "component", "e2e", "faults")  # folders of tests/, cheapest first; each test's marker
 
 
-# Fixtures too expensive to build twice: under pytest-xdist (make test runs two workers) the tests that use
-# one run on the same worker, so each is built once per session as without workers.
-SHARED_RUNS = ("demo_run", "trainer_pair", "sasl_broker")
+# Fixtures too expensive to build twice, and the modules whose tests use them. Under pytest-xdist (make test runs
+# two workers) each of these groups is one unit of work, so its run is built once per session as without workers;
+# every other test is a unit of its own. (xdist's own `xdist_group` marks do not group anything under pytest 9:
+# xdist 3.8 renames `item._nodeid`, which pytest 9 no longer reads.)
+SHARED_RUN_MODULES = {
+    "tests/e2e/test_demo.py": "demo_run",
+    "tests/e2e/test_training_cli.py": "demo_run",
+    "tests/faults/test_trainer_faults.py": "trainer_pair",
+    "tests/faults/test_security.py": "trainer_pair",
+    "tests/component/test_kafka_security.py": "sasl_broker",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """One unit of work per test, except one per shared run (SHARED_RUN_MODULES); the biggest units first."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return SHARED_RUN_MODULES.get(nodeid.split("::", 1)[0], nodeid)
+
+    return SharedRunScheduling(config, log)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,9 +74,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if tier := tier_of(item):
             item.add_marker(getattr(pytest.mark, tier))
-        shared = [name for name in SHARED_RUNS if name in getattr(item, "fixturenames", ())]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
+        module = item.nodeid.split("::", 1)[0]
+        for run in set(SHARED_RUN_MODULES.values()) & set(getattr(item, "fixturenames", ())):
+            if SHARED_RUN_MODULES.get(module) != run:
+                raise pytest.UsageError(
+                    f"{item.nodeid} uses {run}: add {module} to SHARED_RUN_MODULES in tests/conftest.py, so that "
+                    "pytest-xdist runs it where that run is built instead of building it twice"
+                )
     if with_workers(config):
         # Longest first, so no worker is left with an 8-minute fault test while the other has nothing to do:
         # the tiers from the most expensive (a stable sort keeps each file's order).
