@@ -24,7 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.contract import (
@@ -545,4 +545,14 @@ def run_job(
         progress.flush(timeout=5)
         spark.streams.removeListener(progress)
         if own_session:
+            stop_queries(spark)
             spark.stop()
+
+
+def stop_queries(spark: "SparkSession") -> None:
+    """Stop (and wait for) every query still running or still ending before the session goes: a query thread
+    that ends after Spark stopped prints a JVM stack trace ("RpcEnv already stopped") after the one line the
+    job ends with, as seen on a full disk when another query failed first."""
+    for query in spark.streams.active:
+        with suppress(Exception):  # it failed or ended meanwhile: nothing left to stop
+            query.stop()
