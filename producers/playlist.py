@@ -60,21 +60,30 @@ def delta_rs_uri(location: str) -> str:
     return "s3://" + location.removeprefix("s3a://") if location.startswith("s3a://") else location
 
 
-def read_recommendations(settings: ProducerSettings) -> Recommendations | None:
-    """The top PRODUCER_PLAYLIST_SIZE rows of the recommendations table by rank; None when there is no table yet."""
+def recommendations_table(settings: ProducerSettings) -> Any | None:
+    """The recommendations table (delta-rs; opening it reads only its log), or None when there is none yet."""
     from deltalake import DeltaTable  # noqa: PLC0415 - only the commands that publish need it
     from deltalake.exceptions import TableNotFoundError  # noqa: PLC0415
 
-    location = settings.table_uri(RECOMMENDATIONS)
     try:
-        table = DeltaTable(delta_rs_uri(location))
+        return DeltaTable(delta_rs_uri(settings.table_uri(RECOMMENDATIONS)))
     except TableNotFoundError:
         return None
+
+
+def top_recommendations(table: Any, size: int) -> Recommendations:
+    """The top `size` rows of the recommendations table by rank."""
     rows = table.to_pyarrow_table(columns=["rank", "track_id", "model_name", "model_version"]).to_pylist()
     rows.sort(key=lambda row: row["rank"])
-    top = rows[: settings.playlist_size]
+    top = rows[:size]
     model = f"{top[0]['model_name']} v{top[0]['model_version']}" if top else "no champion"
     return Recommendations(int(table.version()), [str(row["track_id"]) for row in top], model)
+
+
+def read_recommendations(settings: ProducerSettings) -> Recommendations | None:
+    """The top PRODUCER_PLAYLIST_SIZE rows of the recommendations table by rank; None when there is no table yet."""
+    table = recommendations_table(settings)
+    return None if table is None else top_recommendations(table, settings.playlist_size)
 
 
 def remembered(state: PollState) -> Published | None:

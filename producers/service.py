@@ -20,7 +20,13 @@ from pipeline_runtime.cli import console, install_stop_handlers
 from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.settings import ensure_writable_dir
 from producers.catalogue_file import catalogue_events, catalogue_rows, read_catalogue
-from producers.playlist import read_recommendations, remembered, spotify_refusal, sync_playlist
+from producers.playlist import (
+    recommendations_table,
+    remembered,
+    spotify_refusal,
+    sync_playlist,
+    top_recommendations,
+)
 from producers.poller import Conditions, Emitter, Poller, PollReport
 from producers.publish import Publisher, open_publisher
 from producers.settings import ProducerSettings
@@ -139,10 +145,11 @@ def refresh_playlist(producer: Producer, said: set[str]) -> None:
     if not settings.publish_playlist or not producer.api.user:
         return
     try:
-        wanted = read_recommendations(settings)
+        table = recommendations_table(settings)
         known = remembered(producer.state)
-        if wanted is None or (known is not None and known.table_version == wanted.table_version):
-            return
+        if table is None or (known is not None and known.table_version == table.version()):
+            return  # no new version: its rows are not even read
+        wanted = top_recommendations(table, settings.playlist_size)
         outcome = sync_playlist(producer.api, producer.state, settings, wanted)
     except LoginExpired:
         raise

@@ -10,7 +10,7 @@ python -m training check                                 the effective settings;
 import argparse
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -24,7 +24,7 @@ from training import registry
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from training.cycle import CycleReport
     from training.similar import Seed
@@ -144,94 +144,90 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
     return status
 
 
-def recommend(settings: TrainingSettings, top: int) -> int:
-    from mlflow import MlflowClient  # noqa: PLC0415
+def no_champion(name: str) -> SetupError:
+    return SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
 
+
+def pinned_gold(spark: "SparkSession", settings: TrainingSettings) -> "tuple[int, DataFrame]":
+    """The gold table's latest version and its rows at that version, one per track."""
     from pipeline_runtime.contract import GOLD  # noqa: PLC0415
     from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
     from training.data import one_row_per_track  # noqa: PLC0415
+
+    location = settings.table_uri(GOLD)
+    version = table_version(spark, location)
+    if version is None:
+        raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
+    return version, one_row_per_track(read_version(spark, location, version))
+
+
+def print_tracks(title: str, rows: list[dict[str, Any]], measure: str) -> None:
+    """Ranked tracks as a table: rank, name, artists, genres, `measure` (score or distance), why."""
+    table = Table(title=title)
+    for column in ("#", "track", "artists", "genres", measure, "because"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["rank"]),
+            row["name"] or row["track_id"],
+            ", ".join(row["artist_names"]),
+            ", ".join(row["genres"]),
+            f"{row[measure]:.3f}",
+            row["because"],
+        )
+    console.print(table)
+
+
+def recommend(settings: TrainingSettings, top: int) -> int:
+    from mlflow import MlflowClient  # noqa: PLC0415
+
     from training.recommend import champion_recommendations  # noqa: PLC0415
 
     require_mlflow(settings)
     client = MlflowClient()
     name = registry.model_name("favourite")
     if registry.version_by_alias(client, name, registry.CHAMPION) is None:
-        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+        raise no_champion(name)
     spark = build_spark_session(settings, "training-recommend")
     try:
-        location = settings.table_uri(GOLD)
-        version = table_version(spark, location)
-        if version is None:
-            raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-        gold = one_row_per_track(read_version(spark, location, version))
+        version, gold = pinned_gold(spark, settings)
         ranked = champion_recommendations(client, gold, version, top, settings.max_per_artist)
     finally:
         spark.stop()
     if ranked is None:
-        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+        raise no_champion(name)
     champion, rows = ranked
-    table = Table(title=f"top {len(rows)} tracks for you ({name} v{champion}, gold version {version})")
-    for column in ("#", "track", "artists", "genres", "score", "because"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row["rank"]),
-            row["name"] or row["track_id"],
-            ", ".join(row["artist_names"]),
-            ", ".join(row["genres"]),
-            f"{row['score']:.3f}",
-            row["because"],
-        )
-    console.print(table)
+    print_tracks(f"top {len(rows)} tracks for you ({name} v{champion}, gold version {version})", rows, "score")
     return 0
 
 
 def more_like(settings: TrainingSettings, seed: "Seed", top: int) -> int:
     """`recommend --like`: the champion's nearest non-favourites to a track or a playlist's tracks."""
-    import mlflow.spark  # noqa: PLC0415
     from mlflow import MlflowClient  # noqa: PLC0415
 
-    from pipeline_runtime.contract import GOLD, SILVER_MEMBERS  # noqa: PLC0415
+    from pipeline_runtime.contract import SILVER_MEMBERS  # noqa: PLC0415
     from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
-    from training.data import one_row_per_track  # noqa: PLC0415
+    from training.recommend import load_champion  # noqa: PLC0415
     from training.similar import similar_tracks  # noqa: PLC0415
 
     require_mlflow(settings)
     name = registry.model_name("favourite")
     champion = registry.version_by_alias(MlflowClient(), name, registry.CHAMPION)
     if champion is None:
-        raise SetupError(f"no {name} model is champion yet: run `python -m training run --once` first")
+        raise no_champion(name)
     spark = build_spark_session(settings, "training-more-like")
     try:
-        location = settings.table_uri(GOLD)
-        version = table_version(spark, location)
-        if version is None:
-            raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-        gold = one_row_per_track(read_version(spark, location, version))
+        version, gold = pinned_gold(spark, settings)
         members_location = settings.table_uri(SILVER_MEMBERS)
         members_version = table_version(spark, members_location)
         members = None if members_version is None else read_version(spark, members_location, members_version)
-        try:
-            model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-        except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
-            raise SetupError(f"the favourite champion ({name} v{champion.version}) cannot be loaded: {exc}") from None
+        model = load_champion(name, str(champion.version))
         seeds, rows = similar_tracks(model, gold, members, seed, top)
     finally:
         spark.stop()
     what = f"track {seeds[0]}" if len(seeds) == 1 else f"the {len(seeds)} tracks of playlist {seed.spotify_id}"
-    table = Table(title=f"{len(rows)} tracks like {what} ({name} v{champion.version}, gold version {version})")
-    for column in ("#", "track", "artists", "genres", "distance", "because"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row["rank"]),
-            row["name"] or row["track_id"],
-            ", ".join(row["artist_names"]),
-            ", ".join(row["genres"]),
-            f"{row['distance']:.3f}",
-            row["because"],
-        )
-    console.print(table)
+    title = f"{len(rows)} tracks like {what} ({name} v{champion.version}, gold version {version})"
+    print_tracks(title, rows, "distance")
     return 0
 
 

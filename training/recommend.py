@@ -133,18 +133,23 @@ def champion_recommendations(
 ) -> tuple[str, list[dict[str, Any]]] | None:
     """The favourite champion's version and its `top` recommendations among `gold`'s tracks (the one path
     of the trainer's cycle and of `python -m training recommend`); None when no model is champion yet."""
-    import mlflow.spark  # noqa: PLC0415
-
     name = registry.model_name("favourite")
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     if champion is None:
         return None
-    try:
-        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
-    except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
-        raise SetupError(
-            f"the favourite champion ({name} v{champion.version}) cannot be loaded: {first_line(exc, 200)}. Check "
-            "that MLflow's artifact store is reachable from here, or train again (`python -m training run --once`)"
-        ) from None
+    model = load_champion(name, str(champion.version))
     version = str(champion.version)
     return version, top_recommendations(model, gold, top, name, version, gold_version, max_per_artist)
+
+
+def load_champion(name: str, version: str) -> Any:
+    """The champion of model `name` (version `version`, for the message), or one line saying why it cannot load."""
+    import mlflow.spark  # noqa: PLC0415
+
+    try:
+        return mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+    except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
+        raise SetupError(
+            f"the favourite champion ({name} v{version}) cannot be loaded: {first_line(exc, 200)}. Check "
+            "that MLflow's artifact store is reachable from here, or train again (`python -m training run --once`)"
+        ) from None
