@@ -52,10 +52,10 @@ def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
 
 def test_streaming_benchmark_both_sides_write_every_record() -> None:
     with PeakRss() as memory:
-        result = streaming.run(4000, memory)
+        result = streaming.run(1500, memory)  # any volume will do: `make bench` measures speed
     print(f"\nstreaming: {json.dumps(result)}")
     events = result["events"]
-    assert 3800 <= events <= 4200
+    assert 1450 <= events <= 1650  # the workload has at least 500 tracks
     assert result["ours"]["bronze_rows_in_table"] == events
     assert result["peer"]["bronze_rows_in_table"] == result["peer"]["records"] == events
     layers = result["ours"]["layers"]

@@ -61,9 +61,9 @@ def differences(left: DataFrame, right: DataFrame) -> int:
 
 
 # The property (every record once, silver and gold as a clean run's) does not depend on volume: the suite
-# runs it on 8k events with 3 kills; `make test-soak` (`-m soak`) on 100k events with 5 kills.
+# runs it on 4k events with 2 kills; `make test-soak` (`-m soak`) on 100k events with 5 kills.
 CRASH_RUNS = [
-    pytest.param(2_000, 3, 800, id="8k-events-3-kills"),
+    pytest.param(1_000, 2, 500, id="4k-events-2-kills"),
     pytest.param(25_000, 5, 8000, id="100k-events-5-kills", marks=[pytest.mark.soak, pytest.mark.timeout(2400)]),
 ]
 
