@@ -36,10 +36,12 @@ def services(data_dir: Path) -> dict[str, dict]:  # type: ignore[type-arg]
     return dict(state["services"])
 
 
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(condition, timeout: float, what: str, log: Path | None = None) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}" + (
+            f"; the end of {log.name}:\n{log.read_text()[-3000:]}" if log and log.exists() else ""
+        )
         time.sleep(1)
 
 
@@ -74,8 +76,10 @@ def test_up_restarts_a_crashed_service_and_down_stops_everything(tmp_path: Path)
         assert shown.returncode == 0
         assert any(line.startswith("│ producer") and "│ 1 " in line for line in shown.stdout.splitlines()), shown.stdout
 
-        # The supervised pipeline works: gold fills and the trainer promotes a champion.
-        wait_for(lambda: "champion" in (data_dir / "logs" / "trainer.log").read_text(), 400, "a trained champion")
+        # The supervised pipeline works: gold fills and the trainer promotes a champion. Three JVMs (streaming,
+        # trainer, and the other pytest worker's) share 2 cores here: a CI run once needed more than 400 s.
+        trainer_log = data_dir / "logs" / "trainer.log"
+        wait_for(lambda: "champion" in trainer_log.read_text(), 700, "a trained champion", trainer_log)
         for name in SERVICES:
             assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
     finally:
