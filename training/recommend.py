@@ -137,8 +137,8 @@ def champion_recommendations(
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     if champion is None:
         return None
-    model = load_champion(name, str(champion.version))
     version = str(champion.version)
+    model = load_champion(name, version)
     return version, top_recommendations(model, gold, top, name, version, gold_version, max_per_artist)
 
 
