@@ -42,14 +42,19 @@ from pipeline_runtime.kafka_clients import java_client_config
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
+    EXPECTATIONS,
     KEYS,
     PAYLOADS,
+    entity_key,
     entity_rows,
+    expectation_violations,
+    failed_expectation,
     latest_per_key,
     member_rows,
     newer_condition,
     parse_events,
     quarantine_rows,
+    silver_table,
     to_bronze,
     track_features,
 )
@@ -229,9 +234,21 @@ class SilverWriter(MergeWriter):
         parsed = parse_events(batch, settings.topic_event_types, settings.max_event_bytes).persist()
         try:
             facts: dict[str, Any] = {"rows_written": {}}
-            summary = parsed.groupBy("event_type", F.col("reason").isNull().alias("good")).count().collect()
+            summary = (
+                parsed.groupBy(
+                    "event_type", F.col("reason").isNull().alias("good"), failed_expectation().alias("expectation")
+                )
+                .agg(F.count("*").alias("count"), F.count_distinct(entity_key()).alias("keys"))
+                .collect()
+            )
             counts = {row["event_type"]: row["count"] for row in summary if row["good"]}
             quarantined = sum(row["count"] for row in summary if not row["good"])
+            facts["expectations"] = self._check_expectations(summary, batch_id)
+            facts["superseded"] = {
+                silver_table(row["event_type"]): row["count"] - row["keys"]
+                for row in summary
+                if row["good"] and row["count"] > row["keys"]
+            }
             bad = quarantine_rows(parsed)
             if quarantined:
                 with idempotent(spark, f"{self.query_name}:quarantine", batch_id):
@@ -276,6 +293,26 @@ class SilverWriter(MergeWriter):
             )
         finally:
             parsed.unpersist()
+
+    def _check_expectations(self, summary: list[Any], batch_id: int) -> dict[str, int]:
+        """Violations per expectation of the batch's event types (0 included: it was checked); a warning for each
+        one whose violations exceed STREAMING_EXPECTATION_WARN_SHARE of the events it checked."""
+        violations = expectation_violations([row.asDict() for row in summary])
+        events: dict[str, int] = defaultdict(int)
+        for row in summary:
+            events[row["event_type"]] += row["count"]
+        for name, failed in violations.items():
+            checked = sum(events[e.event_type] for e in EXPECTATIONS if e.name == name)
+            if failed and failed > self.settings.expectation_warn_share * checked:
+                log.warning(
+                    "silver batch %d: %d of %d events failed expectation %s (quarantined with the reason; see "
+                    "`python -m streaming tail` and the quarantine table): check what the producer sends",
+                    batch_id,
+                    failed,
+                    checked,
+                    name,
+                )
+        return violations
 
 
 class GoldWriter(MergeWriter):

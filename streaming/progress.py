@@ -68,6 +68,8 @@ def progress_line(progress: Any, facts: dict[str, Any]) -> dict[str, Any]:
         "delta_versions": facts.get("delta_versions", {}),
         "layer_seconds": facts.get("layer_seconds", {}),
         "merge_seconds": facts.get("merge_seconds", {}),
+        "expectations": facts.get("expectations", {}),
+        "superseded": facts.get("superseded", {}),
     }
 
 
@@ -139,9 +141,12 @@ def progress_table(lines: list[dict[str, Any]], title: str) -> Any:
         "duration",
         "lag",
         "quarantined",
+        "expectations failed",
         "Delta versions",
     ):
-        table.add_column(column, justify="right" if column not in ("time", "query", "Delta versions") else "left")
+        table.add_column(
+            column, justify="left" if column in ("time", "query", "expectations failed", "Delta versions") else "right"
+        )
     for line in lines:
         versions = ", ".join(f"{k} v{v}" for k, v in (line.get("delta_versions") or {}).items() if v is not None)
         duration = line.get("batch_duration_ms")
@@ -155,6 +160,7 @@ def progress_table(lines: list[dict[str, Any]], title: str) -> Any:
             f"{duration / 1000:.1f}s" if duration is not None else "",
             "" if line.get("lag") is None else f"{line['lag']:,}",
             f"{line.get('quarantined', 0):,}",
+            ", ".join(f"{name} {n:,}" for name, n in (line.get("expectations") or {}).items() if n),
             versions,
         )
     return table

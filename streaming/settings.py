@@ -27,6 +27,13 @@ class StreamingSettings(KafkaSettings, SparkSettings):
     max_offsets_per_trigger: int = Field(100_000, gt=0, description="Upper bound of records in one micro-batch.")
     silver_max_files_per_trigger: int = Field(1000, gt=0, description="Bronze files one silver micro-batch reads.")
     max_event_bytes: int = Field(262_144, gt=0, description="Larger records are quarantined as oversize.")
+    expectation_warn_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="A silver batch in which more of the events an expectation checks than this share fail it logs "
+        "a warning (failing events go to quarantine either way).",
+    )
     maintenance_interval_seconds: float = Field(
         6 * 3600.0, gt=0, description="How often the running job compacts (OPTIMIZE) and VACUUMs its tables."
     )

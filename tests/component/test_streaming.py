@@ -2,8 +2,10 @@
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -100,7 +102,8 @@ def test_late_out_of_order_duplicate_and_poison_records(
 
     membership = membership_payload("P" * 22, "Favs", "T" * 22, "added", "s1", True)
     member = make_event("playlist_membership", "P" * 22, membership, "test").to_bytes()
-    poison = [b"{not json", b"\xc3\x28 bad utf-8", json.dumps({"schema_version": 9}).encode()]
+    too_popular = make_event("track", "U" * 22, track_payload({**track, "id": "U" * 22, "popularity": 140}), "test")
+    poison = [b"{not json", b"\xc3\x28 bad utf-8", json.dumps({"schema_version": 9}).encode(), too_popular.to_bytes()]
     publish_raw(
         bootstrap_servers,
         [
@@ -111,14 +114,24 @@ def test_late_out_of_order_duplicate_and_poison_records(
             (settings.topic_playlist_membership, member),  # a retry
             (settings.topic_tracks, poison[1]),
             (settings.topic_artists, poison[2]),
+            (settings.topic_tracks, poison[3]),
         ],
     )
     catch_up(spark, settings)
     assert [r.name for r in table(spark, settings, "silver_tracks").collect()] == ["v2"]
     assert table(spark, settings, "silver_playlist_history").count() == 1, "a retried event lands once"
     quarantine = table(spark, settings, "quarantine").orderBy("offset").collect()
-    assert sorted(r.reason for r in quarantine) == ["invalid UTF-8", "not JSON", "unknown schema_version 9"]
+    assert sorted(r.reason for r in quarantine) == [
+        "expectation popularity_0_100 failed: payload.popularity is 140, expected 0 to 100",
+        "invalid UTF-8",
+        "not JSON",
+        "unknown schema_version 9",
+    ]
     assert {bytes(r.value) for r in quarantine} == set(poison), "the raw bytes are kept"
+    # The silver batches' expectations and superseded rows, in the progress log `tail` shows.
+    silver = [line for line in read_progress(settings.progress_file) if line["query"] == "silver"]
+    assert sum_facts(silver, "expectations") == {"popularity_0_100": 1, "duration_positive": 0}
+    assert sum_facts(silver, "superseded") == {"silver_tracks": 1, "silver_playlist_members": 1}
 
     publish_raw(bootstrap_servers, [(settings.topic_tracks, track_event("v3", 3))])
     catch_up(spark, settings)
@@ -138,7 +151,14 @@ def test_late_out_of_order_duplicate_and_poison_records(
     catch_up(spark, settings)
     gold = table(spark, settings, "track_features").first()
     assert gold is not None and (gold.name, gold.artist_popularity, gold.genres) == ("v3", 77, ["pop"])
-    assert table(spark, settings, "bronze").count() == 10
+    assert table(spark, settings, "bronze").count() == 11
+
+
+def sum_facts(lines: list[dict[str, Any]], key: str) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for line in lines:
+        totals.update(line[key])
+    return {name: totals[name] for name in totals}
 
 
 def test_a_gold_checkpoint_whose_first_batch_died_starts_afresh(spark: SparkSession, tmp_path: Path) -> None:

@@ -52,6 +52,11 @@ def features_with(**changes: object) -> bytes:
     return make_event("audio_features", "T" * 22, {**payload, **changes}, "test").to_bytes()
 
 
+def artist_event(**artist: object) -> bytes:
+    values = {"id": "A" * 22, "name": "Artist", "genres": ["pop"], "popularity": 50, "followers": {"total": 10}}
+    return make_event("artist", "A" * 22, artist_payload({**values, **artist}), "test").to_bytes()
+
+
 POISON = [
     (b"not json at all", "t.tracks", "not JSON"),
     (good_event()[:40], "t.tracks", "not JSON"),
@@ -86,6 +91,40 @@ POISON = [
     (payload_with(duration_ms=2**63), "t.tracks", "payload.duration_ms out of range for bigint"),
     (payload_with(duration_ms=10**40), "t.tracks", "payload.duration_ms out of range for bigint"),
     (features_with(tempo=1e300).replace(b"1e+300", b"1e400"), "t.features", "payload.tempo out of range for double"),
+    # Well-typed, but outside what the Web API's description allows: the expectations.
+    (
+        payload_with(popularity=140),
+        "t.tracks",
+        "expectation popularity_0_100 failed: payload.popularity is 140, expected 0 to 100",
+    ),
+    (
+        payload_with(duration_ms=0),
+        "t.tracks",
+        "expectation duration_positive failed: payload.duration_ms is 0, expected at least 1",
+    ),
+    (
+        artist_event(followers={"total": -5}),
+        "t.artists",
+        "expectation followers_non_negative failed: payload.followers is -5, expected at least 0",
+    ),
+    (
+        features_with(energy=0.5, valence=1.5),
+        "t.features",
+        "expectation audio_score_0_1 failed: payload.valence is 1.5, expected 0 to 1",
+    ),
+    (features_with(key=12), "t.features", "expectation key_pitch_class failed: payload.key is 12, expected -1 to 11"),
+    (
+        features_with(tempo=-3.5),
+        "t.features",
+        "expectation tempo_non_negative failed: payload.tempo is -3.5, expected at least 0",
+    ),
+    (
+        features_with(time_signature=9),
+        "t.features",
+        "expectation time_signature_0_7 failed: payload.time_signature is 9, expected 0 to 7",
+    ),
+    # A wrong type is said as such, before any range.
+    (payload_with(popularity="140"), "t.tracks", "wrong type of payload.popularity (expected int)"),
 ]
 
 
@@ -112,17 +151,28 @@ def test_edge_values_the_contract_allows_parse_as_they_were_sent(spark: SparkSes
         (good_event().replace(b'"popularity":40', b'"popularity":40.0'), "t.tracks"),
         (good_event().replace(b'"popularity":40', b'"popularity":4e1'), "t.tracks"),
         (features_with(energy=1, tempo=-0.0, loudness=-1e300), "t.features"),
+        # The expectations' bounds themselves: popularity 0 and 100, the scores 0 and 1, no key (-1), no mode
+        # (-1), time signature 0 (catalogues taken from the API hold it), tempo 0, no followers.
+        (payload_with(popularity=0), "t.tracks"),
+        (payload_with(popularity=100, duration_ms=1), "t.tracks"),
+        (features_with(energy=0, valence=1, key=-1, mode=-1, time_signature=0, tempo=0), "t.features"),
+        (artist_event(popularity=100, followers={"total": 0}), "t.artists"),
     ]
     parsed = parse_events(bronze_frame(spark, records), TOPICS, 2048)
     assert [row.reason for row in parsed.orderBy("offset").collect()] == [None] * len(records)
     tracks = entity_rows(parsed, "track").orderBy("popularity").collect()
     assert [(t.popularity, t.duration_ms, t.artist_ids) for t in tracks] == [
         (None, 2**63 - 1, []),
+        (0, 1000, ["A" * 22]),
         (40, 1000, ["A" * 22]),
         (40, 1000, ["A" * 22]),
+        (100, 1, ["A" * 22]),
     ]
-    features = entity_rows(parsed, "audio_features").first()
-    assert features is not None and (features.energy, features.loudness, features.mode) == (1.0, -1e300, 1)
+    features = entity_rows(parsed, "audio_features").orderBy("energy").collect()
+    assert [(f.energy, f.loudness, f.mode, f.key, f.time_signature) for f in features] == [
+        (0.0, None, -1, -1, 0),
+        (1.0, -1e300, 1, 5, None),
+    ]
 
 
 def test_schema_version_2_with_an_extra_field_is_read_as_version_1(spark: SparkSession) -> None:

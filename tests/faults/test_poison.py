@@ -1,11 +1,12 @@
-"""Poison input: 2,000 malformed records, generated with hypothesis, interleaved with 2,400 valid events
+"""Poison input: 2,400 malformed records, generated with hypothesis, interleaved with 2,400 valid events
 in the topics of a running streaming job (`python -m streaming run`). Every valid event reaches silver and
 gold, every malformed record is in quarantine with the reason the contract (docs/events.md) gives it, and
 the job keeps running.
 
-Each malformed record is one of five kinds, 2,000 of each: a valid event with one field of the wrong JSON
+Each malformed record is one of six kinds, 400 of each: a valid event with one field of the wrong JSON
 type; a valid event cut short; a huge value (a record over the size limit, a number out of range for
-its type); an unknown schema_version, event_type or action; bytes that are not UTF-8. A record is
+its type); an unknown schema_version, event_type or action; bytes that are not UTF-8; a well-typed value
+outside the range an expectation allows (popularity 140, a danceability of 1.5). A record is
 malformed by construction, and the strategy says which reason it must get.
 """
 
@@ -34,7 +35,7 @@ from pipeline_runtime.contract import MEASURED_AUDIO_FEATURES, SILVER_ENTITY_TAB
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
-from streaming.transforms import KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS
+from streaming.transforms import EXPECTATIONS, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS, Expectation
 from tests.support.processes import clean_env
 
 MAX_EVENT_BYTES = 8192
@@ -71,7 +72,19 @@ def payload_values(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
         values |= {"action": st.sampled_from(["added", "removed"]), "is_favourite_playlist": st.booleans()}
     if event_type == "audio_features":
         values["provider"] = text
+    types = {name: spark_type for name, spark_type, _ in PAYLOADS[event_type]}
+    for expectation in EXPECTATIONS:  # a valid event keeps the expectations' ranges
+        if expectation.event_type == event_type:
+            for name in expectation.fields:
+                values[name] = st.one_of(st.none(), within(expectation, types[name]))
     return st.fixed_dictionaries(values)
+
+
+def within(expectation: Expectation, spark_type: str) -> st.SearchStrategy[Any]:
+    if spark_type in INT_RANGES:
+        high = INT_RANGES[spark_type] - 1 if expectation.high is None else int(expectation.high)
+        return st.integers(int(expectation.low), high)
+    return st.floats(expectation.low, expectation.high, allow_nan=False, allow_infinity=False)
 
 
 PAYLOAD_VALUES = {event_type: payload_values(event_type) for event_type in PAYLOADS}
@@ -218,6 +231,32 @@ def unknown_values(draw: st.DrawFn) -> Record:
     return event_type, None, to_json(envelope), f"unknown action {action}"
 
 
+@st.composite
+def outside_expectations(draw: st.DrawFn) -> Record:
+    """A well-typed value outside the range an expectation allows (a double as k + 0.5 below a million, which Spark
+    prints as Python does)."""
+    event_type, envelope = draw(events().filter(lambda e: any(x.event_type == e[0] for x in EXPECTATIONS)))
+    expectation = draw(st.sampled_from([x for x in EXPECTATIONS if x.event_type == event_type]))
+    name = draw(st.sampled_from(expectation.fields))
+    spark_type = {n: t for n, t, _ in PAYLOADS[event_type]}[name]
+    low, high = int(expectation.low), None if expectation.high is None else int(expectation.high)
+    below = st.integers(-(2**31), low - 1)
+    if spark_type in INT_RANGES:
+        number = draw(below if high is None else st.one_of(below, st.integers(high + 1, 2**31 - 1)))
+        value, shown = float(number), str(number)
+    else:
+        k = draw(
+            st.integers(-(10**6), low - 1)
+            if high is None
+            else st.one_of(st.integers(-(10**6), low - 1), st.integers(high, 10**6))
+        )
+        value = k + 0.5
+        shown = repr(value)
+    envelope["payload"][name] = int(value) if spark_type in INT_RANGES else value
+    reason = f"expectation {expectation.name} failed: payload.{name} is {shown}, expected {expectation.expected}"
+    return event_type, None, to_json(envelope), reason
+
+
 INVALID_UTF8 = [
     b"\x80",
     b"\xbf",
@@ -256,6 +295,7 @@ POISON = {
     "huge value": huge_values(),
     "unknown version or type": unknown_values(),
     "not UTF-8": inserted_bytes().filter(lambda record: not is_utf8(record[2])),
+    "outside an expectation": outside_expectations(),
 }
 
 
@@ -317,6 +357,7 @@ def rows_in_silver(batches: list[dict[str, Any]]) -> int:
 def reason_group(reason: str) -> str:
     """'wrong type of payload.name (expected string)' -> 'wrong type', 'oversize: 9000 bytes ...' -> 'oversize'."""
     for group in (
+        "expectation",
         "wrong type",
         "out of range",
         "oversize",
@@ -440,6 +481,12 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     batches = silver_batches(progress_file)
     after = batches[poisoned:]
     assert sum(x["rows_written"].get("silver_tracks", 0) for x in after) == LATE_VALID, "batches after the poison"
+    # Each batch counted the violations of every expectation it checked, in the progress log `tail` shows.
+    failed = Counter({x.name: 0 for x in EXPECTATIONS})
+    for batch in batches:
+        failed.update(batch["expectations"])
+    outside = Counter(reason.split()[1] for _, _, _, reason in poison["outside an expectation"])
+    assert {name: n for name, n in failed.items() if n} == dict(outside)
     by_reason = Counter(reason_group(reason) for _, reason in quarantined)
     figures(
         what="sent",
