@@ -3,6 +3,8 @@
 python -m streaming run [--available-now]   Kafka -> bronze -> quarantine/silver/gold until stopped
 python -m streaming tail [--follow] [--json] the progress log, as a live table or raw JSON lines
 python -m streaming maintain                 OPTIMIZE and VACUUM every table once
+python -m streaming rebuild [--from-bronze-version N] [--yes]
+                                             quarantine, silver and gold re-computed from bronze
 python -m streaming check                    settings, Kafka reachable, Spark with Delta and Kafka
 """
 
@@ -11,16 +13,20 @@ import logging
 import sys
 import time
 
+from rich.prompt import Confirm
+
 from pipeline_runtime.cli import console, install_stop_handlers, print_settings, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.kafka_admin import require_kafka
 from pipeline_runtime.kafka_clients import librdkafka_config
+from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.logs import configure_logging
 from pipeline_runtime.settings import ensure_writable_dir
 from pipeline_runtime.spark import require_shared_locations
 from streaming.settings import StreamingSettings
 
 log = logging.getLogger("streaming")
+JOB_LOCK = "streaming.lock"  # under DATA_DIR/state: `run` and `rebuild` never at the same time
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print the raw JSON lines (for scripts)")
     tail.add_argument("--lines", "-n", type=int, default=20, help="how many batches to show (default 20)")
     commands.add_parser("maintain", help="compact (OPTIMIZE) and VACUUM every table once")
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="re-compute quarantine, silver and gold from bronze (the job must be stopped)",
+        description="Removes the quarantine, silver and gold tables and the silver and gold checkpoints, then fills "
+        "them again from bronze with the job's own queries (after a parsing fix, or to recover). Bronze is never "
+        "touched; running it again gives the same tables. Refuses while `run` holds the job's lock.",
+    )
+    rebuild.add_argument(
+        "--from-bronze-version",
+        type=int,
+        metavar="N",
+        help="only the bronze rows committed at version N and later (default: all of bronze)",
+    )
+    rebuild.add_argument("--yes", action="store_true", help="do not ask before removing the derived tables")
     commands.add_parser(
         "check", help="show the effective settings; check Kafka and that Spark starts with Delta and Kafka"
     )
@@ -78,6 +98,38 @@ def tail_command(settings: StreamingSettings, follow: bool, as_json: bool, lines
             live.update(progress_table(read_progress(path, lines), f"streaming progress ({path}) - Ctrl-C to stop"))
 
 
+def rebuild_command(settings: StreamingSettings, bronze_version: int | None, yes: bool) -> int:
+    from rich.table import Table  # noqa: PLC0415
+
+    from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
+    from streaming.job import REBUILT_TABLES, rebuild, stop_queries  # noqa: PLC0415
+    from streaming.progress import ProgressLog  # noqa: PLC0415
+
+    with ProcessLock(settings.state_dir / JOB_LOCK, "streaming job"):
+        names = ", ".join(REBUILT_TABLES)
+        if not yes and not sys.stdin.isatty():
+            raise SetupError(f"a rebuild removes {names}: pass --yes to confirm (no terminal to ask on)")
+        if not yes and not Confirm.ask(f"Remove {names} and re-compute them from bronze?", console=console):
+            console.print("Nothing removed.")
+            return 1
+        require_shared_locations(settings, checkpoints=True)
+        stop = install_stop_handlers(log, "between batches (run the rebuild again to finish it)")
+        spark = build_spark_session(settings, "streaming-rebuild")
+        spark.streams.addListener(ProgressLog(settings.progress_file, settings.table("bronze")))
+        try:
+            rows = rebuild(spark, settings, stop, bronze_version)
+        finally:
+            stop_queries(spark)
+            spark.stop()
+    table = Table(title="re-built from bronze" + (f" version {bronze_version} on" if bronze_version else ""))
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in rows.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    return 0
+
+
 def check_command(settings: StreamingSettings) -> int:
     from pipeline_runtime.spark import build_spark_session, has_data_source  # noqa: PLC0415
 
@@ -107,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
             require_shared_locations(settings, checkpoints=True)
             require_kafka(librdkafka_config(settings))
             ensure_writable_dir(settings.data_dir, "data dir")
-            return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))
+            with ProcessLock(settings.state_dir / JOB_LOCK, "streaming job"):  # a rebuild waits for it to stop
+                return run_job(settings, args.available_now, install_stop_handlers(log, "after the current batch"))
         if args.command == "tail":
             return tail_command(settings, args.follow, args.json, args.lines)
+        if args.command == "rebuild":
+            return rebuild_command(settings, args.from_bronze_version, args.yes)
         if args.command == "maintain":
             from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
             from streaming.job import ensure_tables, maintain_tables  # noqa: PLC0415

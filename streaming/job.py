@@ -389,12 +389,14 @@ def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_n
     return writer.start(settings.table(BRONZE))
 
 
-def start_silver(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
-    bronze = (
-        spark.readStream.format("delta")
-        .option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
-        .load(settings.table(BRONZE))
-    )
+def start_silver(
+    spark: "SparkSession", settings: StreamingSettings, available_now: bool, bronze_version: int | None = None
+) -> "StreamingQuery":
+    """The silver query; a fresh checkpoint starts at bronze's first version, or at `bronze_version` (rebuild)."""
+    reader = spark.readStream.format("delta").option("maxFilesPerTrigger", settings.silver_max_files_per_trigger)
+    if bronze_version is not None:
+        reader = reader.option("startingVersion", bronze_version)
+    bronze = reader.load(settings.table(BRONZE))
     writer = (
         bronze.writeStream.queryName("silver")
         .foreachBatch(SilverWriter(settings, "silver"))
@@ -552,6 +554,49 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
         return
     log.info("gold catching up with silver before the job stops (%.0f s left)", left)
     finish(start_gold(spark, settings, True), settings, threading.Event(), deadline)  # `stop` is already set
+
+
+# What a rebuild re-computes from bronze: the tables and the checkpoints of the queries that write them.
+REBUILT_TABLES = (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY, GOLD)
+REBUILT_CHECKPOINTS = ("silver", "gold")
+
+
+def remove_location(spark: "SparkSession", location: str) -> bool:
+    """Delete a table's or checkpoint's directory on any storage Hadoop reaches; True when there was one."""
+    sc = spark.sparkContext
+    path = sc._jvm.org.apache.hadoop.fs.Path(location)  # type: ignore[union-attr]  # noqa: SLF001
+    fs = path.getFileSystem(sc._jsc.hadoopConfiguration())  # noqa: SLF001
+    return bool(fs.exists(path) and fs.delete(path, True))
+
+
+def rebuild(
+    spark: "SparkSession", settings: StreamingSettings, stop: threading.Event, bronze_version: int | None = None
+) -> dict[str, int]:
+    """Re-compute quarantine, silver and gold from bronze (all of it, or the versions from `bronze_version` on):
+    the derived tables and the silver and gold checkpoints are removed, created anew and filled by the silver and
+    gold queries as a catch-up. Bronze is never touched. Running it again gives the same tables (every table is
+    created afresh, so no idempotent-write id of an earlier run is in its log to skip a write). The live job must
+    be stopped (the CLI holds the job's lock). Returns the rows of each rebuilt table."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    bronze = settings.table(BRONZE)
+    if not DeltaTable.isDeltaTable(spark, bronze):
+        raise SetupError(f"there is no bronze table at {bronze} to rebuild from: run `python -m streaming run` first")
+    latest = int(DeltaTable.forPath(spark, bronze).history(1).first()["version"])  # type: ignore[index]
+    if bronze_version is not None and not 0 <= bronze_version <= latest:
+        raise SetupError(f"--from-bronze-version {bronze_version} is not a version of bronze (0 to {latest})")
+    for name in REBUILT_TABLES:
+        if remove_location(spark, settings.table(name)):
+            log.info("removed %s (re-built from bronze)", settings.table(name))
+    for name in REBUILT_CHECKPOINTS:
+        remove_location(spark, settings.checkpoint_uri(name))
+    ensure_tables(spark, settings)
+    log.info("re-building from bronze version %d to %d", bronze_version or 0, latest)
+    if finish(start_silver(spark, settings, True, bronze_version), settings, stop):
+        finish(start_gold(spark, settings, True), settings, stop)
+    if stop.is_set():
+        raise SetupError("the rebuild was stopped before it finished: run it again (it starts afresh)")
+    return {name: spark.read.format("delta").load(settings.table(name)).count() for name in REBUILT_TABLES}
 
 
 def run_job(
