@@ -12,13 +12,14 @@ Three queries in one Spark application, each with its own checkpoint:
   reaches its tracks), so gold is off the silver batch's critical path and a burst of silver batches
   costs one gold rebuild.
 
-Every write carries Delta's idempotent-write session settings (txnAppId = query and table, txnVersion =
-batch id), so a batch replayed after a crash writes nothing twice. The gold query reads the silver
+Every write carries Delta's idempotent-write session settings (txnAppId = query, its checkpoint's id and table,
+txnVersion = batch id), so a batch replayed after a crash writes nothing twice. The gold query reads the silver
 tables' `_change_data`, which VACUUM removes after STREAMING_VACUUM_RETENTION_HOURS: a gold query
 stopped for longer than that cannot resume (start it again with a fresh gold checkpoint, which
 re-builds gold from the silver tables).
 """
 
+import json
 import logging
 import threading
 import time
@@ -196,6 +197,17 @@ class MergeWriter:
         self.settings = settings
         self.query_name = query_name
         self.merge_seconds: dict[str, float] = {}  # of the current batch, per table: where its time goes
+        self.query_id: str | None = None
+
+    def app_id(self, spark: "SparkSession", table: str) -> str:
+        """The idempotent-write id of this query's writes to `table`: the query's name and the id Spark keeps in
+        its checkpoint (`metadata`), the same across restarts. A new checkpoint (one removed by hand, to reprocess
+        bronze) has a new id: with the name alone its batch ids, counted from 0 again, would be taken for batches
+        the table already committed, and every write skipped until they passed the old ones."""
+        if self.query_id is None:
+            metadata = spark.read.text(f"{self.settings.checkpoint_uri(self.query_name)}/metadata").first()
+            self.query_id = json.loads(metadata[0])["id"] if metadata else "unknown"
+        return f"{self.query_name}-{self.query_id}:{table}"
 
     def _merge(
         self,
@@ -215,7 +227,7 @@ class MergeWriter:
         started = time.monotonic()
         with (
             TABLE_LOCKS[table],
-            idempotent(spark, f"{self.query_name}:{table}", batch_id) if batch_id is not None else nullcontext(),
+            idempotent(spark, self.app_id(spark, table), batch_id) if batch_id is not None else nullcontext(),
         ):
             merge.whenNotMatchedInsertAll().execute()
         self.merge_seconds[table] = round(time.monotonic() - started, 2)
@@ -251,7 +263,7 @@ class SilverWriter(MergeWriter):
             }
             bad = quarantine_rows(parsed)
             if quarantined:
-                with idempotent(spark, f"{self.query_name}:quarantine", batch_id):
+                with idempotent(spark, self.app_id(spark, QUARANTINE), batch_id):
                     bad.write.format("delta").mode("append").save(settings.table(QUARANTINE))
             facts["quarantined"] = quarantined
 
