@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+from contextlib import suppress
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -21,30 +22,34 @@ class ProcessLock:
 
     def __enter__(self) -> "ProcessLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = self.path.open("a+")
+        if not self.path.exists():
+            self.path.touch()
+        # Held on a read-only descriptor: a file open for writing for the whole run would keep its file system
+        # from being remounted read-only (EBUSY); flock needs no write access.
+        handle = self.path.open("r")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise SetupError(
                 f"another {self.what} is already running (pid {holder}, lock {self.path}): "
                 f"let it finish or stop it first"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        self._write_holder(str(os.getpid()))
         self._handle = handle
         return self
+
+    def _write_holder(self, text: str) -> None:
+        """The pid only names the holder in the refusal: on a full or read-only disk the lock holds without it."""
+        with suppress(OSError), self.path.open("w") as out:
+            out.write(text)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._handle is not None:
-            self._handle.seek(0)
-            self._handle.truncate()
+            self._write_holder("")
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
