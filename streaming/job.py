@@ -36,8 +36,9 @@ from pipeline_runtime.contract import (
     SILVER_ENTITY_TABLES,
     SILVER_HISTORY,
     SILVER_MEMBERS,
+    SILVER_TABLES,
 )
-from pipeline_runtime.delta_log import delta_version
+from pipeline_runtime.delta_log import delta_version, table_version
 from pipeline_runtime.errors import SetupError, first_line, storage_fault
 from pipeline_runtime.kafka_clients import java_client_config
 from streaming.progress import BATCH_FACTS, ProgressLog
@@ -448,6 +449,15 @@ def silver_changes(spark: "SparkSession", settings: StreamingSettings) -> "DataF
     return changes
 
 
+def hadoop_fs(spark: "SparkSession", location: str) -> tuple[Any, Any, Any]:
+    """Hadoop's FileSystem of `location`, its Path and the Path class, so an object-store location is handled as a
+    local one (no public PySpark API)."""
+    sc = spark.sparkContext
+    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]  # noqa: SLF001
+    path = hadoop_path(location)
+    return path.getFileSystem(sc._jsc.hadoopConfiguration()), path, hadoop_path  # noqa: SLF001
+
+
 def reset_unstarted_checkpoint(spark: "SparkSession", location: str) -> bool:
     """Remove a checkpoint with no committed batch; True when it did.
 
@@ -455,11 +465,7 @@ def reset_unstarted_checkpoint(spark: "SparkSession", location: str) -> bool:
     cannot start from that checkpoint again: Spark 4.2 refuses with STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY
     ("offsets should be empty on batch 0"). Only for the gold query, which re-builds gold rows from silver and
     so loses nothing by starting afresh (a bronze or silver checkpoint holds what was already written)."""
-    sc = spark.sparkContext
-    # Hadoop's FileSystem, so an object-store checkpoint is handled as a local one (no public PySpark API).
-    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]  # noqa: SLF001
-    root = hadoop_path(location)
-    fs = root.getFileSystem(sc._jsc.hadoopConfiguration())  # noqa: SLF001
+    fs, root, hadoop_path = hadoop_fs(spark, location)
     if not fs.exists(root):
         return False
     commits = hadoop_path(root, "commits")
@@ -569,15 +575,13 @@ def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: t
 
 
 # What a rebuild re-computes from bronze: the tables and the checkpoints of the queries that write them.
-REBUILT_TABLES = (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY, GOLD)
+REBUILT_TABLES = (QUARANTINE, *SILVER_TABLES, GOLD)
 REBUILT_CHECKPOINTS = ("silver", "gold")
 
 
 def remove_location(spark: "SparkSession", location: str) -> bool:
     """Delete a table's or checkpoint's directory on any storage Hadoop reaches; True when there was one."""
-    sc = spark.sparkContext
-    path = sc._jvm.org.apache.hadoop.fs.Path(location)  # type: ignore[union-attr]  # noqa: SLF001
-    fs = path.getFileSystem(sc._jsc.hadoopConfiguration())  # noqa: SLF001
+    fs, path, _ = hadoop_fs(spark, location)
     return bool(fs.exists(path) and fs.delete(path, True))
 
 
@@ -589,12 +593,10 @@ def rebuild(
     gold queries as a catch-up. Bronze is never touched. Running it again gives the same tables (every table is
     created afresh, so no idempotent-write id of an earlier run is in its log to skip a write). The live job must
     be stopped (the CLI holds the job's lock). Returns the rows of each rebuilt table."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
-
     bronze = settings.table(BRONZE)
-    if not DeltaTable.isDeltaTable(spark, bronze):
+    latest = table_version(spark, bronze)
+    if latest is None:
         raise SetupError(f"there is no bronze table at {bronze} to rebuild from: run `python -m streaming run` first")
-    latest = int(DeltaTable.forPath(spark, bronze).history(1).first()["version"])  # type: ignore[index]
     if bronze_version is not None and not 0 <= bronze_version <= latest:
         raise SetupError(f"--from-bronze-version {bronze_version} is not a version of bronze (0 to {latest})")
     for name in REBUILT_TABLES:
