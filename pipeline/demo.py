@@ -227,6 +227,13 @@ def print_summary(report: DemoReport) -> None:
                 f"v{summary.version}",
             )
     console.print(models)
+    for summary in report.models:
+        if summary.contributions:
+            question = "popular" if summary.task == "popularity" else "a favourite"
+            top = ", ".join(row["meaning"] for row in summary.contributions[:3])
+            console.print(
+                f"what makes a song {question} to the {summary.task} champion: {top}", highlight=False, soft_wrap=True
+            )
 
     recommendations = Table(title="top 10 recommendations (not yet favourites)")
     for column in ("#", "track", "artists", "score", "because"):

@@ -25,7 +25,7 @@ import numpy as np
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
-from pipeline_runtime.delta_log import delta_version, read_version, table_version
+from pipeline_runtime.delta_log import delta_table_id, delta_version, read_version, table_id, table_version
 from training import plots, registry
 from training.data import (
     FAVOURITE,
@@ -45,14 +45,15 @@ from training.data import (
     one_row_per_track,
     with_class_weights,
 )
+from training.explain import CONTRIBUTION_UNITS, CONTRIBUTIONS_FILE, contributions, summarise
 from training.models import (
     PRIMARY_METRIC,
     Task,
     baseline_pipeline,
     candidate_fitter,
     decide_promotion,
-    feature_names,
     importances,
+    slot_names,
     tuning_grid,
 )
 from training.progress import Steps
@@ -202,6 +203,20 @@ def log_figures(
         mlflow.log_figure(plots.confusion_figure(labels, predicted, threshold, "favourites"), "plots/confusion.png")
 
 
+def log_contributions(mlflow: Any, task: Task, model: Any, holdout: "DataFrame") -> None:
+    """What makes a song popular (or a favourite) to this model: SHAP values on a sample of the holdout,
+    summarised per feature (`contributions.json`) and charted."""
+    explained = contributions(model, holdout)
+    units = CONTRIBUTION_UNITS[task]
+    summary = summarise(explained, task)
+    mlflow.log_dict(
+        {"units": units, "base": explained.base, "tracks": len(explained.values), "top": summary},
+        CONTRIBUTIONS_FILE,
+    )
+    title = "what moves the " + ("popularity" if task == "regression" else "favourite score")
+    mlflow.log_figure(plots.contributions_figure(summary, title, units), "plots/contributions.png")
+
+
 def pip_requirements(family: str) -> list[str]:
     """What the logged Spark model needs to load and score: pyspark, and XGBoost when its trees are a stage."""
     import pyspark  # noqa: PLC0415
@@ -214,9 +229,12 @@ def pip_requirements(family: str) -> list[str]:
     return requirements
 
 
-def gold_tags(location: str, version: int, rows: int, max_updated: datetime | None) -> dict[str, str]:
+def gold_tags(
+    location: str, table: str | None, version: int, rows: int, max_updated: datetime | None
+) -> dict[str, str]:
     return {
         registry.TAG_TABLE: location,
+        registry.TAG_TABLE_ID: table or "",
         registry.TAG_VERSION: str(version),
         registry.TAG_ROWS: str(rows),
         registry.TAG_UPDATED: max_updated.isoformat() if max_updated else "",
@@ -362,9 +380,10 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                 "feature_set.json",
             )
             mlflow.log_dict({"grid": tuning, "chosen": best.label}, "tuning.json")
-            names, weights = feature_names(model, prepared.features), importances(model)
+            names, weights = slot_names(model), importances(model)
             mlflow.log_dict(dict(zip(names, weights, strict=True)), "feature_importance.json")
             log_figures(mlflow, task, names, weights, labels, predicted, threshold)
+            log_contributions(mlflow, task, model, prepared.holdout)
             example = prepared.holdout.select(*prepared.features.columns).limit(5)
             output = model.transform(example).select(score_column(task).alias("score")).toPandas()
             inputs = example.toPandas()
@@ -437,28 +456,34 @@ def refresh_recommendations(
 
 
 def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
-    """The skip that needs no Spark session: a local gold table still at the version the last run trained
-    on (its Delta log against MLflow). None when a cycle needs Spark to decide (or to run).
+    """The skip that needs no Spark session: a local gold table still at the version (and the table) the
+    last run trained on (its Delta log against MLflow). None when a cycle needs Spark to decide (or to run).
 
     A skip cycle then costs a second or two and no JVM, instead of a Spark session's start-up: the
     trainer waiting for new data stays small."""
     from mlflow import MlflowClient  # noqa: PLC0415
 
-    version = delta_version(settings.table_uri(GOLD))
+    location = settings.table_uri(GOLD)
+    version = delta_version(location)
     if version is None:  # no local table (or a remote one): run_cycle tells which
         return None
-    _, reason = trained_on(MlflowClient(), settings, version)
+    last = last_trained(MlflowClient(), settings)
+    if last is None or last.version != version:  # a cycle to run: the table's id is not needed
+        return None
+    reason = skip_reason(last, version, delta_table_id(location))
     return CycleReport(gold_version=version, skipped=reason) if reason else None
 
 
-def trained_on(
-    client: "MlflowClient", settings: TrainingSettings, version: int
-) -> tuple[registry.TrainedMark | None, str | None]:
-    """The last finished run's mark, and the reason to skip when it trained on this very gold version."""
-    last = registry.last_trained(client, [registry.experiment_id(settings, task) for task in TASKS])
-    if last is not None and last.version == version:
-        return last, f"gold is still at version {version}, which the last run trained on"
-    return last, None
+def last_trained(client: "MlflowClient", settings: TrainingSettings) -> registry.TrainedMark | None:
+    return registry.last_trained(client, [registry.experiment_id(settings, task) for task in TASKS])
+
+
+def skip_reason(last: registry.TrainedMark | None, version: int, table: str | None) -> str | None:
+    """Why a cycle has nothing to learn: the last run trained on this very version of this very table (a gold
+    table rebuilt since starts again at version 0 with a new id: its version 3 is not the old one's)."""
+    if last is not None and last.version == version and last.same_table(table):
+        return f"gold is still at version {version}, which the last run trained on"
+    return None
 
 
 def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:
@@ -473,10 +498,19 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
         report.skipped = f"the gold table {location} does not exist yet: run the streaming job first"
         return report
     report.gold_version = version
+    gold_id = table_id(spark, location)
     client = MlflowClient()
-    last, report.skipped = trained_on(client, settings, version)
+    last = last_trained(client, settings)
+    report.skipped = skip_reason(last, version, gold_id)
     if report.skipped:
         return report
+    if last is not None and not last.same_table(gold_id):
+        log.info(
+            "gold is a new table since the last run (Delta table id %s, was %s): every row is new",
+            gold_id,
+            last.table_id,
+        )
+        last = None
     gold = one_row_per_track(read_version(spark, location, version)).cache()
     try:
         report.rows = int(gold.count())
@@ -494,7 +528,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
             )
             return report
         max_updated = gold.agg(F.max("updated_at")).first()[0]  # type: ignore[index]
-        tags = gold_tags(location, version, report.rows, max_updated)
+        tags = gold_tags(location, gold_id, version, report.rows, max_updated)
         data = model_input(gold).cache()
         with Steps.show() as steps, warnings.catch_warnings():
             # MLflow's hint about integer columns in a dataset's schema concerns pandas inputs, not Delta tables.

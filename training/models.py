@@ -178,16 +178,19 @@ def baseline_pipeline(task: Task, audio: Sequence[str], label: str, seed: int) -
     return Pipeline(stages=stages)
 
 
-def feature_names(model: Any, features: FeatureSet) -> list[str]:
-    """Names of the assembled vector's slots: the numeric features, the identity encodings, then `genre:x`,
-    then `primary:x`."""
-    names = list(features.numeric) + identity_columns(features)
-    if features.genres:
-        stages = {type(stage).__name__: stage for stage in model.stages}
-        names += [f"genre:{g}" for g in stages["CountVectorizerModel"].vocabulary]
-        labels = stages["StringIndexerModel"].labels
-        # StringIndexer(keep) adds an index for unseen genres; the encoder keeps its slot (dropLast drops its own)
-        names += [f"primary:{g}" for g in labels] + ["primary:(unseen)"]
+def slot_names(model: Any) -> list[str]:
+    """The assembled vector's slots of a fitted pipeline, from its own stages (so a model loaded back from
+    MLflow names them as training did): numeric features, the identity encodings, `genre:x`, `primary:x`."""
+    stages = {type(stage).__name__: stage for stage in model.stages}
+    names: list[str] = []
+    for column in stages["VectorAssembler"].getInputCols():
+        if column == "genres__vec":
+            names += [f"genre:{g}" for g in stages["CountVectorizerModel"].vocabulary]
+        elif column == "primary_genre__vec":
+            # StringIndexer(keep) adds an index for unseen genres; the encoder keeps its slot (dropLast drops its own)
+            names += [f"primary:{g}" for g in stages["StringIndexerModel"].labels] + ["primary:(unseen)"]
+        else:
+            names.append(column.removesuffix("__imputed"))
     return names
 
 

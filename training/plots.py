@@ -1,6 +1,7 @@
 """Figures logged with each model (matplotlib's object API: no global pyplot state, no display needed)."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,6 +17,22 @@ def importance_figure(names: Sequence[str], values: Sequence[float], title: str)
     axes.barh([names[i] for i in order], [values[i] for i in order], color="#1db954")
     axes.set_title(title)
     axes.set_xlabel("importance")
+    return figure
+
+
+DIRECTION_COLOURS = {"higher raises the score": "#1db954", "higher lowers the score": "#e05d44"}
+
+
+def contributions_figure(summary: list[dict[str, Any]], title: str, units: str) -> Figure:
+    """Mean |SHAP value| of the top features (`training.explain.summarise`), coloured by how each moves
+    the score: green when a higher value raises it, red when it lowers it, grey when mixed."""
+    rows = summary[::-1]
+    figure = Figure(figsize=(8, 0.35 * len(rows) + 1.4), layout="constrained")
+    axes = figure.subplots()
+    colours = [DIRECTION_COLOURS.get(row["direction"], "#999999") for row in rows]
+    axes.barh([row["meaning"] for row in rows], [row["mean_abs_contribution"] for row in rows], color=colours)
+    axes.set_title(title)
+    axes.set_xlabel(f"mean |contribution| ({units}); green: higher raises it, red: higher lowers it")
     return figure
 
 

@@ -1,6 +1,7 @@
 """Recommendations: the champion favourite model scores every track that is not already a favourite.
 
-Each recommendation carries its explanation: which of its artists and genres the favourites share
+Each recommendation carries its explanation: what raises its score the most to the model (its SHAP values:
+"energy (+0.84)", "artist: favourite rate (+0.52)"), then which of its artists and genres the favourites share
 ("Velvet Echo: 3 favourites", "jazz: 24% of favourites"). The trainer writes the ranking to the
 `recommendations` Delta table every cycle; `python -m training recommend` prints the top of it live.
 """
@@ -16,6 +17,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from pipeline_runtime.errors import SetupError, first_line
 from training import registry
 from training.data import model_input
+from training.explain import track_reasons
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -51,8 +53,11 @@ def favourites_sharing(gold: "DataFrame", artists: set[str], genres: set[str]) -
     return Taste(favourites.count(), counts("artist_names", artists), counts("genres", genres))
 
 
-def explain(artist_names: list[str] | None, genres: list[str] | None, taste: Taste) -> str:
-    """The artists and genres of a track that the favourites share, strongest first."""
+def explain(
+    artist_names: list[str] | None, genres: list[str] | None, taste: Taste, model_reasons: list[str] | None = None
+) -> str:
+    """What raises the track's score to the model (`model_reasons`), then the artists and genres of the track
+    that the favourites share, strongest first."""
     reasons = [
         (taste.artists[a], f"{a}: {taste.artists[a]} favourite{'s' * (taste.artists[a] != 1)}")
         for a in (artist_names or [])
@@ -64,7 +69,7 @@ def explain(artist_names: list[str] | None, genres: list[str] | None, taste: Tas
         if taste.genres.get(g) and taste.favourites
     ]
     ordered = sorted(reasons, key=lambda r: -r[0]) + sorted(genre_reasons, key=lambda r: -r[0])
-    return "; ".join(text for _, text in ordered) or "audio features like the favourites'"
+    return "; ".join([*(model_reasons or []), *(text for _, text in ordered)]) or "audio features like the favourites'"
 
 
 def score_tracks(model: Any, gold: "DataFrame") -> "DataFrame":
@@ -103,6 +108,8 @@ def top_recommendations(
     taste = favourites_sharing(
         gold, {a for row in best for a in row["artist_names"] or []}, {g for row in best for g in row["genres"] or []}
     )
+    chosen = model_input(gold.where(F.col("track_id").isin([row["track_id"] for row in best])))
+    model_reasons = track_reasons(model, chosen, "classification") if best else {}
     return [
         {
             "rank": rank,
@@ -111,7 +118,7 @@ def top_recommendations(
             "artist_names": list(row["artist_names"] or []),
             "genres": list(row["genres"] or []),
             "score": float(row["score"]),
-            "because": explain(row["artist_names"], row["genres"], taste),
+            "because": explain(row["artist_names"], row["genres"], taste, model_reasons.get(row["track_id"])),
             "model_name": model_name,
             "model_version": model_version,
             "gold_version": gold_version,

@@ -31,6 +31,7 @@ TAG_ROLE = "role"
 TAG_VERSION = "gold.version"
 TAG_ROWS = "gold.rows"
 TAG_TABLE = "gold.table"
+TAG_TABLE_ID = "gold.table_id"  # Delta's id of the table: a gold table created anew starts again at version 0
 TAG_UPDATED = "gold.max_updated_at"
 TAG_DECISION = "promotion.decision"
 TAG_REASON = "promotion.reason"
@@ -42,6 +43,12 @@ class TrainedMark:
 
     version: int
     max_updated_at: datetime | None
+    table_id: str | None = None  # None for runs logged before the id was recorded
+
+    def same_table(self, table_id: str | None) -> bool:
+        """Whether the table of id `table_id` (None: unknown) is the one this mark was made on; a mark without
+        an id (a run logged before ids were recorded) is taken to be on any table."""
+        return self.table_id is None or self.table_id == table_id
 
 
 def experiment_id(settings: MlflowSettings, task: str) -> str:
@@ -65,7 +72,9 @@ def last_trained(client: "MlflowClient", experiment_ids: list[str]) -> TrainedMa
     tags = runs[0].data.tags
     updated = tags.get(TAG_UPDATED)
     return TrainedMark(
-        version=int(tags[TAG_VERSION]), max_updated_at=datetime.fromisoformat(updated) if updated else None
+        version=int(tags[TAG_VERSION]),
+        max_updated_at=datetime.fromisoformat(updated) if updated else None,
+        table_id=tags.get(TAG_TABLE_ID) or None,
     )
 
 

@@ -34,10 +34,12 @@ SAMPLE_ROWS = 50_000
 GREEN, GREY, BLUE = "#1db954", "#535353", "#2d46b9"
 MODEL_PLOTS = {
     "popularity": (
+        ("plots/contributions.png", "what moves the popularity (mean |SHAP value| per feature)"),
         ("plots/feature_importance.png", "feature importance"),
         ("plots/predicted_vs_actual.png", "predicted vs actual, and residuals"),
     ),
     "favourite": (
+        ("plots/contributions.png", "what moves the favourite score (mean |SHAP value| per feature)"),
         ("plots/feature_importance.png", "feature importance"),
         ("plots/roc_pr.png", "ROC and PR curves"),
         ("plots/confusion.png", "confusion matrix at the chosen threshold"),
@@ -198,9 +200,28 @@ def model_section(summary: ModelSummary, artifacts: dict[str, str]) -> str:
         f"; promoted because: {html.escape(decision)}</p>",
         metrics_table(summary),
         image(png(metrics_figure(summary)), f"{summary.task}: ours against the notebook's method"),
+        contributions_table(summary),
     ]
     parts += [image(data, caption) for caption, data in artifacts.items()]
     return "".join(parts)
+
+
+def contributions_table(summary: ModelSummary) -> str:
+    """What moves the champion's score most, feature by feature (its SHAP values on held-out tracks)."""
+    if not summary.contributions:
+        return ""
+    question = "What makes a song popular" if summary.task == "popularity" else "What makes a song a favourite"
+    body = "".join(
+        f"<tr><td>{html.escape(row['meaning'])}</td><td class='num'>{row['mean_abs_contribution']:.3f}</td>"
+        f"<td>{html.escape(row['direction'])}</td></tr>"
+        for row in summary.contributions
+    )
+    return (
+        f"<h4>{question}, to this model</h4><p class='muted'>Each feature's average share of the score "
+        f"(mean |SHAP value|, in {html.escape(summary.contribution_units)}) on held-out tracks, and how a higher "
+        f"value moves it.</p><table><tr><th>feature</th><th>mean |contribution|</th><th>direction</th></tr>"
+        f"{body}</table>"
+    )
 
 
 def recommendations_table(rows: list[dict[str, Any]]) -> str:

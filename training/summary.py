@@ -30,6 +30,9 @@ class ModelSummary:
     reference: dict[str, float] = field(default_factory=dict)  # metric -> the reference model's, same holdout
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # what moves the champion's score: the top features by mean |SHAP value| (training.explain.summarise)
+    contributions: list[dict[str, Any]] = field(default_factory=list)
+    contribution_units: str = ""
 
 
 def model_summaries(settings: TrainingSettings) -> list[ModelSummary]:
@@ -54,8 +57,24 @@ def model_summaries(settings: TrainingSettings) -> list[ModelSummary]:
         summary.params, summary.tags = dict(run.data.params), dict(run.data.tags)
         summary.metrics = {name: (metrics.get(f"baseline_{name}"), metrics[name]) for name in shown if name in metrics}
         summary.reference = {name: metrics[f"reference_{name}"] for name in shown if f"reference_{name}" in metrics}
+        logged = logged_contributions(summary.run_id)
+        summary.contributions, summary.contribution_units = logged.get("top", []), logged.get("units", "")
         summaries.append(summary)
     return summaries
+
+
+def logged_contributions(run_id: str) -> dict[str, Any]:
+    """The contributions a run logged (`training.explain.CONTRIBUTIONS_FILE`); empty for runs logged before
+    they were, or when the artifact store cannot be read."""
+    import mlflow  # noqa: PLC0415
+
+    from training.explain import CONTRIBUTIONS_FILE  # noqa: PLC0415
+
+    try:
+        logged: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/{CONTRIBUTIONS_FILE}")
+    except Exception:  # noqa: BLE001 - an older run or an unreachable store: the report goes on without them
+        return {}
+    return logged
 
 
 def recommendation_rows(spark: "SparkSession", settings: TrainingSettings, top: int) -> list[dict[str, Any]]:

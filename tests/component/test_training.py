@@ -6,6 +6,8 @@ noise allows), written as the streaming job would have written it.
 
 import itertools
 import json
+import re
+import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -20,11 +22,13 @@ from mlflow import MlflowClient
 from sklearn.metrics import r2_score, roc_auc_score
 
 from pipeline_runtime.contract import GOLD_SCHEMA
+from pipeline_runtime.delta_log import table_id
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue, gold_rows, noiseless_scores
 from tests.support.training import training_settings, write_gold
 from training import registry
-from training.cycle import TASKS, ModelReport, prepare_task, run_cycle
+from training.cycle import TASKS, ModelReport, last_trained, prepare_task, run_cycle, skip_without_spark
 from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track
+from training.explain import CONTRIBUTIONS_FILE
 from training.models import candidate_fitter, tuning_grid
 from training.selection import evaluate, scores
 from training.settings import TrainingSettings
@@ -43,6 +47,9 @@ def restore_tracking_uri() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def catalogue() -> Catalogue:
     return generate_catalogue(42, CatalogueSize(tracks=2000, artists=200, albums=500, playlists=12))
+
+
+CONTRIBUTIONS_PLOT = "plots/contributions.png"
 
 
 def candidate_runs(client: MlflowClient, task: str) -> list[Any]:
@@ -113,10 +120,17 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert metrics["auc_roc"] == pytest.approx(favourite.candidate["auc_roc"])
     assert metrics["baseline_auc_roc"] == pytest.approx(favourite.baseline["auc_roc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert artifacts == {"plots/feature_importance.png", "plots/roc_pr.png", "plots/confusion.png"}
+    assert artifacts == {"plots/feature_importance.png", "plots/roc_pr.png", "plots/confusion.png", CONTRIBUTIONS_PLOT}
     (popularity_run,) = candidate_runs(client, "popularity")
     artifacts = {a.path for a in client.list_artifacts(popularity_run.info.run_id, "plots")}
-    assert artifacts == {"plots/feature_importance.png", "plots/predicted_vs_actual.png"}
+    assert artifacts == {"plots/feature_importance.png", "plots/predicted_vs_actual.png", CONTRIBUTIONS_PLOT}
+    # What makes a song popular, to the model: who the artist is (its popularity, or its track record) moves the
+    # popularity most, and upwards, as the catalogue was generated; the SHAP values are in popularity points.
+    logged = mlflow.artifacts.load_dict(f"runs:/{popularity_run.info.run_id}/{CONTRIBUTIONS_FILE}")
+    assert logged["units"] == "popularity points" and 0 < logged["tracks"] <= 1000
+    top = logged["top"][0]
+    assert top["feature"] in ("artist_popularity", "artist_followers_log", "artist_keys__te", "artist_keys__te_max")
+    assert top["direction"] == "higher raises the score" and top["mean_abs_contribution"] > 3, logged["top"]
     feature_set = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/feature_set.json")
     assert feature_set["baseline"] == list(NOTEBOOK_FEATURES)
     model_info = mlflow.models.get_model_info(f"models:/{registry.model_name('favourite')}@champion")
@@ -144,6 +158,7 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(rows))
     assert {r["model_version"] for r in rows} == {"1"} and {r["gold_version"] for r in rows} == {0}
     assert all(r["because"] for r in rows)
+    assert all(re.match(r"[^;]+ \(\+\d+\.\d\d\)", r["because"]) for r in rows), "the model's reasons first"
 
     # The same data and settings give the same model: each chosen candidate, fitted again on the same training
     # rows (the target encoder's folds, the learner's seed), scores the holdout exactly as the cycle's did.
@@ -193,11 +208,23 @@ def test_skips_without_new_rows(spark: "SparkSession", tmp_path: Path, catalogue
     # Same version: skipped before reading any data.
     same = run_cycle(spark, settings, threading.Event())
     assert same.skipped == "gold is still at version 1, which the last run trained on"
+    without_spark = skip_without_spark(settings)
+    assert without_spark is not None and without_spark.skipped == same.skipped
     # 50 new rows: fewer than min_new_rows.
     write_gold(spark, location, rows[1500:1550])
     few = run_cycle(spark, settings, threading.Event())
     assert few.skipped is not None and few.skipped.startswith("50 new or changed rows since gold version 1")
     assert few.new_rows == 50
+    # Gold removed and created again up to the version the last run trained on (`streaming rebuild`): another
+    # table, so not "still at version 1": the cycle goes on to read it (and stops at the row minimum here).
+    mark = last_trained(MlflowClient(), settings)
+    assert mark is not None and mark.version == 1 and mark.table_id == table_id(spark, location)
+    shutil.rmtree(location.removeprefix("file:"))
+    write_gold(spark, location, [])
+    write_gold(spark, location, rows[:1500])
+    assert skip_without_spark(settings) is None
+    rebuilt = run_cycle(spark, settings.model_copy(update={"min_rows": 10**6}), threading.Event())
+    assert rebuilt.skipped is not None and rebuilt.skipped.startswith("the gold table has 1500 tracks at version 1")
     # A worse candidate only becomes challenger: tests/faults/test_trainer_faults.py (the same cycle via the CLI).
 
 

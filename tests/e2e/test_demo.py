@@ -68,6 +68,8 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(demo_run: DemoRu
     assert table_value(output, "popularity", 1) == "rmse" and table_value(output, "favourite", 1) == "auc_pr"
     baseline, ours = float(table_value(output, "popularity", 2)), float(table_value(output, "popularity", 3))
     assert ours < baseline
+    assert "what makes a song popular to the popularity champion:" in output
+    assert "what makes a song a favourite to the favourite champion:" in output
     assert re.search(r"^│ 10 +│", output, re.MULTILINE), "ten recommendations"
     assert LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=data_dir)).status() is None, "broker left running"
 

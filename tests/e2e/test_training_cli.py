@@ -48,7 +48,8 @@ def test_recommend_report_ui_and_skip_on_a_trained_store(demo_run: DemoRun) -> N
     assert report.returncode == 0, report.stdout + report.stderr
     page = (data_dir / "report" / "index.html").read_text()
     assert "Favourite classifier: champion v1" in page and "Popularity regression: champion v1" in page
-    assert page.count('<img class="chart"') >= 10
+    assert page.count('<img class="chart"') >= 12
+    assert "What makes a song popular, to this model" in page and "What makes a song a favourite" in page
 
     port = free_port()
     ui = subprocess.Popen(

@@ -10,6 +10,7 @@ from pipeline_runtime.errors import SetupError
 from pipeline_runtime.lock import ProcessLock
 from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows
 from training.data import NOTEBOOK_FEATURES, choose_features
+from training.explain import Contributions, describe, direction, reasons, summarise
 from training.models import (
     best_f1_threshold,
     choose_threshold,
@@ -81,6 +82,28 @@ def test_explanations_name_the_shared_artists_and_genres() -> None:
         "Ada: 2 favourites; Bo: 1 favourite; jazz: 50% of favourites; soul: 25% of favourites"
     )
     assert explain(["Zed"], ["pop"], taste) == "audio features like the favourites'"
+    assert explain(["Ada"], [], taste, ["energy (+0.84)"]) == "energy (+0.84); Ada: 2 favourites"
+
+
+def test_contributions_in_words_strongest_first_with_their_direction() -> None:
+    slots = ["energy", "artist_keys__te", "genre:jazz", "primary:rock", "album_key__count_log"]
+    inputs = np.array([[0.0, 1.0, 1.0, 0.0, 2.0], [1.0, 0.0, 0.0, 1.0, 2.0], [2.0, 0.5, 1.0, 0.0, 2.0]])
+    values = np.array([[-1.0, 0.6, 0.2, 0.0, 0.0], [0.1, -0.6, -0.2, 0.0, 0.0], [1.2, 0.0, 0.2, 0.0, 0.0]])
+    explained = Contributions(slots=slots, base=0.5, values=values, inputs=inputs)
+    summary = summarise(explained, "classification")
+    assert [row["feature"] for row in summary] == ["energy", "artist_keys__te", "genre:jazz"], "no zero slot"
+    assert [row["meaning"] for row in summary] == ["energy", "artist: favourite rate", "genre jazz"]
+    assert [row["direction"] for row in summary] == ["higher raises the score"] * 3
+    assert summary[0]["mean_abs_contribution"] == pytest.approx(2.3 / 3)
+    assert reasons(explained, 0, "classification") == ["artist: favourite rate (+0.60)", "genre jazz (+0.20)"]
+    assert reasons(explained, 1, "classification", count=1) == ["energy (+0.10)"]
+    assert describe("artist_keys__te_max", "regression") == "artist: best usual popularity"
+    assert describe("album_key__count_log", "regression") == "album: tracks in gold"
+    assert describe("primary:(unseen)", "regression") == "primary genre (unseen)"
+    assert describe("duration_min", "regression") == "duration min"
+    assert direction(np.array([1.0, 2.0, 3.0]), np.array([0.3, 0.2, 0.1])) == "higher lowers the score"
+    assert direction(np.array([1.0, 1.0, 1.0]), np.array([0.3, 0.2, 0.1])) == "flat"
+    assert summarise(Contributions(slots, 0.0, np.empty((0, 5)), np.empty((0, 5))), "regression") == []
 
 
 def test_gold_rows_of_a_development_app_lack_what_spotify_removed() -> None:
