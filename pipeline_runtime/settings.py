@@ -148,6 +148,12 @@ class SparkSettings(TablesSettings):
         4, ge=1, validation_alias=shared("SPARK_SHUFFLE_PARTITIONS"), description="Small machine: few."
     )
     spark_ui_enabled: bool = Field(True, validation_alias=shared("SPARK_UI_ENABLED"))
+    spark_driver_java_options: str = Field(
+        "",
+        validation_alias=shared("SPARK_DRIVER_JAVA_OPTIONS"),
+        description="Extra JVM options of the Spark driver, added to the project's own (its log4j2 settings), "
+        "e.g. -XX:TieredStopAtLevel=1 for short runs on few cores.",
+    )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
         validation_alias=shared("SPARK_CONF"),

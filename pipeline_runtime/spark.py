@@ -95,6 +95,7 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
             (
                 f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
                 f"-Dderby.system.home={(settings.data_dir / 'derby').resolve()}",
+                *settings.spark_driver_java_options.split(),
             )
         ),
     }

@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from streaming.job import run_job
 from streaming.settings import StreamingSettings
-from tests.support.processes import JARS_DIR, clean_env
+from tests.support.processes import JARS_DIR, TEST_DRIVER_JAVA_OPTIONS, clean_env
 
 
 def catch_up_records(settings: StreamingSettings, tracks: int) -> list[tuple[str, bytes]]:
@@ -93,6 +93,7 @@ def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, st
         SPARK_SHUFFLE_PARTITIONS="2",
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
+        SPARK_DRIVER_JAVA_OPTIONS=TEST_DRIVER_JAVA_OPTIONS,
         KAFKA_TOPIC_TRACKS=settings.topic_tracks,
         KAFKA_TOPIC_ARTISTS=settings.topic_artists,
         KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,

@@ -69,6 +69,15 @@ def test_missing_jar_folder_falls_back_to_packages(tmp_path: Path) -> None:
     assert "spark.jars" not in conf
 
 
+def test_driver_java_options_are_added_to_the_projects_own(tmp_path: Path) -> None:
+    plain = spark_conf(SparkSettings(_env_file=None, data_dir=tmp_path), "app", None)["spark.driver.extraJavaOptions"]
+    settings = SparkSettings(
+        _env_file=None, data_dir=tmp_path, spark_driver_java_options=" -XX:TieredStopAtLevel=1  -Xss2m"
+    )
+    options = spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"]
+    assert options == f"{plain} -XX:TieredStopAtLevel=1 -Xss2m" and "-Dlog4j2.configurationFile=" in plain
+
+
 def test_partial_jar_folder_is_an_error(tmp_path: Path) -> None:
     spark_dir = tmp_path / "spark"
     spark_dir.mkdir()
