@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from training.data import IDENTITY_FEATURES
 from training.models import slot_names
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ REASONS = 3  # per recommendation
 CONTRIBUTIONS_FILE = "contributions.json"  # logged with each candidate model
 CONTRIBUTION_UNITS = {"regression": "popularity points", "classification": "log-odds"}
 
-# The target encoder's outputs, in words: (the key's name, the encoding's meaning per task)
-KEY_WORDS = {"artist_keys": "artist", "album_key": "album", "genres": "genres"}
+# The target encoder's outputs in words: the identity's name (`artists` for `artist_keys`), the encoding's meaning
+KEY_WORDS = {key: name for name, key in IDENTITY_FEATURES.items()}
 ENCODING_WORDS = {
     "regression": {"te": "usual popularity", "te_max": "best usual popularity", "count_log": "tracks in gold"},
     "classification": {"te": "favourite rate", "te_max": "best favourite rate", "count_log": "tracks in gold"},
@@ -48,7 +49,7 @@ class Contributions:
 
 
 def describe(slot: str, task: str) -> str:
-    """A slot in words: `artist_keys__te` is the artist's favourite rate (or usual popularity)."""
+    """A slot in words: `artist_keys__te` is the artists' favourite rate (or usual popularity)."""
     key, _, encoding = slot.partition("__")
     if encoding and key in KEY_WORDS:
         return f"{KEY_WORDS[key]}: {ENCODING_WORDS[task].get(encoding, encoding)}"

@@ -1,7 +1,7 @@
 """Recommendations: the champion favourite model scores every track that is not already a favourite.
 
 Each recommendation carries its explanation: what raises its score the most to the model (its SHAP values:
-"energy (+0.84)", "artist: favourite rate (+0.52)"), then which of its artists and genres the favourites share
+"energy (+0.84)", "artists: favourite rate (+0.52)"), then which of its artists and genres the favourites share
 ("Velvet Echo: 3 favourites", "jazz: 24% of favourites"). The trainer writes the ranking to the
 `recommendations` Delta table every cycle; `python -m training recommend` prints the top of it live.
 """

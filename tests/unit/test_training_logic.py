@@ -92,12 +92,12 @@ def test_contributions_in_words_strongest_first_with_their_direction() -> None:
     explained = Contributions(slots=slots, base=0.5, values=values, inputs=inputs)
     summary = summarise(explained, "classification")
     assert [row["feature"] for row in summary] == ["energy", "artist_keys__te", "genre:jazz"], "no zero slot"
-    assert [row["meaning"] for row in summary] == ["energy", "artist: favourite rate", "genre jazz"]
+    assert [row["meaning"] for row in summary] == ["energy", "artists: favourite rate", "genre jazz"]
     assert [row["direction"] for row in summary] == ["higher raises the score"] * 3
     assert summary[0]["mean_abs_contribution"] == pytest.approx(2.3 / 3)
-    assert reasons(explained, 0, "classification") == ["artist: favourite rate (+0.60)", "genre jazz (+0.20)"]
+    assert reasons(explained, 0, "classification") == ["artists: favourite rate (+0.60)", "genre jazz (+0.20)"]
     assert reasons(explained, 1, "classification", count=1) == ["energy (+0.10)"]
-    assert describe("artist_keys__te_max", "regression") == "artist: best usual popularity"
+    assert describe("artist_keys__te_max", "regression") == "artists: best usual popularity"
     assert describe("album_key__count_log", "regression") == "album: tracks in gold"
     assert describe("primary:(unseen)", "regression") == "primary genre (unseen)"
     assert describe("duration_min", "regression") == "duration min"
