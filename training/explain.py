@@ -93,18 +93,22 @@ def explain_vectors(last_stage: Any, inputs: np.ndarray, slots: list[str]) -> Co
     return Contributions(slots=slots, base=base, values=values, inputs=inputs)
 
 
+def explain_tracks(model: Any, frame: "DataFrame") -> tuple[list[str], Contributions]:
+    """The track ids of `frame` and their SHAP values for a fitted pipeline, in the same order."""
+    ids, inputs = feature_vectors(model, frame)
+    return ids, explain_vectors(model.stages[-1], inputs, slot_names(model))
+
+
 def contributions(model: Any, frame: "DataFrame", rows: int = SAMPLE_ROWS, seed: int = 1) -> Contributions:
     """SHAP values of at most `rows` of `frame`'s tracks (a seeded sample) for a fitted pipeline."""
     total = frame.count()
     sample = frame if total <= rows else frame.sample(fraction=min(1.0, 1.2 * rows / total), seed=seed).limit(rows)
-    _, inputs = feature_vectors(model, sample)
-    return explain_vectors(model.stages[-1], inputs, slot_names(model))
+    return explain_tracks(model, sample)[1]
 
 
 def track_reasons(model: Any, frame: "DataFrame", task: str, count: int = REASONS) -> dict[str, list[str]]:
     """Each of `frame`'s tracks (a few: the recommendations) with what raises its score the most."""
-    ids, inputs = feature_vectors(model, frame)
-    explained = explain_vectors(model.stages[-1], inputs, slot_names(model))
+    ids, explained = explain_tracks(model, frame)
     return {track: reasons(explained, row, task, count) for row, track in enumerate(ids)}
 
 
