@@ -1,5 +1,5 @@
 """Model quality side by side on the same holdout: ours, the notebook's baseline, the reference model
-(scikit-learn), and the best the catalogue's noise allows, for each shape of data and each size.
+(scikit-learn), and the catalogue's two ceilings, for each shape of data and each size.
 
 Shapes: `extended` (a pre-2026 app: every field), `development` (a 2026 development-mode app: no
 popularity, no artist popularity or followers, ReccoBeats features for ~90 % of tracks; favourites only)
@@ -36,16 +36,19 @@ def shaped_rows(catalogue: Any, shape: str) -> list[dict[str, Any]]:
     return [{**row, "updated_at": None} for row in gold_rows(catalogue, shape)]
 
 
-def ceiling(catalogue: Any, task: str, ids: list[str]) -> float:
-    """The noiseless signal's score on these tracks: the best any model could do."""
+def ceilings(catalogue: Any, task: str, ids: list[str]) -> tuple[float, float]:
+    """The catalogue's two ceilings on these tracks: from what the data shows, and knowing every hidden
+    variable (the noiseless signal)."""
     from sklearn.metrics import average_precision_score, r2_score  # noqa: PLC0415
 
-    from producers.sandbox.catalogue import noiseless_scores  # noqa: PLC0415
+    from producers.sandbox.catalogue import noiseless_scores, observable_scores  # noqa: PLC0415
 
-    best = noiseless_scores(catalogue)
-    if task == "popularity":
-        return float(r2_score([catalogue.tracks[t]["popularity"] for t in ids], [best[t][0] for t in ids]))
-    return float(average_precision_score([t in catalogue.favourites for t in ids], [best[t][1] for t in ids]))
+    def score(best: dict[str, tuple[float, float]]) -> float:
+        if task == "popularity":
+            return float(r2_score([catalogue.tracks[t]["popularity"] for t in ids], [best[t][0] for t in ids]))
+        return float(average_precision_score([t in catalogue.favourites for t in ids], [best[t][1] for t in ids]))
+
+    return score(observable_scores(catalogue)), score(noiseless_scores(catalogue))
 
 
 def bench_task(data: Any, catalogue: Any, task_name: str, tuning: str) -> dict[str, Any]:
@@ -81,7 +84,8 @@ def bench_task(data: Any, catalogue: Any, task_name: str, tuning: str) -> dict[s
     )
     result["reference"] = round(evaluate(task, labels, predicted, 0.5, k)[metric], 4)
     ids = [row["track_id"] for row in prepared.holdout.select("track_id").orderBy("track_id").collect()]
-    result["ceiling"] = round(ceiling(catalogue, task_name, ids), 4)
+    observable, latent = ceilings(catalogue, task_name, ids)
+    result["ceiling"], result["latent_ceiling"] = round(observable, 4), round(latent, 4)
     result["ours_minus_reference"] = round(ours - result["reference"], 4)
     result["gap_to_ceiling"] = round(result["ceiling"] - ours, 4)
     result["ours_seconds"] = round(ours_seconds, 1)

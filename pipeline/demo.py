@@ -149,11 +149,11 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
 
                     ensure_writable_dir(producer_settings.state_dir, "producer state folder")
                     log_in_sandbox_user(producer_settings)
-                model = server.state.catalogue.model
+                from producers.sandbox.catalogue import ceilings_text  # noqa: PLC0415
+
                 outcome["text"] = (
                     f"{server.url}, {settings.sandbox_generation} API, {len(server.state.catalogue.tracks):,} tracks "
-                    f"(best reachable: popularity R² {model['best_popularity_r2']}, favourite AUC "
-                    f"{model['best_favourite_auc']})"
+                    f"({ceilings_text(server.state.catalogue.model)})"
                 )
         with phase(report, "producer: one poll") as outcome:
             ensure_writable_dir(producer_settings.state_dir, "producer state folder")

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int:
-    from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
+    from producers.sandbox.catalogue import CatalogueSize, ceilings_text, generate_catalogue  # noqa: PLC0415
     from producers.sandbox.server import Faults, SandboxServer, SandboxState  # noqa: PLC0415
 
     size = CatalogueSize(args.tracks, args.artists, args.albums, args.playlists, args.favourite_playlists)
@@ -152,14 +152,13 @@ def sandbox_command(settings: ProducerSettings, args: argparse.Namespace) -> int
         ) from None
     stop = install_stop_handlers(log, "after the current unit")
     server.start_in_thread()
-    model = catalogue.model
     console.print(
         f"Spotify sandbox ({args.generation} API) at [bold]{server.url}[/]: {len(catalogue.tracks):,} tracks, "
         f"{len(catalogue.playlists)} playlists; catalogue and model in {folder}",
         highlight=False,
     )
     console.print(
-        f"best reachable: popularity R² {model['best_popularity_r2']}, favourite AUC {model['best_favourite_auc']}",
+        ceilings_text(catalogue.model),
         highlight=False,
     )
     console.print("Point the producer at it with:", highlight=False)

@@ -45,9 +45,9 @@ from training.data import (
     one_row_per_track,
     with_class_weights,
 )
+from training.evaluation import GATE_METRIC, evaluate_predictions
 from training.explain import CONTRIBUTION_UNITS, CONTRIBUTIONS_FILE, contributions, summarise
 from training.models import (
-    PRIMARY_METRIC,
     Task,
     baseline_pipeline,
     candidate_fitter,
@@ -60,7 +60,15 @@ from training.progress import Steps
 from training.recommend import champion_recommendations, write_recommendations
 from training.reference import MODEL as REFERENCE_MODEL
 from training.reference import reference_scores
-from training.selection import Stopped, champion_metrics, evaluate, score_column, scores, tune
+from training.selection import (
+    ChampionScore,
+    Stopped,
+    champion_metrics,
+    evaluate,
+    score_column,
+    scores,
+    tune,
+)
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -242,16 +250,25 @@ def gold_tags(
 
 
 def log_yardstick(
-    experiment: str, role: str, tags: dict[str, str], source: Any, params: dict[str, Any], metrics: dict[str, float]
+    experiment: str,
+    role: str,
+    tags: dict[str, str],
+    source: Any,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    predictions: tuple[Task, np.ndarray, np.ndarray],
 ) -> None:
-    """A model we compare ours with, as its own run: what it is and its metrics on the cycle's holdout."""
+    """A model we compare ours with, as its own run: what it is, its metrics on the cycle's holdout (ours,
+    linked to the gold version it learnt from, and MLflow's standard evaluation of the same predictions)."""
     import mlflow  # noqa: PLC0415
 
     run_name = {"baseline": "notebook baseline", "reference": "reference model"}[role]
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags={**tags, registry.TAG_ROLE: role}):
         mlflow.log_input(source, context="training")
         mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
+        mlflow.log_metrics(metrics, dataset=source)
+        task, labels, predicted = predictions
+        evaluate_predictions(task, labels, predicted, 0.5)
 
 
 def yardsticks(
@@ -275,9 +292,8 @@ def yardsticks(
             labels, predicted = scores(model, prepared.holdout, task, label)
             baseline = evaluate(task, labels, predicted, 0.5, k)
             params = {"model": "GBT (defaults)", "features": ",".join(prepared.baseline_features), **common}
-            log_yardstick(
-                experiment, "baseline", tags, source, {**params, "scaled": ",".join(NOTEBOOK_SCALED)}, baseline
-            )
+            params["scaled"] = ",".join(NOTEBOOK_SCALED)
+            log_yardstick(experiment, "baseline", tags, source, params, baseline, (task, labels, predicted))
     else:
         log.warning("%s: no audio features in the data, so the notebook's baseline (audio only) is skipped", name)
     with steps.step(f"{name}: reference model"):
@@ -286,8 +302,21 @@ def yardsticks(
         )
         reference = evaluate(task, labels, predicted, 0.5, k)  # 0.5: scikit-learn's own cut for predict
         params = {"model": REFERENCE_MODEL, "features": ",".join(prepared.features.numeric), **common}
-        log_yardstick(experiment, "reference", tags, source, params, reference)
+        log_yardstick(experiment, "reference", tags, source, params, reference, (task, labels, predicted))
     return baseline, reference
+
+
+def evaluate_champion(experiment: str, champion: ChampionScore, task: Task, tags: dict[str, str]) -> Any:
+    """MLflow's evaluation of the champion's predictions on the candidate's holdout, as a run nested in the
+    candidate's and linked to the champion's logged model: its EvaluationResult, or None without one."""
+    import mlflow  # noqa: PLC0415
+
+    if champion.labels is None or champion.scores is None:
+        return None
+    run_name = f"champion v{champion.version} on gold v{tags[registry.TAG_VERSION]}'s holdout"
+    role = {registry.TAG_ROLE: "champion", "champion_version": str(champion.version)}
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, nested=True, tags={**tags, **role}):
+        return evaluate_predictions(task, champion.labels, champion.scores, champion.threshold, champion.model_id)
 
 
 def train_task(  # noqa: PLR0915 - the steps of one model, in order
@@ -366,7 +395,6 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                     ),
                 }
             )
-            mlflow.log_metrics(report.candidate)
             if report.baseline:
                 mlflow.log_metrics({f"baseline_{key}": value for key, value in report.baseline.items()})
             if report.reference:
@@ -394,23 +422,28 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                 input_example=inputs,
                 pip_requirements=pip_requirements(best.family),
             )
+            # Linked to the logged model and the gold version it learnt from (MLflow 3), then MLflow's own
+            # evaluation of the same holdout predictions.
+            model_id = registry.logged_model_id(info, model_name, run.info.run_id)
+            mlflow.log_metrics(report.candidate, model_id=model_id, dataset=source)
+            evaluated = evaluate_predictions(task, labels, predicted, threshold, model_id)
             report.version = registry.register_checked(info.model_uri, model_name)
         with steps.step(f"{name}: score the champion on the same holdout"):
-            champion_version, report.champion, problem = champion_metrics(
-                client, task, model_name, label, prepared.holdout, k
-            )
+            champion = champion_metrics(client, task, model_name, label, prepared.holdout, k)
+            champion_version, report.champion, problem = champion.version, champion.metrics, champion.problem
+            champion_evaluated = evaluate_champion(experiment, champion, task, common_tags)
         if stop.is_set():
             raise Stopped
-        metric = PRIMARY_METRIC[task][0]
         if problem:  # the candidate was read back before it was registered: it replaces what cannot serve
             report.promoted, report.reason = True, f"{problem}: replaced by v{report.version}, which loads"
             log.warning("%s: %s", model_name, report.reason)
             mlflow.set_tag("champion.problem", problem)
         else:
+            gate = GATE_METRIC[task]  # MLflow's evaluations of both on the same holdout, through its validation
             report.promoted, report.reason = decide_promotion(
                 task,
-                report.candidate[metric],
-                report.champion[metric] if report.champion else None,
+                evaluated.metrics[gate],
+                champion_evaluated.metrics[gate] if champion_evaluated else None,
                 settings.promotion_margin,
                 champion_version,
             )

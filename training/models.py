@@ -266,17 +266,30 @@ PRIMARY_METRIC: dict[Task, tuple[str, bool]] = {"regression": ("rmse", False), "
 def decide_promotion(
     task: Task, candidate: float, champion: float | None, margin: float, champion_version: str | None = None
 ) -> tuple[bool, str]:
-    """Whether the candidate becomes champion, and why, on the primary metric of the task."""
+    """Whether the candidate becomes champion, and why, on the primary metric of the task (both scored on the
+    same holdout). The gate is MLflow's model validation: `mlflow.validate_evaluation_results` with a
+    `MetricThreshold` that asks for the relative margin over the champion."""
+    from mlflow.models import MetricThreshold  # noqa: PLC0415
+    from mlflow.models.evaluation import EvaluationResult  # noqa: PLC0415
+    from mlflow.models.evaluation.validation import (  # noqa: PLC0415
+        ModelValidationFailedException,
+        validate_evaluation_results,
+    )
+
     metric, higher_is_better = PRIMARY_METRIC[task]
     if champion is None or champion_version is None:
         return True, "no champion yet"
     if not math.isfinite(candidate):
         return False, f"the candidate's {metric} is not a number"
-    if higher_is_better:
-        needed = champion * (1 + margin)
-        better = candidate >= needed
-    else:
-        needed = champion * (1 - margin)
-        better = candidate <= needed
+    threshold = MetricThreshold(  # type: ignore[no-untyped-call]
+        min_relative_change=float(margin), greater_is_better=higher_is_better
+    )
+    try:
+        results = [EvaluationResult({metric: value}, {}) for value in (candidate, champion)]  # type: ignore[no-untyped-call]
+        validate_evaluation_results({metric: threshold}, *results)
+        better = True
+    except ModelValidationFailedException:
+        better = False
+    needed = champion + (1 if higher_is_better else -1) * margin * abs(champion)
     comparison = f"{metric} {candidate:.4f} vs champion v{champion_version} {champion:.4f} (needs {needed:.4f})"
     return better, ("beats the champion: " if better else "does not beat the champion by the margin: ") + comparison

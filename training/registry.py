@@ -8,7 +8,7 @@ saw; the trainer reads them back to decide whether a new cycle has anything new 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.mlflow_setup import ensure_experiment
@@ -35,6 +35,7 @@ TAG_TABLE_ID = "gold.table_id"  # Delta's id of the table: a gold table created 
 TAG_UPDATED = "gold.max_updated_at"
 TAG_DECISION = "promotion.decision"
 TAG_REASON = "promotion.reason"
+TAG_LOGGED_MODEL = "logged_model_id"  # the MLflow 3 LoggedModel the run's metrics are linked to
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,22 @@ def register_checked(model_uri: str, name: str) -> str:
     if unreadable:
         raise SetupError(unreadable)
     return str(mlflow.register_model(model_uri, name).version)
+
+
+def logged_model_id(info: Any, name: str, run_id: str) -> str:
+    """The MLflow 3 LoggedModel of the model just logged in run `run_id`, to link metrics to: the one
+    `log_model` made, or, as MLflow's Spark flavour (3.17) still saves plain run artifacts, an external
+    LoggedModel that stands for them. Its id is the run's TAG_LOGGED_MODEL."""
+    import mlflow  # noqa: PLC0415
+
+    model_id = (
+        info.model_id
+        or mlflow.create_external_model(
+            name=name, source_run_id=run_id, model_type="spark", tags={"model_uri": info.model_uri}
+        ).model_id
+    )
+    mlflow.set_tag(TAG_LOGGED_MODEL, model_id)
+    return str(model_id)
 
 
 def set_alias(client: "MlflowClient", name: str, alias: str, version: str) -> None:

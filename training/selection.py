@@ -119,30 +119,41 @@ def tune(
     return best[1]
 
 
+@dataclass(frozen=True)
+class ChampionScore:
+    """The current champion on the candidate's holdout: its version, metrics and scores, or why it could not
+    score (`problem`)."""
+
+    version: str | None = None
+    model_id: str | None = None  # its MLflow 3 LoggedModel
+    metrics: dict[str, float] | None = None
+    problem: str = ""
+    labels: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    threshold: float = 0.5
+
+
 def champion_metrics(
     client: "MlflowClient", task: Task, name: str, label: str, holdout: "DataFrame", k: int
-) -> tuple[str | None, dict[str, float] | None, str]:
-    """The current champion's version and its metrics on the current holdout ('' or why it could not score)."""
+) -> ChampionScore:
+    """The current champion's version and its metrics on the current holdout (or why it could not score)."""
     import mlflow.spark  # noqa: PLC0415
 
     version = registry.version_by_alias(client, name, registry.CHAMPION)
     if version is None:
-        return None, None, ""
+        return ChampionScore()
+    number, model_id = str(version.version), None
     try:
         model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
     except Exception as exc:  # noqa: BLE001 - its files are gone or unreadable: broken, and said so
-        return (
-            str(version.version),
-            None,
-            f"champion v{version.version} is broken: it cannot be loaded ({first_line(exc, 200)})",
-        )
+        problem = f"champion v{number} is broken: it cannot be loaded ({first_line(exc, 200)})"
+        return ChampionScore(number, model_id, problem=problem)
     try:
-        threshold = client.get_run(str(version.run_id)).data.metrics.get("threshold", 0.5)
+        run = client.get_run(str(version.run_id)).data
+        threshold, model_id = run.metrics.get("threshold", 0.5), run.tags.get(registry.TAG_LOGGED_MODEL)
         labels, predicted = scores(model, holdout, task, label)
     except Exception as exc:  # noqa: BLE001 - a champion that cannot score today's data is replaced
-        return (
-            str(version.version),
-            None,
-            f"champion v{version.version} cannot score the current data ({first_line(exc, 200)})",
-        )
-    return str(version.version), evaluate(task, labels, predicted, threshold, k), ""
+        problem = f"champion v{number} cannot score the current data ({first_line(exc, 200)})"
+        return ChampionScore(number, model_id, problem=problem)
+    metrics = evaluate(task, labels, predicted, threshold, k)
+    return ChampionScore(number, model_id, metrics, "", labels, predicted, threshold)

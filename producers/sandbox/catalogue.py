@@ -1,23 +1,32 @@
 """The sandbox's generated music catalogue and the statistical model behind it.
 
-Everything is drawn from one seeded generator, so the same seed and sizes give the same catalogue.
+Everything is drawn from one seeded generator, so the same seed and sizes give the same catalogue. The
+model is shaped like real catalogues (the Spotify Tracks Dataset, a listener's library): who made a track
+says most about how popular it is, the sound says less, and not additively. Its parameters are written to
+`model.json` beside the catalogue.
 
-The model (its parameters, noise included, are written to `model.json` beside the catalogue):
-
-* Each artist has a primary genre (of GENRES), 1-3 genres in all, and a popularity
-  `artist_popularity = 100 * Beta(2, 3)`.
-* Each track belongs to one album of one artist. Its audio features are drawn around the
-  genre's centre: `feature = clip(centre[genre][f] + Normal(0, 0.15))` for the [0, 1] features,
-  `loudness ~ Normal(-8 + 4 * (energy - 0.5), 2)`, `tempo ~ Normal(tempo_centre[genre], 20)`,
-  `key ~ Uniform{0..11}`, `mode ~ Bernoulli(0.6)`, `time_signature` 4 (90 %) or 3.
-* Popularity: `clip(round(intercept + a * artist_popularity + genre_effect[genre]
-  + sum_f beta_f * z_f + Normal(0, popularity_noise_sd)), 0, 100)`, with `z_f` the feature
-  standardised over the catalogue.
-* Favourite: a hidden taste profile; `logit = bias + sum_f w_f * z_f + genre_taste[genre]
-  + Normal(0, taste_noise_sd)` and `favourite ~ Bernoulli(sigmoid(logit))`, with `bias` set so that
-  about `favourite_share` of the tracks are favourites.
-* The best scores any model could reach on this catalogue are computed from the noiseless signal and
-  written as `best_popularity_r2`, `best_popularity_rmse` and `best_favourite_auc`.
+* Artists: a primary genre (of GENRES), 1-3 genres in all, and a hidden fame `Normal(0, ARTIST_SD)` in
+  popularity points. Famous artists release more albums and are featured more. Spotify's artist
+  popularity (`ARTIST_POPULARITY_BASE + fame + genre effect + Normal(0, 3)`) and followers are served to
+  extended-quota apps only: a development-mode app and an exported catalogue never see them.
+* Albums: one artist each, of varying length, released mostly in recent years, with a hidden effect
+  `Normal(0, ALBUM_SD)`. Tracks: one album each; FEATURED_SHARE of them credit a featured artist too.
+  Audio features are drawn around the genre's centre: `feature = clip(centre[genre][f] + Normal(0, 0.15))`
+  for the [0, 1] features, `loudness ~ Normal(-8 + 4 * (energy - 0.5), 2)`,
+  `tempo ~ Normal(tempo_centre[genre], 20)`, `key ~ Uniform{0..11}`, `mode ~ Bernoulli(0.6)`,
+  `time_signature` 4 (90 %) or 3.
+* Popularity: `clip(round(intercept + fame[artist] + album effect + FEATURED_WEIGHT * fame[featured]
+  + genre effect + recency(year) + sum_f beta_f * z_f + DANCE_ENERGY_POINTS * z_dance * z_energy
+  + thresholds (instrumental, longer than 5 min, explicit) + Normal(0, POPULARITY_NOISE_SD)), 0, 100)`, with
+  `z_f` the feature standardised over the catalogue and `recency` a step around RECENCY_YEAR.
+* Favourite: the listener's hidden taste; `logit = bias + taste[artist] + genre_taste[genre]
+  + sum_f w_f * z_f + VALENCE_ENERGY_TASTE * z_valence * z_energy + SPOKEN_TASTE * (speechiness > 0.5)
+  + Normal(0, TASTE_NOISE_SD)` and `favourite ~ Bernoulli(sigmoid(logit))`, with `bias` set so that about
+  FAVOURITE_SHARE of the tracks are favourites.
+* Two ceilings, in model.json and per track (hidden fields, never served): knowing every latent variable
+  (`best_popularity_r2`, `best_popularity_rmse`, `best_favourite_auc`: only the noise is left), and knowing
+  only what the data shows (`observable_popularity_r2`, `observable_favourite_auc`: each artist's and
+  album's effect estimated from their other tracks).
 """
 
 import json
@@ -51,6 +60,28 @@ GENRES = (
 )
 UNIT_FEATURES = ("danceability", "energy", "valence", "acousticness", "instrumentalness", "liveness", "speechiness")
 MODEL_FEATURES = (*UNIT_FEATURES, "loudness", "tempo")
+# The model's parameters (popularity in points of 0-100; taste in logits).
+POPULARITY_INTERCEPT = 28.0
+ARTIST_SD = 13.0
+ALBUM_SD = 5.0
+GENRE_POPULARITY_SD = 6.0
+ARTIST_POPULARITY_BASE = 40.0
+FAME_REACH = 0.05  # per point of fame, the log of how much more an artist releases and is featured
+FEATURED_SHARE = 0.15
+FEATURED_WEIGHT = 0.35
+RECENCY_POINTS = 10.0
+RECENCY_YEAR = 2012
+DANCE_ENERGY_POINTS = 3.0
+INSTRUMENTAL_POINTS = -7.0
+LONG_TRACK_POINTS = -4.0
+EXPLICIT_POINTS = 3.0
+POPULARITY_NOISE_SD = 9.0
+ARTIST_TASTE_SD = 1.2
+GENRE_TASTE_SD = 0.8
+VALENCE_ENERGY_TASTE = 0.6
+SPOKEN_TASTE = -1.5
+TASTE_NOISE_SD = 0.5
+FAVOURITE_SHARE = 0.18
 BASE62 = string.digits + string.ascii_letters
 SANDBOX_USER = "sandbox-user"
 OTHER_USER = "someone-else"
@@ -206,7 +237,96 @@ def expected_share_bias(signal: np.ndarray, noise_sd: float, share: float) -> fl
     return (low + high) / 2
 
 
-def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Catalogue:  # noqa: PLR0915
+def add_artists(
+    catalogue: Catalogue, rng: np.random.Generator, genre_popularity: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The artists, each with a hidden fame (most of what makes their tracks popular): their ids, primary
+    genres, fame, and how often each releases or is featured (famous artists more)."""
+    count = catalogue.size.artists
+    artist_ids = [spotify_id(rng) for _ in range(count)]
+    artist_genre = rng.integers(0, len(GENRES), size=count)
+    fame = rng.normal(0, ARTIST_SD, size=count)
+    reach = np.exp(FAME_REACH * fame)
+    artist_popularity = np.clip(
+        np.round(ARTIST_POPULARITY_BASE + fame + genre_popularity[artist_genre] + rng.normal(0, 3, count)), 0, 100
+    ).astype(int)
+    for i, aid in enumerate(artist_ids):
+        extra = rng.choice(len(GENRES), size=int(rng.integers(0, 3)), replace=False)
+        genres = [GENRES[artist_genre[i]]] + [GENRES[g] for g in extra if g != artist_genre[i]]
+        catalogue.artists[aid] = {
+            "id": aid,
+            "name": f"The {title(rng, 2)}" if rng.random() < 0.3 else title(rng, 2),
+            "genres": genres,
+            "popularity": int(artist_popularity[i]),  # served to extended-quota apps only
+            "followers": int(np.exp(7 + 0.12 * fame[i] + rng.normal(0, 0.6))),
+        }
+    return artist_ids, artist_genre, fame, reach / reach.sum()
+
+
+def add_albums(
+    catalogue: Catalogue, rng: np.random.Generator, artist_ids: list[str], fame: np.ndarray, reach: np.ndarray
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The albums, each by one artist (every artist has one, famous artists more), released mostly in recent
+    years: their ids, artists, hidden effects and the popularity their release year brings."""
+    count, artists = catalogue.size.albums, len(artist_ids)
+    album_ids = [spotify_id(rng) for _ in range(count)]
+    album_artist = np.concatenate(
+        [np.arange(min(artists, count)), rng.choice(artists, size=max(0, count - artists), p=reach)]
+    )
+    album_effect = rng.normal(0, ALBUM_SD, size=count)
+    released = [
+        date(max(1960, 2025 - int(rng.exponential(14))), 1, 1) + timedelta(days=int(rng.integers(0, 365)))
+        for _ in range(count)
+    ]
+    recency = RECENCY_POINTS * sigmoid((np.array([day.year for day in released]) - RECENCY_YEAR) / 3.0)
+    for i, alid in enumerate(album_ids):
+        catalogue.albums[alid] = {
+            "id": alid,
+            "name": title(rng, int(rng.integers(1, 4))),
+            "artist_ids": [artist_ids[album_artist[i]]],
+            "release_date": released[i].isoformat(),
+            "label": f"{title(rng, 1)} Records",
+            "popularity": int(
+                np.clip(ARTIST_POPULARITY_BASE + fame[album_artist[i]] + album_effect[i] + rng.normal(0, 4), 0, 100)
+            ),
+            "track_ids": [],
+        }
+    return album_ids, album_artist, album_effect, recency
+
+
+def draw_sound(rng: np.random.Generator, centres: np.ndarray, tempo_centres: np.ndarray) -> np.ndarray:
+    """The tracks' MODEL_FEATURES (columns) around their genres' centres."""
+    unit = np.clip(centres + rng.normal(0, 0.15, size=centres.shape), 0, 1)
+    energy = unit[:, UNIT_FEATURES.index("energy")]
+    loudness = np.clip(rng.normal(-8 + 4 * (energy - 0.5), 2), -40, 0)
+    tempo = np.clip(rng.normal(tempo_centres, 20), 50, 220)
+    return np.column_stack([unit, loudness, tempo])
+
+
+def of_sound(
+    raw: np.ndarray, z: np.ndarray, weights: np.ndarray, pair: tuple[str, str, float], step: tuple[str, float]
+) -> np.ndarray:
+    """An effect of the sound: linear in the standardised features, one interaction (`pair`: two features and
+    its weight) and one threshold (`step`: a [0, 1] feature above one half, and its weight)."""
+    at = MODEL_FEATURES.index
+    first, second, product = pair
+    feature, points = step
+    result: np.ndarray = (
+        z @ weights + product * z[:, at(first)] * z[:, at(second)] + points * (raw[:, at(feature)] > 0.5)
+    )
+    return result
+
+
+def draw_featured(rng: np.random.Generator, track_artist: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Per track, the featured artist (FEATURED_SHARE of tracks, famous artists more often), or -1."""
+    featured = np.where(
+        rng.random(len(track_artist)) < FEATURED_SHARE, rng.choice(len(reach), size=len(track_artist), p=reach), -1
+    )
+    featured[featured == track_artist] = -1
+    return featured
+
+
+def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Catalogue:
     size = size or CatalogueSize()
     rng = np.random.default_rng(seed)
     catalogue = Catalogue(seed=seed, size=size)
@@ -215,98 +335,83 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
     # Genre centres of the [0, 1] features and tempo; genre effects on popularity and taste.
     centres = rng.uniform(0.1, 0.9, size=(n_genres, len(UNIT_FEATURES)))
     tempo_centres = rng.uniform(80, 160, size=n_genres)
-    genre_popularity = rng.normal(0, 6, size=n_genres)
-    genre_taste = rng.normal(0, 0.8, size=n_genres)
+    genre_popularity = rng.normal(0, GENRE_POPULARITY_SD, size=n_genres)
+    genre_taste = rng.normal(0, GENRE_TASTE_SD, size=n_genres)
 
-    # Artists.
-    artist_ids = [spotify_id(rng) for _ in range(size.artists)]
-    artist_genre = rng.integers(0, n_genres, size=size.artists)
-    artist_popularity = np.round(100 * rng.beta(2, 3, size=size.artists)).astype(int)
-    for i, aid in enumerate(artist_ids):
-        extra = rng.choice(n_genres, size=int(rng.integers(0, 3)), replace=False)
-        genres = [GENRES[artist_genre[i]]] + [GENRES[g] for g in extra if g != artist_genre[i]]
-        catalogue.artists[aid] = {
-            "id": aid,
-            "name": f"The {title(rng, 2)}" if rng.random() < 0.3 else title(rng, 2),
-            "genres": genres,
-            "popularity": int(artist_popularity[i]),
-            "followers": int(artist_popularity[i] ** 2 * 40 + rng.integers(0, 5000)),
-        }
+    artist_ids, artist_genre, fame, reach = add_artists(catalogue, rng, genre_popularity)
+    artist_taste = rng.normal(0, ARTIST_TASTE_SD, size=size.artists)
 
-    # Albums: each by one artist.
-    album_ids = [spotify_id(rng) for _ in range(size.albums)]
-    album_artist = np.concatenate(
-        [
-            np.arange(min(size.artists, size.albums)),
-            rng.integers(0, size.artists, size=max(0, size.albums - size.artists)),
-        ]
-    )
-    start = date(1965, 1, 1)
-    for i, alid in enumerate(album_ids):
-        released = start + timedelta(days=int(rng.integers(0, 60 * 365)))
-        catalogue.albums[alid] = {
-            "id": alid,
-            "name": title(rng, int(rng.integers(1, 4))),
-            "artist_ids": [artist_ids[album_artist[i]]],
-            "release_date": released.isoformat(),
-            "label": f"{title(rng, 1)} Records",
-            "popularity": int(np.clip(artist_popularity[album_artist[i]] + rng.normal(0, 10), 0, 100)),
-            "track_ids": [],
-        }
+    album_ids, album_artist, album_effect, recency = add_albums(catalogue, rng, artist_ids, fame, reach)
 
-    # Tracks and their audio features.
+    # Tracks: an album each (albums differ in length), 15 % with a featured artist, audio features around the
+    # genre's centre.
+    album_length = rng.gamma(1.5, size=size.albums)
     track_ids = [spotify_id(rng) for _ in range(size.tracks)]
-    track_album = rng.integers(0, size.albums, size=size.tracks)
+    track_album = rng.choice(size.albums, size=size.tracks, p=album_length / album_length.sum())
     track_artist = album_artist[track_album]
     track_genre = artist_genre[track_artist]
-    unit = np.clip(centres[track_genre] + rng.normal(0, 0.15, size=(size.tracks, len(UNIT_FEATURES))), 0, 1)
-    energy = unit[:, UNIT_FEATURES.index("energy")]
-    loudness = np.clip(rng.normal(-8 + 4 * (energy - 0.5), 2), -40, 0)
-    tempo = np.clip(rng.normal(tempo_centres[track_genre], 20), 50, 220)
-    raw = np.column_stack([unit, loudness, tempo])
+    featured = draw_featured(rng, track_artist, reach)
+    raw = draw_sound(rng, centres[track_genre], tempo_centres[track_genre])
     z = (raw - raw.mean(axis=0)) / raw.std(axis=0)
+    duration_ms = np.clip(rng.normal(210_000, 50_000, size=size.tracks), 60_000, 600_000).astype(int)
+    explicit = rng.random(size.tracks) < 0.15
 
-    # Popularity.
-    intercept, artist_weight, popularity_noise_sd = 8.0, 0.6, 9.0
-    beta = rng.normal(0, 3.0, size=len(MODEL_FEATURES))
-    popularity_signal = (
-        intercept + artist_weight * artist_popularity[track_artist] + genre_popularity[track_genre] + z @ beta
+    # Popularity: who made it first, then genre, era, and the sound (with an interaction and thresholds).
+    beta = rng.normal(0, 2.0, size=len(MODEL_FEATURES))
+    sound = (
+        of_sound(
+            raw, z, beta, ("danceability", "energy", DANCE_ENERGY_POINTS), ("instrumentalness", INSTRUMENTAL_POINTS)
+        )
+        + LONG_TRACK_POINTS * (duration_ms > 300_000)
+        + EXPLICIT_POINTS * explicit
     )
-    popularity = np.clip(np.round(popularity_signal + rng.normal(0, popularity_noise_sd, size=size.tracks)), 0, 100)
+    featured_effect = np.where(featured >= 0, FEATURED_WEIGHT * fame[featured], 0.0)
+    known = POPULARITY_INTERCEPT + genre_popularity[track_genre] + recency[track_album] + sound + featured_effect
+    hidden = fame[track_artist] + album_effect[track_album]
+    popularity_signal = known + hidden
+    popularity = np.clip(np.round(popularity_signal + rng.normal(0, POPULARITY_NOISE_SD, size.tracks)), 0, 100)
     expected = np.clip(popularity_signal, 0, 100)
-    residual = popularity - expected
-    best_r2 = 1 - residual.var() / popularity.var()
+    observable = observable_popularity(popularity, known, track_artist, track_album)
 
-    # Favourites: the hidden taste profile.
-    taste = rng.normal(0, 1.0, size=len(MODEL_FEATURES))
-    taste_noise_sd, favourite_share = 0.5, 0.18
-    taste_signal = z @ taste + genre_taste[track_genre]
-    bias = expected_share_bias(taste_signal, taste_noise_sd, favourite_share)
-    logit = bias + taste_signal + rng.normal(0, taste_noise_sd, size=size.tracks)
+    # Favourites: the hidden taste: artists first, then genre and sound (an interaction and a threshold).
+    taste = rng.normal(0, 0.7, size=len(MODEL_FEATURES))
+    taste_known = (
+        of_sound(raw, z, taste, ("valence", "energy", VALENCE_ENERGY_TASTE), ("speechiness", SPOKEN_TASTE))
+        + genre_taste[track_genre]
+    )
+    taste_signal = taste_known + artist_taste[track_artist]
+    bias = expected_share_bias(taste_signal, TASTE_NOISE_SD, FAVOURITE_SHARE)
+    logit = bias + taste_signal + rng.normal(0, TASTE_NOISE_SD, size=size.tracks)
     favourite = rng.random(size.tracks) < sigmoid(logit)
-    best_auc = roc_auc(sigmoid(bias + taste_signal), favourite.astype(int))
+    liking = sigmoid(bias + taste_signal)
+    observable_liking = observable_favourite(favourite, bias + taste_known, track_artist)
 
     for i, tid in enumerate(track_ids):
         album = catalogue.albums[album_ids[track_album[i]]]
         album["track_ids"].append(tid)
+        credits = [artist_ids[track_artist[i]]] + ([artist_ids[featured[i]]] if featured[i] >= 0 else [])
         catalogue.tracks[tid] = {
             "id": tid,
             "name": title(rng, int(rng.integers(1, 4))),
             "album_id": album["id"],
-            "artist_ids": [artist_ids[track_artist[i]]],
-            "duration_ms": int(np.clip(rng.normal(210_000, 45_000), 60_000, 600_000)),
-            "explicit": bool(rng.random() < 0.15),
+            "artist_ids": credits,
+            "duration_ms": int(duration_ms[i]),
+            "explicit": bool(explicit[i]),
             "popularity": int(popularity[i]),
             "isrc": f"SB{seed % 100:02d}{i:08d}",
             "track_number": len(album["track_ids"]),
             "reccobeats": bool(rng.random() < 0.9),  # ReccoBeats knows ~90 % of the tracks
-            # the hidden taste's chance that the listener likes it (what a perfect favourite model would say)
-            "liking": round(float(sigmoid(bias + taste_signal[i])), 4),
+            # Hidden (never served): the hidden taste's chance that the listener likes it, and the expected
+            # popularity, knowing every latent variable and knowing only what the data shows.
+            "liking": round(float(liking[i]), 4),
+            "expected_popularity": round(float(expected[i]), 3),
+            "observable_popularity": round(float(observable[i]), 3),
+            "observable_liking": round(float(observable_liking[i]), 4),
         }
-        features = {name: round(float(unit[i, j]), 4) for j, name in enumerate(UNIT_FEATURES)}
+        features = {name: round(float(raw[i, j]), 4) for j, name in enumerate(UNIT_FEATURES)}
         features.update(
-            loudness=round(float(loudness[i]), 3),
-            tempo=round(float(tempo[i]), 3),
+            loudness=round(float(raw[i, -2]), 3),
+            tempo=round(float(raw[i, -1]), 3),
             key=int(rng.integers(0, 12)),
             mode=int(rng.random() < 0.6),
             time_signature=4 if rng.random() < 0.9 else 3,
@@ -315,7 +420,102 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
         if favourite[i]:
             catalogue.favourites.add(tid)
 
-    # Playlists: favourites owned by the sandbox user, other own playlists, and other users' ones.
+    add_playlists(catalogue, rng, track_ids)
+    labels = favourite.astype(int)
+    catalogue.model = {
+        "seed": seed,
+        "size": asdict(size),
+        "genres": list(GENRES),
+        "features": list(MODEL_FEATURES),
+        "feature_means": dict(zip(MODEL_FEATURES, raw.mean(axis=0).round(4).tolist(), strict=True)),
+        "feature_sds": dict(zip(MODEL_FEATURES, raw.std(axis=0).round(4).tolist(), strict=True)),
+        "popularity": {
+            "intercept": POPULARITY_INTERCEPT,
+            "artist_fame_sd": ARTIST_SD,
+            "album_sd": ALBUM_SD,
+            "featured_artist_weight": FEATURED_WEIGHT,
+            "genre_effect": dict(zip(GENRES, genre_popularity.round(3).tolist(), strict=True)),
+            "recency": {"points": RECENCY_POINTS, "midpoint_year": RECENCY_YEAR},
+            "feature_weights": dict(zip(MODEL_FEATURES, beta.round(3).tolist(), strict=True)),
+            "danceability_x_energy": DANCE_ENERGY_POINTS,
+            "instrumentalness_over_half": INSTRUMENTAL_POINTS,
+            "longer_than_5_min": LONG_TRACK_POINTS,
+            "explicit": EXPLICIT_POINTS,
+            "noise_sd": POPULARITY_NOISE_SD,
+        },
+        "favourite": {
+            "bias": round(bias, 4),
+            "artist_taste_sd": ARTIST_TASTE_SD,
+            "genre_taste": dict(zip(GENRES, genre_taste.round(3).tolist(), strict=True)),
+            "feature_weights": dict(zip(MODEL_FEATURES, taste.round(3).tolist(), strict=True)),
+            "valence_x_energy": VALENCE_ENERGY_TASTE,
+            "speechiness_over_half": SPOKEN_TASTE,
+            "noise_sd": TASTE_NOISE_SD,
+            "target_share": FAVOURITE_SHARE,
+            "share": round(float(favourite.mean()), 4),
+        },
+        # Knowing every latent variable (each artist's fame and the listener's taste for them, each album's
+        # effect): the noise is all that is left.
+        "best_popularity_r2": round(r2(popularity, expected), 4),
+        "best_popularity_rmse": round(float(math.sqrt(((popularity - expected) ** 2).mean())), 3),
+        "best_favourite_auc": round(roc_auc(liking, labels), 4),
+        # Knowing only what the data shows: the model's form and each track's own fields, with each artist's
+        # and album's effect estimated from their other tracks (leave-one-out, exact Bayes). A featured
+        # artist's effect counts as known (so this is a little optimistic); an extended-quota app's artist
+        # popularity tells more about fame than the other tracks do when an artist has few.
+        "observable_popularity_r2": round(r2(popularity, observable), 4),
+        "observable_favourite_auc": round(roc_auc(observable_liking, labels), 4),
+    }
+    return catalogue
+
+
+def r2(actual: np.ndarray, predicted: np.ndarray) -> float:
+    return float(1 - ((actual - predicted) ** 2).sum() / ((actual - actual.mean()) ** 2).sum())
+
+
+def observable_popularity(
+    popularity: np.ndarray, known: np.ndarray, artist: np.ndarray, album: np.ndarray
+) -> np.ndarray:
+    """Each track's popularity as predicted from its own fields and the popularity of the artist's other
+    tracks: the posterior mean of its artist's and album's effects given the others (a Gaussian model with
+    the catalogue's own variances), added to the known part and clipped."""
+    residual = popularity - known
+    centre = residual.mean()
+    estimate = np.zeros_like(residual)
+    order = np.argsort(artist, kind="stable")
+    bounds = np.flatnonzero(np.diff(artist[order])) + 1
+    for tracks in np.split(order, bounds):
+        same_album = (album[tracks][:, None] == album[tracks][None, :]).astype(float)
+        covariance = ARTIST_SD**2 + ALBUM_SD**2 * same_album + POPULARITY_NOISE_SD**2 * np.eye(len(tracks))
+        precision = np.linalg.inv(covariance)
+        values = residual[tracks] - centre
+        # E[y_i | y_-i] for a zero-mean Gaussian vector: y_i - (P y)_i / P_ii.
+        estimate[tracks] = values - (precision @ values) / np.diag(precision)
+    result: np.ndarray = np.clip(known + centre + estimate, 0, 100)
+    return result
+
+
+def observable_favourite(favourite: np.ndarray, known_logit: np.ndarray, artist: np.ndarray) -> np.ndarray:
+    """Each track's chance of being a favourite from its own fields and whether the artist's other tracks
+    are: the listener's taste for the artist integrated over its posterior given the others (on a grid)."""
+    grid = np.linspace(-4 * ARTIST_TASTE_SD, 4 * ARTIST_TASTE_SD, 81)
+    log_prior = -0.5 * (grid / ARTIST_TASTE_SD) ** 2
+    # The logit's own noise, integrated out (the probit approximation of a logistic-normal mean).
+    spread = math.sqrt(1 + math.pi * TASTE_NOISE_SD**2 / 8)
+    chance = np.clip(sigmoid((known_logit[:, None] + grid[None, :]) / spread), 1e-9, 1 - 1e-9)
+    labels = favourite[:, None]
+    log_likelihood = np.where(labels, np.log(chance), np.log1p(-chance))
+    per_artist = np.zeros((int(artist.max()) + 1, len(grid)))
+    np.add.at(per_artist, artist, log_likelihood)
+    log_posterior = log_prior[None, :] + per_artist[artist] - log_likelihood  # leave the track itself out
+    weights = np.exp(log_posterior - log_posterior.max(axis=1, keepdims=True))
+    result: np.ndarray = (weights * chance).sum(axis=1) / weights.sum(axis=1)
+    return result
+
+
+def add_playlists(catalogue: Catalogue, rng: np.random.Generator, track_ids: list[str]) -> None:
+    """Favourites owned by the sandbox user, other own playlists, and other users' ones."""
+    size = catalogue.size
     favourites = [t for t in track_ids if t in catalogue.favourites]
     others = [t for t in track_ids if t not in catalogue.favourites]
     for p in range(size.playlists):
@@ -337,34 +537,6 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
             "track_ids": [str(t) for t in members],
             "version": 1,
         }
-
-    catalogue.model = {
-        "seed": seed,
-        "size": asdict(size),
-        "genres": list(GENRES),
-        "features": list(MODEL_FEATURES),
-        "feature_means": dict(zip(MODEL_FEATURES, raw.mean(axis=0).round(4).tolist(), strict=True)),
-        "feature_sds": dict(zip(MODEL_FEATURES, raw.std(axis=0).round(4).tolist(), strict=True)),
-        "popularity": {
-            "intercept": intercept,
-            "artist_popularity_weight": artist_weight,
-            "genre_effect": dict(zip(GENRES, genre_popularity.round(3).tolist(), strict=True)),
-            "feature_weights": dict(zip(MODEL_FEATURES, beta.round(3).tolist(), strict=True)),
-            "noise_sd": popularity_noise_sd,
-        },
-        "favourite": {
-            "bias": round(bias, 4),
-            "genre_taste": dict(zip(GENRES, genre_taste.round(3).tolist(), strict=True)),
-            "feature_weights": dict(zip(MODEL_FEATURES, taste.round(3).tolist(), strict=True)),
-            "noise_sd": taste_noise_sd,
-            "target_share": favourite_share,
-            "share": round(float(favourite.mean()), 4),
-        },
-        "best_popularity_r2": round(float(best_r2), 4),
-        "best_popularity_rmse": round(float(math.sqrt((residual**2).mean())), 3),
-        "best_favourite_auc": round(best_auc, 4),
-    }
-    return catalogue
 
 
 def load_catalogue(folder: Path) -> Catalogue:
@@ -424,26 +596,21 @@ def gold_rows(catalogue: Catalogue, generation: str = "extended") -> list[dict[s
 
 
 def noiseless_scores(catalogue: Catalogue) -> dict[str, tuple[float, float]]:
-    """Per track: (expected popularity, favourite probability) from the model without its noise: the
-    best any model could predict, to compare a trained model with on the same tracks."""
-    model = catalogue.model
-    popularity, taste = model["popularity"], model["favourite"]
-    scores = {}
-    for tid, track in catalogue.tracks.items():
-        artist = catalogue.artists[track["artist_ids"][0]]
-        genre = artist["genres"][0]
-        features = catalogue.audio_features[tid]
-        z = {f: (features[f] - model["feature_means"][f]) / model["feature_sds"][f] for f in MODEL_FEATURES}
-        expected = (
-            popularity["intercept"]
-            + popularity["artist_popularity_weight"] * artist["popularity"]
-            + popularity["genre_effect"][genre]
-            + sum(popularity["feature_weights"][f] * z[f] for f in MODEL_FEATURES)
-        )
-        logit = (
-            taste["bias"]
-            + taste["genre_taste"][genre]
-            + sum(taste["feature_weights"][f] * z[f] for f in MODEL_FEATURES)
-        )
-        scores[tid] = (min(max(expected, 0.0), 100.0), float(sigmoid(np.array(logit))))
-    return scores
+    """Per track: (expected popularity, favourite probability) knowing every latent variable: the best any
+    model could predict, to compare a trained model with on the same tracks."""
+    return {tid: (t["expected_popularity"], t["liking"]) for tid, t in catalogue.tracks.items()}
+
+
+def observable_scores(catalogue: Catalogue) -> dict[str, tuple[float, float]]:
+    """Per track: (popularity, favourite probability) predicted from what the data shows (the model's form,
+    the track's own fields, and its artist's and album's other tracks): the ceiling a model can hope for."""
+    return {tid: (t["observable_popularity"], t["observable_liking"]) for tid, t in catalogue.tracks.items()}
+
+
+def ceilings_text(model: dict[str, Any]) -> str:
+    """The catalogue's two ceilings in words, for the sandbox's and the demo's first lines."""
+    return (
+        f"best reachable: popularity R² {model['observable_popularity_r2']} from what the data shows "
+        f"({model['best_popularity_r2']} knowing every hidden variable), favourite AUC "
+        f"{model['observable_favourite_auc']} ({model['best_favourite_auc']})"
+    )

@@ -130,6 +130,14 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     assert last.data.tags[registry.TAG_DECISION] == "challenger"
     assert "does not beat the champion by the margin: rmse" in last.data.tags[registry.TAG_REASON]
     assert last.data.metrics["champion_rmse"] < last.data.metrics["rmse"]
+    # MLflow evaluated the champion on the same holdout too: a run nested in the candidate's, linked to the
+    # champion's logged model; the gate compared both evaluations through mlflow.validate_evaluation_results.
+    (checked,) = client.search_runs(
+        [last.info.experiment_id],
+        f"tags.{registry.TAG_ROLE} = 'champion' and tags.mlflow.parentRunId = '{last.info.run_id}'",
+    )
+    assert checked.data.tags["champion_version"] == "1"
+    assert checked.data.metrics["root_mean_squared_error"] == pytest.approx(last.data.metrics["champion_rmse"])
     # The broken favourite champion was reported and replaced by the candidate, which was read back first.
     favourite = latest_candidate(client, "favourite")
     assert favourite.data.tags[registry.TAG_DECISION] == "champion"
