@@ -267,8 +267,7 @@ def log_yardstick(
         mlflow.log_input(source, context="training")
         mlflow.log_params(params)
         mlflow.log_metrics(metrics, dataset=source)
-        task, labels, predicted = predictions
-        evaluate_predictions(task, labels, predicted, 0.5)
+        evaluate_predictions(*predictions, 0.5)
 
 
 def yardsticks(

@@ -18,8 +18,8 @@ import numpy as np
 from training.models import Task
 
 MODEL_TYPE: dict[Task, str] = {"regression": "regressor", "classification": "classifier"}
-# The gate's metric in MLflow's evaluation results: the same numbers as training.models.PRIMARY_METRIC's.
 EVALUATION_DATASET = "holdout_predictions"  # the dataset input MLflow's evaluation logs on the run
+# The gate's metric in MLflow's evaluation results: the same numbers as training.models.PRIMARY_METRIC's.
 GATE_METRIC: dict[Task, str] = {"regression": "root_mean_squared_error", "classification": "precision_recall_auc"}
 
 
