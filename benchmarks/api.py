@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import local_broker
+from pipeline_runtime.settings import topic_names
 
 CHANGED_PLAYLISTS = 3
 
@@ -63,10 +64,8 @@ def measure(generation: str, tracks: int, bootstrap: str, data_dir: Path) -> dic
             playlists=readable,
             include_my_playlists=False,
             include_saved_tracks=False,
-            topic_tracks=f"{generation}.tracks",
-            topic_artists=f"{generation}.artists",
-            topic_audio_features=f"{generation}.audio_features",
-            topic_playlist_membership=f"{generation}.playlist_membership",
+            include_listening=False,  # the playlists' cost only: the listening history is a request or two a poll
+            **topic_names(generation),
         )
         if generation == "development":
             ensure_writable_dir(settings.state_dir, "producer state folder")

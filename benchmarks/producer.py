@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from pipeline_runtime.settings import topic_names
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue
 from producers.sandbox.server import SandboxHandler, SandboxState
 from producers.settings import ProducerSettings
@@ -94,10 +95,7 @@ def settings_for(side: str, bootstrap: str, prefix: str, data_dir: Path, playlis
         include_saved_tracks=False,
         audio_feature_providers=["spotify"],
         kafka_client="kafka-python" if side == "kafka-python" else "confluent-kafka",
-        topic_tracks=f"{prefix}.tracks",
-        topic_artists=f"{prefix}.artists",
-        topic_audio_features=f"{prefix}.audio_features",
-        topic_playlist_membership=f"{prefix}.playlist_membership",
+        **topic_names(prefix),
     )
 
 

@@ -42,11 +42,22 @@ SILVER_ENTITY_TABLES = {
 }
 SILVER_MEMBERS = "silver_playlist_members"
 SILVER_HISTORY = "silver_playlist_history"
-SILVER_TABLES = (*SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY)
+# The listening history: every play once (insert only), and each day's top lists (a rank per time range).
+SILVER_PLAYS = "silver_plays"
+SILVER_TOP_TRACKS = "silver_top_tracks"
+SILVER_TABLES = (*SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY, SILVER_PLAYS, SILVER_TOP_TRACKS)
 GOLD = "track_features"
 RECOMMENDATIONS = "recommendations"
 STREAMING_TABLES = (BRONZE, QUARANTINE, *SILVER_TABLES, GOLD)
 TABLES = (*STREAMING_TABLES, RECOMMENDATIONS)
+
+# The user's top lists (Spotify's time ranges): about 4 weeks, 6 months, about a year.
+TIME_RANGES = ("short_term", "medium_term", "long_term")
+
+# The gold columns from the listening history: how often and when last the user played the track, and its best rank
+# in any of their top lists (null: never listed) with the last day it was listed. Never model features: the
+# favourite label can come from them (TRAINING_FAVOURITE_LABEL).
+LISTENING_COLUMNS = ("play_count BIGINT", "last_played_at TIMESTAMP", "top_rank INT", "top_listed_on DATE")
 
 # The gold table's columns (DDL), as the streaming job writes them and the trainer reads them.
 GOLD_SCHEMA = ", ".join(
@@ -56,6 +67,8 @@ GOLD_SCHEMA = ", ".join(
         "artist_name STRING, artist_popularity INT, artist_followers BIGINT, features_provider STRING",
         *(f"{name} DOUBLE" for name in MEASURED_AUDIO_FEATURES),
         *(f"{name} INT" for name in CODED_AUDIO_FEATURES),
-        "is_favourite BOOLEAN, playlist_count BIGINT, genres ARRAY<STRING>, updated_at TIMESTAMP",
+        "is_favourite BOOLEAN, playlist_count BIGINT, genres ARRAY<STRING>",
+        *LISTENING_COLUMNS,
+        "updated_at TIMESTAMP",
     ]
 )

@@ -87,6 +87,8 @@ class KafkaSettings(ServiceSettings):
     topic_playlist_membership: str = Field(
         "spotify.playlist_membership", validation_alias=shared("KAFKA_TOPIC_PLAYLIST_MEMBERSHIP")
     )
+    topic_plays: str = Field("spotify.plays", validation_alias=shared("KAFKA_TOPIC_PLAYS"))
+    topic_top_tracks: str = Field("spotify.top_tracks", validation_alias=shared("KAFKA_TOPIC_TOP_TRACKS"))
     kafka_replication_factor: int | None = Field(
         None,
         ge=1,
@@ -114,13 +116,34 @@ class KafkaSettings(ServiceSettings):
     )
 
     @property
+    def topic_for(self) -> dict[str, str]:
+        """The topic of each event type (docs/events.md)."""
+        return {event_type: getattr(self, name) for event_type, name in TOPIC_SETTINGS.items()}
+
+    @property
     def topics(self) -> list[str]:
-        return [
-            self.topic_tracks,
-            self.topic_artists,
-            self.topic_audio_features,
-            self.topic_playlist_membership,
-        ]
+        return list(self.topic_for.values())
+
+    def topic_env(self) -> dict[str, str]:
+        """These topics as the environment of another service (KAFKA_TOPIC_TRACKS=...)."""
+        return {f"KAFKA_{name.upper()}": getattr(self, name) for name in TOPIC_SETTINGS.values()}
+
+
+# The setting that names each event type's topic (KafkaSettings).
+TOPIC_SETTINGS = {
+    "track": "topic_tracks",
+    "artist": "topic_artists",
+    "audio_features": "topic_audio_features",
+    "playlist_membership": "topic_playlist_membership",
+    "play": "topic_plays",
+    "top_track": "topic_top_tracks",
+}
+
+
+def topic_names(prefix: str) -> dict[str, Any]:
+    """Every topic setting named `<prefix>.<kind>` (the defaults are `spotify.<kind>`): a run's own topics, as
+    keyword arguments of a settings class."""
+    return {name: f"{prefix}.{name.removeprefix('topic_')}" for name in TOPIC_SETTINGS.values()}
 
 
 class TablesSettings(ServiceSettings):

@@ -18,8 +18,11 @@ from typing import Any, Literal
 from pipeline_runtime.contract import AUDIO_FEATURES
 
 SCHEMA_VERSION = 1
-EventType = Literal["track", "artist", "audio_features", "playlist_membership"]
-EVENT_TYPES: tuple[EventType, ...] = ("track", "artist", "audio_features", "playlist_membership")
+EventType = Literal["track", "artist", "audio_features", "playlist_membership", "play", "top_track"]
+EVENT_TYPES: tuple[EventType, ...] = ("track", "artist", "audio_features", "playlist_membership", "play", "top_track")
+# Events that record something that happened (a track added, a play, a day's top list), not an entity's current
+# state: each is published once when seen, never compared with what was published before.
+HAPPENINGS: tuple[EventType, ...] = ("playlist_membership", "play", "top_track")
 _NAMESPACE = uuid.UUID("6f1c2b52-8d0e-4a7e-9a51-3c2f4e1d9b70").bytes
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -155,6 +158,23 @@ def membership_payload(
         "snapshot_id": snapshot_id,
         "is_favourite_playlist": is_favourite,
     }
+
+
+def play_payload(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item of `GET /me/player/recently-played` (a track played to the end, or for 30 s or more) as the
+    `play` payload: when it was played and where from (a playlist, an album, an artist; none outside one)."""
+    context = item.get("context") or {}
+    return {
+        "track_id": item["track"]["id"],
+        "played_at": item["played_at"],
+        "context_type": context.get("type"),
+        "context_uri": context.get("uri"),
+    }
+
+
+def top_track_payload(track_id: str, time_range: str, rank: int, day: str) -> dict[str, Any]:
+    """A track's place (1 = most listened) in the user's top tracks of a time range, as listed on `day`."""
+    return {"track_id": track_id, "time_range": time_range, "rank": rank, "day": day}
 
 
 def diff_members(old: set[str], new: set[str]) -> tuple[list[str], list[str]]:

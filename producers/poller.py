@@ -1,4 +1,5 @@
-"""One poll of Spotify, in units of work (a playlist, the saved tracks, a search, an artist).
+"""One poll of Spotify, in units of work (a playlist, the saved tracks, a search, an artist, the user's plays and
+top tracks).
 
 Each unit builds its events, publishes them, waits for Kafka's confirmation and only then commits its
 poll state: an unchanged playlist costs one request, a track already published unchanged is not
@@ -19,26 +20,33 @@ from typing import Any, Literal
 
 from spotipy.exceptions import SpotifyException
 
+from pipeline_runtime.contract import TIME_RANGES
 from producers.catalogue_file import CatalogueFeatures
 from producers.events import (
+    HAPPENINGS,
     Event,
     artist_payload,
     audio_features_payload,
     diff_members,
     make_event,
     membership_payload,
+    play_payload,
+    top_track_payload,
     track_payload,
+    utc_now,
 )
 from producers.playlist import published_playlist_id
 from producers.publish import DeliveryFailed, Publisher
 from producers.settings import ProducerSettings
 from producers.spotify import (
+    LISTENING_SCOPES,
     RateLimited,
     ServiceUnavailable,
     SpotifyApi,
     endpoint_of,
     is_album_search,
     parse_id,
+    played_at_ms,
     refusal_detail,
 )
 from producers.state import Changes, PollState
@@ -47,6 +55,7 @@ log = logging.getLogger(__name__)
 
 SAVED_TRACKS = "me:saved-tracks"
 FEATURES_RETRY_SECONDS = 86400.0
+RECENT_PLAYS_KEPT = 50  # Spotify's recently-played window: older plays are gone
 
 
 @dataclass
@@ -205,6 +214,17 @@ class Poller:
             units.append(("saved tracks", self.poll_saved_tracks))
         units += [(f"search {q!r}", partial(self.poll_search, q)) for q in self.settings.search_queries]
         units += [(f"artist {a}", partial(self.poll_artist, parse_id("artist", a))) for a in self.settings.artists]
+        if self.api.user and self.settings.include_listening:
+            missing = sorted(set(LISTENING_SCOPES.split()) - self.api.granted_scopes())
+            if missing:
+                self.conditions.report(
+                    "listening scopes",
+                    "a login without the listening scopes",
+                    f"the saved Spotify login does not grant {' and '.join(missing)}, so the listening history is "
+                    "not read: run `python -m producers login` again, or set PRODUCER_INCLUDE_LISTENING=false",
+                )
+            else:
+                units += [("recently played", self.poll_recently_played), ("top tracks", self.poll_top_tracks)]
         return units
 
     def poll_once(self) -> PollReport:
@@ -339,6 +359,38 @@ class Poller:
             else:  # one request per id would be dear: publish the listing only for tracks not published yet
                 self.emitter.emit(self.enrich(listed, changes, partial=True), changes)
 
+    def poll_recently_played(self) -> None:
+        """Each play once: the plays after the cursor (the last play published), oldest first, and their tracks."""
+        cursor = self.state.cursor("recently_played")
+        plays = self.api.recently_played(int(cursor) if cursor else 0)
+        if not plays:
+            return
+        if cursor and len(plays) >= RECENT_PLAYS_KEPT:
+            log.warning(
+                "%d plays since the last poll: Spotify keeps only the last %d, so earlier ones may be missing; "
+                "poll more often (PRODUCER_POLL_INTERVAL_SECONDS)",
+                len(plays),
+                RECENT_PLAYS_KEPT,
+            )
+        events = [make_event("play", item["track"]["id"], play_payload(item), self.source) for item in plays]
+        changes = Changes(cursors={"recently_played": str(max(played_at_ms(i["played_at"]) for i in plays))})
+        self.emitter.emit(events + self.enrich([item["track"] for item in plays], changes), changes)
+
+    def poll_top_tracks(self) -> None:
+        """Each time range's top list with its ranks, as listed today, once per PRODUCER_TOP_TRACKS_REFRESH_SECONDS."""
+        fresh = self.state.fresh("top_tracks", TIME_RANGES, self.settings.top_tracks_refresh_seconds)
+        for time_range in TIME_RANGES:
+            if time_range in fresh or self.stop.is_set():
+                continue
+            day = utc_now()[:10]
+            tracks = self.api.top_tracks(time_range, self.settings.top_tracks_limit)
+            events = [
+                make_event("top_track", t["id"], top_track_payload(t["id"], time_range, rank, day), self.source)
+                for rank, t in enumerate(tracks, 1)
+            ]
+            changes = Changes(fetched=[("top_tracks", time_range)])
+            self.emitter.emit(events + self.enrich(tracks, changes), changes)
+
     # --- enrichment ---
 
     def enrich(self, tracks: list[dict[str, Any]], changes: Changes, partial: bool = False) -> list[Event]:
@@ -403,30 +455,25 @@ class Emitter:
         for event in fresh_events:
             self.publisher.publish(topics[event.event_type], event.key, event.to_bytes())
         self.publisher.confirm(self.settings.kafka_timeout_seconds * 6)
-        changes.published += [
-            (e.event_type, e.key, e.content_hash) for e in fresh_events if e.event_type != "playlist_membership"
-        ]
+        entities = [e for e in fresh_events if e.event_type not in HAPPENINGS]
+        changes.published += [(e.event_type, e.key, e.content_hash) for e in entities]
         self.state.commit(changes)
         self.published.update(e.event_type for e in fresh_events)
 
     def new_events(self, events: list[Event]) -> list[Event]:
-        """Membership events always (they are diffs); entities only when their content changed."""
+        """Happenings always (memberships are diffs; plays and top lists come from a cursor or once a day);
+        entities only when their content changed."""
         result: list[Event] = []
         seen: set[tuple[str, str, str]] = set()
         by_type: dict[str, list[Event]] = {}
         for event in events:
             by_type.setdefault(event.event_type, []).append(event)
         for event_type, typed in by_type.items():
-            known = (
-                {}
-                if event_type == "playlist_membership"
-                else self.state.published_hashes(event_type, [e.key for e in typed])
-            )
+            happening = event_type in HAPPENINGS
+            known = {} if happening else self.state.published_hashes(event_type, [e.key for e in typed])
             for event in typed:
                 identity = (event.event_type, event.key, event.content_hash)
-                if known.get(event.key) == event.content_hash or (
-                    identity in seen and event_type != "playlist_membership"
-                ):
+                if known.get(event.key) == event.content_hash or (identity in seen and not happening):
                     continue
                 seen.add(identity)
                 result.append(event)

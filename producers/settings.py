@@ -53,6 +53,15 @@ class ProducerSettings(KafkaSettings, TablesSettings):
     )
     search_max_results: int = Field(50, ge=1, le=1000, description="Tracks (albums for an album search) per search.")
     artists: CsvList = Field(default_factory=list, description="Artist ids whose catalogues to follow.")
+    include_listening: bool = Field(
+        True,
+        description="With a login: publish what the user plays (recently played, each play once, from a cursor) "
+        "and their top tracks (the three time ranges, with rank, once a day); `login` asks for the scopes.",
+    )
+    top_tracks_limit: int = Field(50, ge=1, le=50, description="Tracks per top list (Spotify lists 50 at most).")
+    top_tracks_refresh_seconds: float = Field(
+        86400.0, gt=0, description="How often the top lists are read again (they change slowly: once a day)."
+    )
 
     # Enrichment
     audio_feature_providers: CsvList = Field(
@@ -102,12 +111,3 @@ class ProducerSettings(KafkaSettings, TablesSettings):
     @property
     def token_file(self) -> Path:
         return self.state_dir / "spotify-token.json"
-
-    @property
-    def topic_for(self) -> dict[str, str]:
-        return {
-            "track": self.topic_tracks,
-            "artist": self.topic_artists,
-            "audio_features": self.topic_audio_features,
-            "playlist_membership": self.topic_playlist_membership,
-        }

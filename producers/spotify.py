@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 Generation = Literal["extended", "development"]
 SCOPES = "playlist-read-private playlist-read-collaborative user-library-read"  # what polling needs
+LISTENING_SCOPES = "user-read-recently-played user-top-read"  # the listening history (PRODUCER_INCLUDE_LISTENING)
 # What putting the recommendations into a playlist needs on top: a private playlist, or a public one.
 PLAYLIST_SCOPES = {False: "playlist-modify-private", True: "playlist-modify-public"}
 BATCH = {
@@ -192,8 +194,14 @@ class StoredLogin(SpotifyPKCE):  # type: ignore[misc]
 
 
 def login_scopes(settings: ProducerSettings) -> str:
-    """The scopes `login` asks for: polling's, and changing the recommendations playlist when it is published."""
-    return f"{SCOPES} {PLAYLIST_SCOPES[settings.playlist_public]}" if settings.publish_playlist else SCOPES
+    """The scopes `login` asks for: polling's, reading the listening history, and changing the recommendations
+    playlist when it is published."""
+    scopes = [SCOPES]
+    if settings.include_listening:
+        scopes.append(LISTENING_SCOPES)
+    if settings.publish_playlist:
+        scopes.append(PLAYLIST_SCOPES[settings.playlist_public])
+    return " ".join(scopes)
 
 
 def user_auth(settings: ProducerSettings, session: requests.Session, scope: str = SCOPES) -> SpotifyPKCE:
@@ -485,6 +493,22 @@ class SpotifyApi:
                 found.append((added, entry["track"]))
         return found
 
+    # --- listening history ---
+
+    def recently_played(self, after_ms: int) -> list[dict[str, Any]]:
+        """The plays after `after_ms` (epoch milliseconds, exclusive), oldest first. Spotify keeps the last 50
+        plays only: each page holds the oldest plays after its cursor, and `next` goes on from the newest."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in self.pages(self.get("me/player/recently-played", limit=50, after=after_ms)):
+            if (item.get("track") or {}).get("id") and item.get("played_at"):
+                found[(item["played_at"], item["track"]["id"])] = item
+        return [found[key] for key in sorted(found, key=lambda k: (played_at_ms(k[0]), k[1]))]
+
+    def top_tracks(self, time_range: str, limit: int) -> list[dict[str, Any]]:
+        """The user's `limit` most listened tracks of a time range, in rank order."""
+        page = self.get("me/top/tracks", time_range=time_range, limit=limit)
+        return [t for t in (page.get("items") or [])[:limit] if t and t.get("id")]
+
     # --- catalogue objects ---
 
     def tracks(self, ids: list[str]) -> list[dict[str, Any]]:
@@ -570,6 +594,12 @@ class SpotifyApi:
                 if match:
                     found[match.group(1)] = item
         return found
+
+
+def played_at_ms(played_at: str) -> int:
+    """A play's `played_at` (ISO 8601 UTC, milliseconds optional) as epoch milliseconds: the `after` cursor."""
+    moment = datetime.fromisoformat(played_at.replace("Z", "+00:00"))
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def no_answer(service: str, exc: requests.RequestException, timeout: float) -> ServiceUnavailable:

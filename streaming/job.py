@@ -36,7 +36,9 @@ from pipeline_runtime.contract import (
     SILVER_ENTITY_TABLES,
     SILVER_HISTORY,
     SILVER_MEMBERS,
+    SILVER_PLAYS,
     SILVER_TABLES,
+    SILVER_TOP_TRACKS,
 )
 from pipeline_runtime.delta_log import delta_version, table_version
 from pipeline_runtime.errors import SetupError, first_line, storage_fault
@@ -78,8 +80,12 @@ GOLD_SOURCES = {
     SILVER_ENTITY_TABLES["track"]: "track_id",
     SILVER_ENTITY_TABLES["audio_features"]: "track_id",
     SILVER_MEMBERS: "track_id",
+    SILVER_PLAYS: "track_id",
+    SILVER_TOP_TRACKS: "track_id",
     SILVER_ENTITY_TABLES["artist"]: "artist_id",
 }
+# The silver tables whose rows the latest event of a key replaces (a late or replayed one changes nothing).
+LATEST_WINS = {**SILVER_ENTITY_TABLES, "top_track": SILVER_TOP_TRACKS}
 CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 
 
@@ -109,6 +115,8 @@ def table_schemas() -> dict[str, str]:
         SILVER_MEMBERS: "playlist_id STRING, track_id STRING, playlist_name STRING, is_member BOOLEAN, "
         "is_favourite_playlist BOOLEAN, last_action STRING, snapshot_id STRING, observed_at TIMESTAMP, event_id STRING",
         SILVER_HISTORY: f"{payload['playlist_membership']}, {meta}",
+        SILVER_PLAYS: f"{payload['play']}, {meta}",
+        SILVER_TOP_TRACKS: f"{payload['top_track']}, {meta}",
         GOLD: GOLD_SCHEMA,
     }
 
@@ -155,22 +163,41 @@ def query_failed(settings: StreamingSettings, name: str | None, error: object) -
 
 
 def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
-    """Create the Delta tables that do not exist yet (bronze partitioned by ingest date)."""
+    """Create the Delta tables that do not exist yet (bronze partitioned by ingest date); bring a table of an
+    earlier version up to date (the Change Data Feed gold reads, the columns added since: null in its old rows)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
     for name, columns in table_schemas().items():
         location = settings.table(name)
         props = ", ".join(f"'{k}' = '{v}'" for k, v in table_properties(name).items())
         if DeltaTable.isDeltaTable(spark, location):
-            if name in GOLD_SOURCES and not change_feed_enabled(spark, location):  # a table of an earlier version
+            if name in GOLD_SOURCES and not change_feed_enabled(spark, location):
                 spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({props})")
                 log.info("enabled the Change Data Feed of %s (gold reads it)", location)
+            existing = set(spark.read.format("delta").load(location).columns)
+            added = [column for column in split_columns(columns) if column.split()[0] not in existing]
+            if added:
+                spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ({', '.join(added)})")
+                log.info("added the columns %s to %s", ", ".join(c.split()[0] for c in added), location)
             continue
         partition = " PARTITIONED BY (ingest_date)" if name == BRONZE else ""
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING DELTA{partition} TBLPROPERTIES ({props})"
         )
         log.info("created Delta table %s", location)
+
+
+def split_columns(ddl: str) -> list[str]:
+    """A DDL column list's columns ("a INT, b ARRAY<STRING>, c MAP<STRING, INT>"), commas inside <> kept."""
+    columns, depth, current = [], 0, ""
+    for char in ddl:
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            columns.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*columns, current.strip()] if current.strip() else columns
 
 
 def change_feed_enabled(spark: "SparkSession", location: str) -> bool:
@@ -268,13 +295,18 @@ class SilverWriter(MergeWriter):
                     bad.write.format("delta").mode("append").save(settings.table(QUARANTINE))
             facts["quarantined"] = quarantined
 
-            for event_type, table in SILVER_ENTITY_TABLES.items():
+            for event_type, table in LATEST_WINS.items():
                 count = counts.get(event_type, 0)
                 if not count:
                     continue
                 rows = latest_per_key(entity_rows(parsed, event_type), KEYS[event_type])
                 self._merge(spark, table, rows, KEYS[event_type], batch_id, newer_condition())
                 facts["rows_written"][table] = count
+            count = counts.get("play", 0)
+            if count:  # every play once: insert only (a re-sent play is the same track at the same moment)
+                plays = entity_rows(parsed, "play").dropDuplicates(KEYS["play"])
+                self._merge(spark, SILVER_PLAYS, plays, KEYS["play"], batch_id, None)
+                facts["rows_written"][SILVER_PLAYS] = count
 
             memberships = entity_rows(parsed, "playlist_membership")
             count = counts.get("playlist_membership", 0)
@@ -294,7 +326,7 @@ class SilverWriter(MergeWriter):
             facts["merge_seconds"] = self.merge_seconds
             facts["delta_versions"] = {
                 name: delta_version(settings.table(name))
-                for name in (QUARANTINE, *SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS)
+                for name in (QUARANTINE, *LATEST_WINS.values(), SILVER_MEMBERS, SILVER_PLAYS)
             }
             BATCH_FACTS[(self.query_name, batch_id)] = facts
             log.info(
@@ -360,6 +392,8 @@ class GoldWriter(MergeWriter):
                 read(SILVER_ENTITY_TABLES["artist"]),
                 read(SILVER_ENTITY_TABLES["audio_features"]),
                 read(SILVER_MEMBERS).join(affected, "track_id", "left_semi"),
+                read(SILVER_PLAYS).join(affected, "track_id", "left_semi"),
+                read(SILVER_TOP_TRACKS).join(affected, "track_id", "left_semi"),
             )
             gold = gold.select(*[F.col(c) for c in read(GOLD).columns])
             # No idempotent-write id: a gold row is re-built from silver as it is now, so writing a batch again

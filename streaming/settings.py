@@ -52,9 +52,4 @@ class StreamingSettings(KafkaSettings, SparkSettings):
 
     @property
     def topic_event_types(self) -> dict[str, str]:
-        return {
-            self.topic_tracks: "track",
-            self.topic_artists: "artist",
-            self.topic_audio_features: "audio_features",
-            self.topic_playlist_membership: "playlist_membership",
-        }
+        return {topic: event_type for event_type, topic in self.topic_for.items()}

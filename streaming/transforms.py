@@ -18,6 +18,9 @@ from pipeline_runtime.contract import (
     MEASURED_AUDIO_FEATURES,
     SILVER_ENTITY_TABLES,
     SILVER_MEMBERS,
+    SILVER_PLAYS,
+    SILVER_TOP_TRACKS,
+    TIME_RANGES,
 )
 
 if TYPE_CHECKING:
@@ -62,12 +65,26 @@ PAYLOADS: dict[str, list[tuple[str, str, bool]]] = {
         ("snapshot_id", "string", False),
         ("is_favourite_playlist", "boolean", True),
     ],
+    "play": [
+        ("track_id", "string", True),
+        ("played_at", "timestamp", True),
+        ("context_type", "string", False),
+        ("context_uri", "string", False),
+    ],
+    "top_track": [
+        ("track_id", "string", True),
+        ("time_range", "string", True),
+        ("rank", "int", True),
+        ("day", "date", True),
+    ],
 }
 KEYS = {
     "track": ["track_id"],
     "artist": ["artist_id"],
     "audio_features": ["track_id"],
     "playlist_membership": ["playlist_id", "track_id"],
+    "play": ["track_id", "played_at"],
+    "top_track": ["time_range", "day", "track_id"],
 }
 META = ["event_id", "source", "schema_version", "observed_at"]
 
@@ -109,6 +126,7 @@ EXPECTATIONS = (
     Expectation("key_pitch_class", "audio_features", ("key",), -1, 11),
     Expectation("mode_major_minor", "audio_features", ("mode",), -1, 1),
     Expectation("time_signature_0_7", "audio_features", ("time_signature",), 0, 7),
+    Expectation("rank_positive", "top_track", ("rank",), 1),
 )
 EXPECTATION_REASON = r"^expectation (\S+) failed"
 
@@ -149,6 +167,13 @@ def to_bronze(records: "DataFrame") -> "DataFrame":
 INTEGRAL_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 
 
+def as_time(text: Column, spark_type: str) -> Column:
+    """An ISO 8601 text as a `timestamp` (any precision, a zone or Z) or a `date` (yyyy-MM-dd); null if it is none."""
+    if spark_type == "timestamp":
+        return F.try_to_timestamp(text)
+    return F.try_to_timestamp(text, F.lit("yyyy-MM-dd")).cast("date")
+
+
 def _check_field(v: Column, path: str, name: str, spark_type: str, required: bool) -> Column:
     """The reason a field fails (missing when required, not of its JSON type, or out of range), else null.
 
@@ -169,6 +194,9 @@ def _check_field(v: Column, path: str, name: str, spark_type: str, required: boo
     elif spark_type == "double":  # any finite number (1e400 parses as infinity)
         well_typed = json_type.isin(*INTEGRAL_TYPES, "DOUBLE", "FLOAT") | json_type.startswith("DECIMAL")
         in_range = F.abs(F.try_variant_get(v, path, "double")) != float("inf")
+    elif spark_type in ("timestamp", "date"):  # JSON has neither: an ISO 8601 string
+        well_typed = json_type == "STRING"
+        in_range = as_time(F.try_variant_get(v, path, "string"), spark_type).isNotNull()
     elif spark_type == "array<string>":
         well_typed = json_type.isin("ARRAY<STRING>", "ARRAY<VOID>")  # [] and [null] have no element type
     else:
@@ -176,7 +204,8 @@ def _check_field(v: Column, path: str, name: str, spark_type: str, required: boo
     missing = F.lit(f"missing field {name}") if required else F.lit(None)
     check = F.when(~present, missing).when(~well_typed, F.lit(f"wrong type of {name} (expected {spark_type})"))
     if in_range is not None:
-        check = check.when(~in_range, F.lit(f"{name} out of range for {spark_type}"))
+        times = spark_type in ("timestamp", "date")
+        check = check.when(~in_range, F.lit(f"{name} {'is not a' if times else 'out of range for'} {spark_type}"))
     return check
 
 
@@ -229,12 +258,17 @@ def _parse_columns(
             check = _check_field(F.col("doc"), f"$.payload.{name}", f"payload.{name}", spark_type, required)
             payload_checks.append(F.when(event_type == etype, check))
     action = F.try_variant_get(F.col("doc"), "$.payload.action", "string")
-    payload_checks.append(
+    time_range = F.try_variant_get(F.col("doc"), "$.payload.time_range", "string")
+    payload_checks += [
         F.when(
             (event_type == "playlist_membership") & ~action.isin("added", "removed"),
             F.format_string("unknown action %s", action),
-        )
-    )
+        ),
+        F.when(
+            (event_type == "top_track") & ~time_range.isin(*TIME_RANGES),
+            F.format_string("unknown time_range %s", time_range),
+        ),
+    ]
     # After the type checks: a value checked against its range has the type the contract gives it.
     payload_checks += [_expectation_check(expectation, event_type) for expectation in EXPECTATIONS]
     return (
@@ -281,7 +315,8 @@ def expectation_violations(summary: list[dict[str, Any]]) -> dict[str, int]:
 
 def silver_table(event_type: str) -> str:
     """The silver table an event type's rows are MERGEd into (memberships: the current members)."""
-    return SILVER_ENTITY_TABLES.get(event_type, SILVER_MEMBERS)
+    tables = {**SILVER_ENTITY_TABLES, "play": SILVER_PLAYS, "top_track": SILVER_TOP_TRACKS}
+    return tables.get(event_type, SILVER_MEMBERS)
 
 
 def quarantine_rows(parsed: "DataFrame") -> "DataFrame":
@@ -307,7 +342,11 @@ def entity_rows(parsed: "DataFrame", event_type: str) -> "DataFrame":
 def _entity_columns(event_type: str) -> tuple[Column, list[Column]]:
     """entity_rows' filter and columns, built once (see _parse_columns)."""
     columns = [
-        F.try_variant_get(F.col("doc"), f"$.payload.{name}", spark_type).alias(name)
+        (
+            as_time(F.try_variant_get(F.col("doc"), f"$.payload.{name}", "string"), spark_type)
+            if spark_type in ("timestamp", "date")
+            else F.try_variant_get(F.col("doc"), f"$.payload.{name}", spark_type)
+        ).alias(name)
         for name, spark_type, _ in PAYLOADS[event_type]
     ]
     return F.col("reason").isNull() & (F.col("event_type") == event_type), columns
@@ -349,11 +388,24 @@ def release_year(column: str) -> Column:
     return F.when(year > 0, year)
 
 
+def listening(plays: "DataFrame", top_tracks: "DataFrame") -> "DataFrame":
+    """Per track: its plays (count, the last), and its best rank in any top list with the last day it was listed."""
+    played = plays.groupBy("track_id").agg(F.count("*").alias("play_count"), F.max("played_at").alias("last_played_at"))
+    listed = top_tracks.groupBy("track_id").agg(F.min("rank").alias("top_rank"), F.max("day").alias("top_listed_on"))
+    return played.join(listed, "track_id", "full")
+
+
 def track_features(
-    tracks: "DataFrame", artists: "DataFrame", features: "DataFrame", members: "DataFrame"
+    tracks: "DataFrame",
+    artists: "DataFrame",
+    features: "DataFrame",
+    members: "DataFrame",
+    plays: "DataFrame",
+    top_tracks: "DataFrame",
 ) -> "DataFrame":
     """The gold row of each track: track fields, the primary artist's genres and popularity, audio
-    features with their provider, and the favourite label (in a current favourite playlist)."""
+    features with their provider, the favourite label (in a current favourite playlist), and what the user's
+    listening says of it (plays, top lists)."""
     favourite = (
         members.where("is_member")
         .groupBy("track_id")
@@ -389,9 +441,11 @@ def track_features(
         .join(artist, "primary_artist_id", "left")
         .join(audio, "track_id", "left")
         .join(favourite, "track_id", "left")
+        .join(listening(plays, top_tracks), "track_id", "left")
         .withColumn("genres", F.coalesce("artist_genres", "track_genres", F.array().cast("array<string>")))
         .withColumn("is_favourite", F.coalesce("is_favourite", F.lit(False)))
         .withColumn("playlist_count", F.coalesce("playlist_count", F.lit(0)))
+        .withColumn("play_count", F.coalesce("play_count", F.lit(0)))
         .withColumn("updated_at", F.current_timestamp())
         .drop("artist_genres", "track_genres")
     )

@@ -4,7 +4,9 @@ Every setting a test builds is explicit (`_env_file=None`), so a developer's .en
 variables never change what the tests do.
 """
 
+import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
     from producers.sandbox.server import SandboxServer
 
 
+# Spark's sessions run in UTC (spark.sql.session.timeZone); PySpark hands timestamps to Python in the process's
+# own zone: the tests compare them with UTC times, so the test processes (and their children) run in UTC too.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
 TIERS = ("unit", "component", "e2e", "faults")  # folders of tests/, cheapest first; each test's marker
 
 
@@ -37,6 +44,7 @@ SHARED_RUN_MODULES = {
     "tests/faults/test_trainer_faults.py": "trainer_pair",
     "tests/faults/test_security.py": "trainer_pair",
     "tests/component/test_kafka_security.py": "sasl_broker",
+    "tests/component/test_training.py": "first_cycle",
 }
 
 

@@ -149,16 +149,16 @@ def no_champion(name: str) -> SetupError:
 
 
 def pinned_gold(spark: "SparkSession", settings: TrainingSettings) -> "tuple[int, DataFrame]":
-    """The gold table's latest version and its rows at that version, one per track."""
+    """The gold table's latest version and its rows at that version, one per track, labelled as the trainer does."""
     from pipeline_runtime.contract import GOLD  # noqa: PLC0415
-    from pipeline_runtime.delta_log import read_version, table_version  # noqa: PLC0415
-    from training.data import one_row_per_track  # noqa: PLC0415
+    from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
+    from training.cycle import read_gold  # noqa: PLC0415
 
     location = settings.table_uri(GOLD)
     version = table_version(spark, location)
     if version is None:
         raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-    return version, one_row_per_track(read_version(spark, location, version))
+    return version, read_gold(spark, settings, location, version)
 
 
 def print_tracks(title: str, rows: list[dict[str, Any]], measure: str) -> None:

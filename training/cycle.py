@@ -26,11 +26,13 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
 from pipeline_runtime.delta_log import delta_table_id, delta_version, read_version, table_id, table_version
+from pipeline_runtime.errors import SetupError
 from training import plots, registry
 from training.data import (
     FAVOURITE,
     GENRE_FEATURES,
     IDENTITY_FEATURES,
+    LISTENING,
     NOTEBOOK_FEATURES,
     NOTEBOOK_SCALED,
     POPULARITY,
@@ -44,6 +46,7 @@ from training.data import (
     model_input,
     one_row_per_track,
     with_class_weights,
+    with_favourite_label,
 )
 from training.evaluation import GATE_METRIC, evaluate_predictions
 from training.explain import CONTRIBUTION_UNITS, CONTRIBUTIONS_FILE, contributions, summarise
@@ -347,7 +350,7 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
     model_name = registry.model_name(name)
     k = settings.precision_at_k
     source = load_delta(path=gold[registry.TAG_TABLE], version=gold[registry.TAG_VERSION], name=GOLD)
-    common_tags = {**gold, "task": name, "tuning": settings.tuning}
+    common_tags = {**gold, "task": name, "tuning": settings.tuning, registry.TAG_LABEL: settings.label_description}
 
     report.baseline, report.reference = yardsticks(name, prepared, settings, steps, experiment, source, common_tags)
 
@@ -518,6 +521,18 @@ def skip_reason(last: registry.TrainedMark | None, version: int, table: str | No
     return None
 
 
+def read_gold(spark: "SparkSession", settings: TrainingSettings, location: str, version: int) -> "DataFrame":
+    """Gold at `version`, one row per track, with the favourite label TRAINING_FAVOURITE_LABEL asks for."""
+    gold = read_version(spark, location, version)
+    if settings.favourite_label != "playlists" and not set(LISTENING) <= set(gold.columns):
+        raise SetupError(
+            f"TRAINING_FAVOURITE_LABEL={settings.favourite_label} reads gold's listening columns "
+            f"({', '.join(LISTENING)}), which the gold table {location} does not have yet: start the streaming job "
+            "once (it adds them), or set TRAINING_FAVOURITE_LABEL=playlists"
+        )
+    return one_row_per_track(with_favourite_label(gold, settings.favourite_label, settings.favourite_min_plays))
+
+
 def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:
     """One cycle (see the module docstring). Raises Stopped when a stop was requested mid-way."""
     from mlflow import MlflowClient  # noqa: PLC0415
@@ -543,7 +558,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
             last.table_id,
         )
         last = None
-    gold = one_row_per_track(read_version(spark, location, version)).cache()
+    gold = read_gold(spark, settings, location, version).cache()
     try:
         report.rows = int(gold.count())
         if report.rows < settings.min_rows:

@@ -70,6 +70,19 @@ def one_row_per_track(gold: "DataFrame") -> "DataFrame":
     return gold.withColumn("_rank", F.row_number().over(order)).where("_rank = 1").drop("_rank")
 
 
+LISTENING = ("play_count", "top_rank")  # the gold columns a favourite label from listening reads
+
+
+def with_favourite_label(gold: "DataFrame", label: str, min_plays: int) -> "DataFrame":
+    """Gold with `is_favourite` as TRAINING_FAVOURITE_LABEL says: `playlists` (as the streaming job wrote it: in a
+    favourite playlist, or saved), `listening` (played at least `min_plays` times, or in a top list), `either`."""
+    if label == "playlists":
+        return gold
+    listened = (F.coalesce(F.col("play_count"), F.lit(0)) >= min_plays) | F.col("top_rank").isNotNull()
+    favourite = listened if label == "listening" else F.coalesce(F.col("is_favourite"), F.lit(False)) | listened
+    return gold.withColumn("is_favourite", favourite)
+
+
 def model_input(gold: "DataFrame") -> "DataFrame":
     """One row per track with the model columns: numbers as doubles, genres as an array and the primary
     genre, the identity keys (lower-cased artist names; album and first artist), plus both labels

@@ -36,6 +36,7 @@ TAG_UPDATED = "gold.max_updated_at"
 TAG_DECISION = "promotion.decision"
 TAG_REASON = "promotion.reason"
 TAG_LOGGED_MODEL = "logged_model_id"  # the MLflow 3 LoggedModel the run's metrics are linked to
+TAG_LABEL = "favourite_label"  # what made a track a favourite (TRAINING_FAVOURITE_LABEL), on every run
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings
 
 Tuning = Literal["quick", "full"]
 ThresholdObjective = Literal["f1", "precision"]
+FavouriteLabel = Literal["playlists", "listening", "either"]
 
 
 class TrainingSettings(SparkSettings, MlflowSettings):
@@ -44,6 +45,16 @@ class TrainingSettings(SparkSettings, MlflowSettings):
     exclude_features: CsvList = Field(
         default_factory=list, description="Features never used, comma-separated or JSON, e.g. artist_followers_log."
     )
+    favourite_label: FavouriteLabel = Field(
+        "playlists",
+        description="What makes a track a favourite (the favourite model's label): `playlists` (in a favourite "
+        "playlist, or saved with PRODUCER_SAVED_TRACKS_ARE_FAVOURITES), `listening` (played at least "
+        "TRAINING_FAVOURITE_MIN_PLAYS times, or in one of the user's top lists), or `either`. Recorded on every "
+        "MLflow run.",
+    )
+    favourite_min_plays: int = Field(
+        3, ge=1, description="Plays that make a track a favourite with TRAINING_FAVOURITE_LABEL=listening or either."
+    )
     precision_at_k: int = Field(50, ge=1, description="k of the favourite model's precision@k.")
     threshold_objective: ThresholdObjective = Field(
         "f1",
@@ -62,3 +73,13 @@ class TrainingSettings(SparkSettings, MlflowSettings):
     recommendations: int = Field(
         1000, ge=1, description="Rows kept in the recommendations table (the best-scored non-favourites)."
     )
+
+    @property
+    def label_description(self) -> str:
+        """The favourite label as recorded on the MLflow runs."""
+        listening = f"{self.favourite_min_plays}+ plays or a top track"
+        return {
+            "playlists": "playlists (favourite playlists and saved tracks)",
+            "listening": f"listening ({listening})",
+            "either": f"either (favourite playlists, saved tracks, or {listening})",
+        }[self.favourite_label]

@@ -326,6 +326,16 @@ def draw_featured(rng: np.random.Generator, track_artist: np.ndarray, reach: np.
     return featured
 
 
+def album_of_tracks(rng: np.random.Generator, tracks: int, albums: int) -> np.ndarray:
+    """Each track's album: one track for every album first (Spotify has no empty album; with fewer tracks than
+    albums, as many albums as tracks get one), the rest by album length, Gamma(1.5) weights (singles, EPs and long
+    albums), in a random order."""
+    length = rng.gamma(1.5, size=albums)
+    first = rng.permutation(albums)[: min(tracks, albums)]
+    rest = rng.choice(albums, size=tracks - len(first), p=length / length.sum())
+    return rng.permutation(np.concatenate([first, rest]).astype(int))
+
+
 def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Catalogue:
     size = size or CatalogueSize()
     rng = np.random.default_rng(seed)
@@ -343,11 +353,10 @@ def generate_catalogue(seed: int = 42, size: CatalogueSize | None = None) -> Cat
 
     album_ids, album_artist, album_effect, recency = add_albums(catalogue, rng, artist_ids, fame, reach)
 
-    # Tracks: an album each (albums differ in length), 15 % with a featured artist, audio features around the
-    # genre's centre.
-    album_length = rng.gamma(1.5, size=size.albums)
+    # Tracks: an album each (albums differ in length, none is empty), 15 % with a featured artist, audio features
+    # around the genre's centre.
     track_ids = [spotify_id(rng) for _ in range(size.tracks)]
-    track_album = rng.choice(size.albums, size=size.tracks, p=album_length / album_length.sum())
+    track_album = album_of_tracks(rng, size.tracks, size.albums)
     track_artist = album_artist[track_album]
     track_genre = artist_genre[track_artist]
     featured = draw_featured(rng, track_artist, reach)

@@ -29,7 +29,7 @@ HISTORY_DAYS = 30
 HISTORY_PLAYS = 300
 SAVE_CHANCE = 0.5
 DAY_MS = 86_400_000
-TIME_RANGES = {"short_term": 28, "medium_term": 182, "long_term": None}  # days; None: ever
+TIME_RANGE_DAYS = {"short_term": 28, "medium_term": 182, "long_term": None}  # days; None: ever
 TOP_MAX = 50
 
 
@@ -120,7 +120,7 @@ class Listener:
 
     def top_tracks(self, time_range: str, now_ms: int) -> list[str]:
         """The most played tracks of the range (ties: the better liked first), then the best liked favourites."""
-        days = TIME_RANGES[time_range]
+        days = TIME_RANGE_DAYS[time_range]
         since = now_ms - days * DAY_MS if days else 0
         counts = Counter(p.track_id for p in self.plays if p.played_at_ms >= since)
         liking = {t: self.catalogue.tracks[t].get("liking", 0.5) for t in counts}

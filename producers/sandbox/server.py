@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from producers.sandbox.catalogue import BASE62, SANDBOX_USER, Catalogue
-from producers.sandbox.listener import TIME_RANGES, Listener, iso
+from producers.sandbox.listener import TIME_RANGE_DAYS, Listener, iso
 from producers.settings import DEFAULT_REDIRECT_URI
 
 if TYPE_CHECKING:
@@ -831,7 +831,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """The user's top tracks of a time range (short_term: 4 weeks, medium_term: 6 months, long_term)."""
         self.require_scope("user-top-read")
         time_range = query.get("time_range", "medium_term")
-        if time_range not in TIME_RANGES:
+        if time_range not in TIME_RANGE_DAYS:
             raise ApiError(400, "Invalid time range")
         limit, offset = self.paging_args(query, 20, 50)
         with self.state.lock:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from producers.sandbox.listener import iso
 from producers.sandbox.server import SandboxServer
 from producers.service import EXIT_TEMPFAIL, Producer, open_producer, run_service
 from producers.settings import ProducerSettings
@@ -106,7 +107,12 @@ def test_development_app_with_login(
     csv = tmp_path / "catalogue.csv"
     catalogue.export_tracks_csv(csv)
     settings = sandbox_settings(
-        server, tmp_path, kafka_bootstrap_servers=bootstrap_servers, catalogue_file=csv, include_saved_tracks=False
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=bootstrap_servers,
+        catalogue_file=csv,
+        include_saved_tracks=False,
+        include_listening=False,  # its own test: test_listening_history_...
     )
     sandbox_login(settings)
     assert settings.token_file.stat().st_mode & 0o777 == 0o600
@@ -182,6 +188,7 @@ def test_unchanged_playlist_costs_one_request_and_changes_are_diffed(
         favourite_playlists=[playlist_id],
         include_my_playlists=False,
         include_saved_tracks=False,
+        include_listening=False,
     )
     if generation == "development":
         sandbox_login(settings)
@@ -348,6 +355,7 @@ def test_searches_artists_and_saved_tracks(
         search_queries=["genre:pop", "tag:new"],  # a track search with a filter, and an album search
         search_max_results=25,
         artists=[f"spotify:artist:{artist}"],
+        include_listening=False,
     )
     sandbox_login(settings)
     producer = producers(settings)
@@ -368,7 +376,7 @@ def test_searches_artists_and_saved_tracks(
     expected |= {t for a in new_albums for t in catalogue.albums[a]["track_ids"]}
     tracks = read_topic(bootstrap_servers, settings.topic_tracks)
     assert {e["key"] for e in tracks} == expected and len(tracks) == len(expected)
-    album = next(a for a in albums if a["track_ids"])  # the catalogue's albums differ in length: some have none
+    album = albums[0]
     album_track = next(e["payload"] for e in tracks if e["key"] == album["track_ids"][0])
     assert album_track["release_date"] == album["release_date"] and album_track["album_id"] == album["id"]
     membership = read_topic(bootstrap_servers, settings.topic_playlist_membership)
@@ -488,3 +496,88 @@ def test_run_puts_new_recommendations_in_the_playlist_and_never_polls_it(
     assert writes(sandbox_stats(server)) == {"PUT playlists/{id}/items": 1}
     members = read_topic(bootstrap_servers, settings.topic_playlist_membership)
     assert members and all(e["payload"]["playlist_id"] != playlist for e in members), "recommendations are no labels"
+
+
+@pytest.mark.parametrize("generation", ["development", "extended"])
+def test_listening_history_each_play_once_across_restarts_and_the_top_lists_once_a_day(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    producers: Callable[..., Producer],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    generation: str,
+) -> None:
+    server = sandbox_factory(generation)
+    listener = server.state.listener
+    settings = sandbox_settings(
+        server,
+        tmp_path,
+        kafka_bootstrap_servers=bootstrap_servers,
+        playlists=[],
+        favourite_playlists=[],
+        include_my_playlists=False,
+        include_saved_tracks=False,
+        publish_playlist=False,
+    )
+    sandbox_login(settings)
+
+    def plays() -> list[tuple[str, str]]:  # in time order (the topic keeps order per partition, by track)
+        return sorted(
+            (e["payload"]["played_at"], e["payload"]["track_id"])
+            for e in read_topic(bootstrap_servers, settings.topic_plays)
+        )
+
+    def window() -> list[tuple[str, str]]:  # what Spotify still shows, oldest first
+        return [(iso(p.played_at_ms), p.track_id) for p in reversed(listener.recent())]
+
+    # First poll: every play Spotify still shows (its last 50), oldest first; each top list with its ranks.
+    shown = window()
+    first = producers(settings).poller.poll_once()
+    assert first.failed_units == 0 and first.events["play"] == len(shown) == 50
+    assert plays() == shown
+    top = read_topic(bootstrap_servers, settings.topic_top_tracks)
+    for time_range in ("short_term", "medium_term", "long_term"):
+        listed = [e["payload"] for e in top if e["payload"]["time_range"] == time_range]
+        ranked = sorted(listed, key=lambda p: p["rank"])
+        assert [p["track_id"] for p in ranked] == listener.top_tracks(time_range, int(time.time() * 1000))
+        assert [p["rank"] for p in ranked] == list(range(1, len(ranked) + 1)) and len(ranked) == 50
+    assert {p["day"] for p in (e["payload"] for e in top)} == {time.strftime("%Y-%m-%d", time.gmtime())}
+    tracks = {e["key"] for e in read_topic(bootstrap_servers, settings.topic_tracks)}
+    assert {t for _, t in shown} | {e["key"] for e in top} <= tracks, "played and top tracks are published too"
+
+    # Restarted (a new producer on the same state) after 20 more plays: those 20 only, and no top list (once a day).
+    with server.state.lock:
+        listener.listen(20)
+    restarted = producers(settings)
+    second = restarted.poller.poll_once()
+    assert second.events["play"] == 20 and second.events["top_track"] == 0
+    assert plays() == shown + window()[-20:]
+    assert len(set(plays())) == len(plays()), "each play once"
+    # Nothing new: one request, for the plays since the last one.
+    sandbox_stats(server, reset=True)
+    quiet = restarted.poller.poll_once()
+    assert sum(quiet.events.values()) == 0 and sandbox_stats(server) == {"me/player/recently-played": 1}
+
+    # More plays than Spotify keeps between two polls: the 50 it shows, and a warning that older ones are gone.
+    with server.state.lock:
+        listener.listen(60)
+    with caplog.at_level(logging.WARNING):
+        third = producers(settings).poller.poll_once()
+    assert third.events["play"] == 50 and plays()[-50:] == window()
+    assert "60 plays" not in caplog.text and "50 plays since the last poll" in caplog.text
+    assert "poll more often (PRODUCER_POLL_INTERVAL_SECONDS)" in caplog.text
+
+    # A login from before the listening scopes: one line that says what to do, and the rest of the poll goes on.
+    older = sandbox_settings(
+        server, tmp_path / "older", kafka_bootstrap_servers=bootstrap_servers, publish_playlist=False
+    )
+    sandbox_login(older.model_copy(update={"include_listening": False}))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report = producers(older).poller.poll_once()
+    assert report.failed_units == 0 and report.events["play"] == 0 and report.events["playlist_membership"] > 0
+    warnings = [r.getMessage() for r in caplog.records if "listening" in r.getMessage()]
+    assert warnings == [
+        "the saved Spotify login does not grant user-read-recently-played and user-top-read, so the listening "
+        "history is not read: run `python -m producers login` again, or set PRODUCER_INCLUDE_LISTENING=false"
+    ]

@@ -11,8 +11,10 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from pipeline_runtime.contract import TIME_RANGES
 from pipeline_runtime.delta_log import table_version
 from pipeline_runtime.kafka_admin import ensure_topics
+from pipeline_runtime.settings import TOPIC_SETTINGS
 from producers.events import artist_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
@@ -21,7 +23,7 @@ from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
 from tests.support.kafka import publish_raw
 from tests.support.processes import clean_env, run_module
-from tests.support.spotify import sandbox_settings
+from tests.support.spotify import sandbox_login, sandbox_settings
 from tests.support.streaming import catch_up, streaming_settings, table
 
 
@@ -35,28 +37,39 @@ def test_producer_events_reach_gold_with_nothing_quarantined(
         server,
         tmp_path / "producer",
         kafka_bootstrap_servers=bootstrap_servers,
-        auth="client",
-        topic_tracks=settings.topic_tracks,
-        topic_artists=settings.topic_artists,
-        topic_audio_features=settings.topic_audio_features,
-        topic_playlist_membership=settings.topic_playlist_membership,
+        include_saved_tracks=False,
+        publish_playlist=False,
+        **{name: getattr(settings, name) for name in TOPIC_SETTINGS.values()},
     )
+    sandbox_login(producer_settings)  # the user's listening history too
     with open_producer(producer_settings) as producer:
         report = producer.poller.poll_once()
     published = sum(report.events.values())
+    listener = server.state.listener
+    plays = Counter(p.track_id for p in listener.recent())
+    now_ms = int(time.time() * 1000)
+    ranks: dict[str, int] = {}
+    for time_range in TIME_RANGES:
+        for rank, track in enumerate(listener.top_tracks(time_range, now_ms), 1):
+            ranks[track] = min(rank, ranks.get(track, rank))
 
     started = time.monotonic()
     catch_up(spark, settings)
     took = time.monotonic() - started
-    tracks = {t for p in catalogue.playlists.values() for t in p["track_ids"]}
+    tracks = {t for p in catalogue.playlists.values() for t in p["track_ids"]} | set(plays) | set(ranks)
     favourites = {t for pid in catalogue.favourite_playlist_ids for t in catalogue.playlists[pid]["track_ids"]}
     assert table(spark, settings, "bronze").count() == published
     assert table(spark, settings, "quarantine").count() == 0, "the contract: producer events all parse"
     assert table(spark, settings, "silver_tracks").count() == len(tracks)
     assert table(spark, settings, "silver_artists").count() == report.events["artist"]
+    assert table(spark, settings, "silver_plays").count() == sum(plays.values()) == report.events["play"] == 50
+    assert table(spark, settings, "silver_top_tracks").count() == report.events["top_track"] == 150
     gold = {r.track_id: r for r in table(spark, settings, "track_features").collect()}
     assert set(gold) == tracks
     assert {t for t, r in gold.items() if r.is_favourite} == favourites
+    # The listening history in gold: plays in Spotify's window per track, the best rank in any top list.
+    assert {t: r.play_count for t, r in gold.items() if r.play_count} == dict(plays)
+    assert {t: r.top_rank for t, r in gold.items() if r.top_rank is not None} == ranks
     sample = gold[next(iter(tracks))]
     assert sample.popularity == catalogue.tracks[sample.track_id]["popularity"]
     assert sample.features_provider == "spotify" and sample.genres

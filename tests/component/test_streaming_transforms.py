@@ -7,7 +7,15 @@ from datetime import UTC, datetime
 import pytest
 from pyspark.sql import SparkSession
 
-from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
+from producers.events import (
+    artist_payload,
+    audio_features_payload,
+    make_event,
+    membership_payload,
+    play_payload,
+    top_track_payload,
+    track_payload,
+)
 from streaming.transforms import entity_rows, latest_per_key, member_rows, parse_events, track_features
 
 TOPICS = {
@@ -15,6 +23,8 @@ TOPICS = {
     "t.artists": "artist",
     "t.features": "audio_features",
     "t.members": "playlist_membership",
+    "t.plays": "play",
+    "t.top": "top_track",
 }
 TRACK = {
     "id": "T" * 22,
@@ -55,6 +65,16 @@ def features_with(**changes: object) -> bytes:
 def artist_event(**artist: object) -> bytes:
     values = {"id": "A" * 22, "name": "Artist", "genres": ["pop"], "popularity": 50, "followers": {"total": 10}}
     return make_event("artist", "A" * 22, artist_payload({**values, **artist}), "test").to_bytes()
+
+
+def play_event(played_at: str = "2026-01-01T12:00:00.000Z", **changes: object) -> bytes:
+    payload = {**play_payload({"track": {"id": "T" * 22}, "played_at": played_at}), **changes}
+    return make_event("play", "T" * 22, payload, "test").to_bytes()
+
+
+def top_event(time_range: str = "short_term", rank: int = 1, day: str = "2026-01-02", **changes: object) -> bytes:
+    payload = {**top_track_payload("T" * 22, time_range, rank, day), **changes}
+    return make_event("top_track", "T" * 22, payload, "test").to_bytes()
 
 
 POISON = [
@@ -125,6 +145,13 @@ POISON = [
     ),
     # A wrong type is said as such, before any range.
     (payload_with(popularity="140"), "t.tracks", "wrong type of payload.popularity (expected int)"),
+    # The listening history: times are ISO 8601 strings, ranks count from 1, Spotify's three time ranges.
+    (play_event("last night"), "t.plays", "payload.played_at is not a timestamp"),
+    (play_event(played_at=1700000000000), "t.plays", "wrong type of payload.played_at (expected timestamp)"),
+    (top_event(day="2026-13-40"), "t.top", "payload.day is not a date"),
+    (top_event("all_time"), "t.top", "unknown time_range all_time"),
+    (top_event(rank=0), "t.top", "expectation rank_positive failed: payload.rank is 0, expected at least 1"),
+    (top_event(rank=None), "t.top", "missing field payload.rank"),
 ]
 
 
@@ -228,18 +255,28 @@ def test_gold_row_joins_artist_features_and_label(spark: SparkSession) -> None:
         (artist.to_bytes(), "t.artists"),
         (features.to_bytes(), "t.features"),
         (member.to_bytes(), "t.members"),
+        (play_event("2026-01-01T12:00:00.000Z"), "t.plays"),
+        (play_event("2026-01-03T08:30:00Z"), "t.plays"),  # Spotify's times may come without milliseconds
+        (top_event("short_term", 4), "t.top"),
+        (top_event("long_term", 2, "2026-01-05"), "t.top"),
     ]
     parsed = parse_events(bronze_frame(spark, records), TOPICS, 4096)
+    assert parsed.where("reason IS NOT NULL").count() == 0
     gold = track_features(
         entity_rows(parsed, "track"),
         entity_rows(parsed, "artist"),
         entity_rows(parsed, "audio_features"),
         member_rows(entity_rows(parsed, "playlist_membership")),
+        entity_rows(parsed, "play"),
+        entity_rows(parsed, "top_track"),
     ).collect()
     assert len(gold) == 1
     row = gold[0]
     assert (row.genres, row.artist_popularity, row.energy, row.features_provider) == (["jazz"], 70, 0.5, "reccobeats")
     assert row.is_favourite is True and row.release_year == 2019 and row.popularity == 40
+    # The listening: two plays, the last one's time; the best rank in any top list, and the last day listed.
+    assert (row.play_count, row.last_played_at) == (2, datetime(2026, 1, 3, 8, 30))
+    assert (row.top_rank, str(row.top_listed_on)) == (2, "2026-01-05")
 
 
 def test_release_dates_of_every_precision_give_the_year(spark: SparkSession) -> None:

@@ -11,7 +11,7 @@ import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +23,22 @@ from sklearn.metrics import r2_score, roc_auc_score
 
 from pipeline_runtime.contract import GOLD_SCHEMA
 from pipeline_runtime.delta_log import table_id
+from pipeline_runtime.errors import SetupError
+from pipeline_runtime.mlflow_setup import configure_mlflow
 from producers.sandbox.catalogue import Catalogue, CatalogueSize, generate_catalogue, gold_rows, observable_scores
 from tests.support.training import training_settings, write_gold
 from training import registry
-from training.cycle import TASKS, ModelReport, last_trained, prepare_task, run_cycle, skip_without_spark
-from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track
+from training.cycle import (
+    TASKS,
+    CycleReport,
+    ModelReport,
+    last_trained,
+    prepare_task,
+    read_gold,
+    run_cycle,
+    skip_without_spark,
+)
+from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track, with_favourite_label
 from training.evaluation import EVALUATION_DATASET
 from training.explain import CONTRIBUTIONS_FILE
 from training.models import candidate_fitter, tuning_grid
@@ -66,18 +77,58 @@ def alias_version(client: MlflowClient, task: str, alias: str) -> str | None:
     return None if version is None else str(version.version)
 
 
-def test_a_cycle_beats_the_notebook_and_logs_everything(
-    spark: "SparkSession", tmp_path: Path, catalogue: Catalogue
-) -> None:
-    settings = training_settings(tmp_path)
-    gold_location = settings.table_uri("track_features")
-    write_gold(spark, gold_location, gold_rows(catalogue, "extended"))
+@dataclass
+class FirstCycle:
+    """The module's one full training cycle (tests below read it; the last one goes on from it)."""
 
-    report = run_cycle(spark, settings, threading.Event())
+    settings: TrainingSettings
+    location: str
+    rows: list[dict[str, Any]]  # gold rows of the catalogue, the first FIRST_ROWS in the table
+    empty: CycleReport  # the cycle on the empty table the streaming job creates
+    report: CycleReport
+
+
+FIRST_ROWS = 1950  # of the catalogue's 2,000 tracks: the rest arrive later, fewer than min_new_rows
+
+
+@pytest.fixture(scope="module")
+def first_cycle(spark: "SparkSession", tmp_path_factory: pytest.TempPathFactory, catalogue: Catalogue) -> FirstCycle:
+    """A catalogue file's shape (popularity, but nothing about the artist beyond the name: no artist popularity or
+    followers, as in the Spotify Tracks Dataset), so who the artist is carries the signal only through the
+    identity encodings. The streaming job creates gold empty: a first cycle there finds nothing to train."""
+    before = mlflow.get_tracking_uri()
+    rows = [{**row, "artist_popularity": None, "artist_followers": None} for row in gold_rows(catalogue, "extended")]
+    settings = training_settings(tmp_path_factory.mktemp("first-cycle"), min_new_rows=100)
+    location = settings.table_uri("track_features")
+    try:
+        write_gold(spark, location, [])
+        empty = run_cycle(spark, settings, threading.Event())
+        write_gold(spark, location, rows[:FIRST_ROWS])
+        report = run_cycle(spark, settings, threading.Event())
+    finally:
+        mlflow.set_tracking_uri(before)
+    return FirstCycle(settings, location, rows, empty, report)
+
+
+def use_store(cycle: FirstCycle) -> MlflowClient:
+    """MLflow pointed at the first cycle's store, as the trainer had it (restored after each test)."""
+    mlflow.set_tracking_uri(configure_mlflow(cycle.settings))
+    return MlflowClient()
+
+
+def test_a_cycle_beats_the_notebook_and_the_reference_and_logs_everything(
+    spark: "SparkSession", first_cycle: FirstCycle, catalogue: Catalogue
+) -> None:
+    report, gold_location = first_cycle.report, first_cycle.location
+    client = use_store(first_cycle)
+    assert first_cycle.empty.skipped is not None
+    assert first_cycle.empty.skipped.startswith("the gold table has 0 tracks at version 0")
 
     assert report.skipped is None
-    assert (report.gold_version, report.rows) == (0, 2000)
+    assert (report.gold_version, report.rows) == (1, FIRST_ROWS)
     popularity, favourite = report.models
+    assert [m.version for m in report.models] == ["1", "1"]
+    assert "artist_popularity" in popularity.missing and "artist_keys" in popularity.features
     # The best the catalogue allows on the same holdout from what the data shows (the model's form known, each
     # artist's and album's effect estimated from their other tracks).
     holdout = model_input(spark.read.format("delta").load(gold_location)).where(holdout_flag(1, 0.4))
@@ -86,45 +137,52 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     actual = np.array([catalogue.tracks[t]["popularity"] for t in ids])
     best_r2 = r2_score(actual, [best[t][0] for t in ids])
     best_auc = roc_auc_score([t in catalogue.favourites for t in ids], [best[t][1] for t in ids])
+    print(  # the figures for the note
+        f"\npopularity: baseline {popularity.baseline}\n  reference {popularity.reference}"
+        f"\n  ours {popularity.candidate}\n  best r2 {best_r2:.4f}"
+        f"\nfavourite: baseline {favourite.baseline}\n  reference {favourite.reference}"
+        f"\n  ours {favourite.candidate}\n  best auc {best_auc:.4f}"
+    )
     # Ours beats the notebook's method on the same holdout, and gets near the ceiling of what the data shows (an
-    # upper bound: it knows the model's form and estimates each artist from all their other tracks, where ours
-    # learns from the 1,200 training rows).
+    # upper bound: it knows the model's form and estimates each artist from all their other tracks, holdout ones
+    # included, where ours learns who the artist is from the 1,170 training rows alone: 0.569 of 0.687 here, the
+    # reference 0.507).
     assert popularity.baseline is not None and favourite.baseline is not None
     assert popularity.candidate["rmse"] < popularity.baseline["rmse"] * 0.75
     assert popularity.candidate["r2"] > popularity.baseline["r2"] + 0.3
-    assert popularity.candidate["r2"] > best_r2 - 0.1
+    assert popularity.candidate["r2"] > best_r2 - 0.15
     assert favourite.candidate["auc_roc"] > favourite.baseline["auc_roc"] + 0.03
     assert favourite.candidate["auc_pr"] > favourite.baseline["auc_pr"]
     assert favourite.candidate["auc_roc"] > best_auc - 0.06
     assert favourite.candidate["precision_at_k"] > favourite.baseline["precision_at_k"]
     # ... and is as good as the reference model (scikit-learn) on the same holdout, within the noise of 800
     # holdout tracks (about 145 favourites): over 12 catalogues of this size (benchmarks.models, 4 seeds x 3
-    # shapes) ours was ahead by 0.036 on average and behind once, by 0.016; on this one it is 0.025 behind.
+    # shapes) ours was ahead by 0.036 on average and behind once, by 0.016.
     assert popularity.reference is not None and favourite.reference is not None
-    assert popularity.candidate["r2"] >= popularity.reference["r2"] - 0.01
+    assert popularity.candidate["r2"] >= popularity.reference["r2"] - 0.02
     assert favourite.candidate["auc_pr"] >= favourite.reference["auc_pr"] - 0.04
-    print(  # the figures for the note
-        f"\npopularity: baseline {popularity.baseline}\n  ours {popularity.candidate}\n  best r2 {best_r2:.4f}"
-        f"\nfavourite: baseline {favourite.baseline}\n  ours {favourite.candidate}\n  best auc {best_auc:.4f}"
-    )
     # First candidates become champions.
     assert (popularity.promoted, favourite.promoted) == (True, True)
-    client = MlflowClient()
     assert alias_version(client, "popularity", "champion") == popularity.version == "1"
     assert alias_version(client, "favourite", "champion") == favourite.version == "1"
 
     # The run records the exact data it saw, its features, metrics, plots and the model.
     (run,) = candidate_runs(client, "favourite")
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    assert tags[registry.TAG_VERSION] == "0" and tags[registry.TAG_ROWS] == "2000"
+    assert tags[registry.TAG_VERSION] == "1" and tags[registry.TAG_ROWS] == str(FIRST_ROWS)
     assert tags[registry.TAG_TABLE] == gold_location
     assert tags[registry.TAG_DECISION] == "champion" and tags[registry.TAG_REASON] == "no champion yet"
+    every_run = client.search_runs([run.info.experiment_id])
+    assert len(every_run) >= 3  # the candidate, the notebook's baseline, the reference
+    assert {r.data.tags.get(registry.TAG_LABEL) for r in every_run} == {
+        "playlists (favourite playlists and saved tracks)"
+    }
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {"track_features", EVALUATION_DATASET}  # gold, and the predictions MLflow evaluated
     dataset = inputs["track_features"]
     assert dataset.dataset.name == "track_features"
-    assert json.loads(dataset.dataset.source) == {"path": gold_location, "delta_table_version": "0"}
-    assert params["class_weights"] == "True" and "artist_popularity" in params["features"]
+    assert json.loads(dataset.dataset.source) == {"path": gold_location, "delta_table_version": "1"}
+    assert params["class_weights"] == "True" and "artist_popularity" not in params["features"]
     assert metrics["auc_roc"] == pytest.approx(favourite.candidate["auc_roc"])
     assert metrics["baseline_auc_roc"] == pytest.approx(favourite.baseline["auc_roc"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
@@ -132,12 +190,12 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     (popularity_run,) = candidate_runs(client, "popularity")
     artifacts = {a.path for a in client.list_artifacts(popularity_run.info.run_id, "plots")}
     assert artifacts == {"plots/feature_importance.png", "plots/predicted_vs_actual.png", CONTRIBUTIONS_PLOT}
-    # What makes a song popular, to the model: who the artist is (its popularity, or its track record) moves the
+    # What makes a song popular, to the model: who made it (the artist's or the album's track record) moves the
     # popularity most, and upwards, as the catalogue was generated; the SHAP values are in popularity points.
     logged = mlflow.artifacts.load_dict(f"runs:/{popularity_run.info.run_id}/{CONTRIBUTIONS_FILE}")
     assert logged["units"] == "popularity points" and 0 < logged["tracks"] <= 1000
     top = logged["top"][0]
-    assert top["feature"] in ("artist_popularity", "artist_followers_log", "artist_keys__te", "artist_keys__te_max")
+    assert top["feature"] in ("artist_keys__te", "artist_keys__te_max", "album_key__te")
     assert top["direction"] == "higher raises the score" and top["mean_abs_contribution"] > 3, logged["top"]
     feature_set = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/feature_set.json")
     assert feature_set["baseline"] == list(NOTEBOOK_FEATURES)
@@ -164,10 +222,17 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert linked["auc_pr"].value == pytest.approx(favourite.candidate["auc_pr"])
     assert linked["auc_pr"].dataset_name == "track_features" and linked["auc_pr"].dataset_digest
 
-    # Recommendations: ranked non-favourites, from the champion.
+
+def test_recommendations_come_from_the_champion_with_their_reasons(
+    spark: "SparkSession", first_cycle: FirstCycle, catalogue: Catalogue
+) -> None:
+    settings = first_cycle.settings
     recommendations = spark.read.format("delta").load(settings.table_uri("recommendations"))
     rows = recommendations.orderBy("rank").collect()
-    primary = {tid: catalogue.artists[t["artist_ids"][0]]["name"] for tid, t in catalogue.tracks.items()}
+    in_gold = {row["track_id"] for row in first_cycle.rows[:FIRST_ROWS]}
+    primary = {
+        tid: catalogue.artists[t["artist_ids"][0]]["name"] for tid, t in catalogue.tracks.items() if tid in in_gold
+    }
     per_artist = Counter(name for tid, name in primary.items() if tid not in catalogue.favourites)
     available = sum(min(count, settings.max_per_artist) for count in per_artist.values())  # at most 3 per artist
     assert len(rows) == min(settings.recommendations, available)
@@ -175,14 +240,17 @@ def test_a_cycle_beats_the_notebook_and_logs_everything(
     assert not {r["track_id"] for r in rows} & catalogue.favourites
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
     assert all(a["score"] >= b["score"] for a, b in itertools.pairwise(rows))
-    assert {r["model_version"] for r in rows} == {"1"} and {r["gold_version"] for r in rows} == {0}
+    assert {r["model_version"] for r in rows} == {"1"} and {r["gold_version"] for r in rows} == {1}
     assert all(r["because"] for r in rows)
     assert all(re.match(r"[^;]+ \(\+\d+\.\d\d\)", r["because"]) for r in rows), "the model's reasons first"
 
-    # The same data and settings give the same model: each chosen candidate, fitted again on the same training
-    # rows (the target encoder's folds, the learner's seed), scores the holdout exactly as the cycle's did.
-    data = model_input(one_row_per_track(spark.read.format("delta").load(gold_location)))
-    for model in report.models:
+
+def test_the_same_data_and_settings_give_the_same_model(spark: "SparkSession", first_cycle: FirstCycle) -> None:
+    """Each chosen candidate, fitted again on the same training rows (the target encoder's folds, the learner's
+    seed), scores the holdout exactly as the cycle's did."""
+    settings = first_cycle.settings
+    data = model_input(one_row_per_track(spark.read.format("delta").load(first_cycle.location)))
+    for model in first_cycle.report.models:
         assert refit_metrics(data, settings, model) == {
             key: model.candidate[key] for key in ("rmse", "r2", "auc_roc", "auc_pr") if key in model.candidate
         }
@@ -204,33 +272,18 @@ def refit_metrics(data: "DataFrame", settings: TrainingSettings, model: ModelRep
     return {key: metrics[key] for key in ("rmse", "r2", "auc_roc", "auc_pr") if key in metrics}
 
 
-def test_skips_without_new_rows(spark: "SparkSession", tmp_path: Path, catalogue: Catalogue) -> None:
-    # A catalogue file's shape: popularity, but nothing about the artist beyond the name (no artist popularity
-    # or followers), so who the artist is carries the signal only through the identity encodings.
-    rows = [{**row, "artist_popularity": None, "artist_followers": None} for row in gold_rows(catalogue, "extended")]
-    settings = training_settings(tmp_path, min_new_rows=100)
-    location = settings.table_uri("track_features")
-    write_gold(spark, location, [])  # the streaming job creates gold empty
-    empty = run_cycle(spark, settings, threading.Event())
-    assert empty.skipped is not None and empty.skipped.startswith("the gold table has 0 tracks at version 0")
-    write_gold(spark, location, rows[:1500])
-    first = run_cycle(spark, settings, threading.Event())
-    assert first.skipped is None and [m.version for m in first.models] == ["1", "1"]
-    popularity = first.models[0]
-    assert popularity.baseline is not None and popularity.reference is not None
-    assert "artist_popularity" in popularity.missing and "artist_keys" in popularity.features
-    assert popularity.candidate["r2"] > popularity.baseline["r2"] + 0.3  # the notebook's method: audio only
-    assert popularity.candidate["r2"] >= popularity.reference["r2"] - 0.02
-    print(f"\ncatalogue shape: baseline {popularity.baseline}\n  reference {popularity.reference}")
-    print(f"  ours {popularity.candidate}")
-
+def test_skips_without_new_rows(spark: "SparkSession", first_cycle: FirstCycle) -> None:
+    """Goes on from the first cycle (so it runs after the tests that read it): gold still at the version the
+    last run trained on, then too few new rows, then a gold table rebuilt up to that version."""
+    settings, location, rows = first_cycle.settings, first_cycle.location, first_cycle.rows
+    use_store(first_cycle)
     # Same version: skipped before reading any data.
     same = run_cycle(spark, settings, threading.Event())
     assert same.skipped == "gold is still at version 1, which the last run trained on"
     without_spark = skip_without_spark(settings)
     assert without_spark is not None and without_spark.skipped == same.skipped
     # 50 new rows: fewer than min_new_rows.
-    write_gold(spark, location, rows[1500:1550])
+    write_gold(spark, location, rows[FIRST_ROWS : FIRST_ROWS + 50])
     few = run_cycle(spark, settings, threading.Event())
     assert few.skipped is not None and few.skipped.startswith("50 new or changed rows since gold version 1")
     assert few.new_rows == 50
@@ -240,10 +293,11 @@ def test_skips_without_new_rows(spark: "SparkSession", tmp_path: Path, catalogue
     assert mark is not None and mark.version == 1 and mark.table_id == table_id(spark, location)
     shutil.rmtree(location.removeprefix("file:"))
     write_gold(spark, location, [])
-    write_gold(spark, location, rows[:1500])
+    write_gold(spark, location, rows[:FIRST_ROWS])
     assert skip_without_spark(settings) is None
     rebuilt = run_cycle(spark, settings.model_copy(update={"min_rows": 10**6}), threading.Event())
-    assert rebuilt.skipped is not None and rebuilt.skipped.startswith("the gold table has 1500 tracks at version 1")
+    assert rebuilt.skipped is not None
+    assert rebuilt.skipped.startswith(f"the gold table has {FIRST_ROWS} tracks at version 1")
     # A worse candidate only becomes challenger: tests/faults/test_trainer_faults.py (the same cycle via the CLI).
 
 
@@ -280,6 +334,51 @@ def test_without_audio_features_the_baseline_is_skipped_and_ours_uses_the_rest(
     assert prepared.train_rows + prepared.holdout_rows == 2000
     skipped = prepare_task(model_input(gold), "popularity", TrainingSettings(_env_file=None))
     assert isinstance(skipped, str) and skipped.startswith("only 0 of 2000 tracks have a popularity")
+
+
+def test_an_extended_app_s_artist_popularity_and_followers_are_features(
+    spark: "SparkSession", catalogue: Catalogue
+) -> None:
+    """What a pre-2026 extended-quota app gets about the artist is used when it is there (the module's full cycle
+    trains on a catalogue file's shape, without it; the demo trains on an extended app's data end to end)."""
+    gold = spark.createDataFrame(
+        [{**r, "updated_at": None} for r in gold_rows(catalogue, "extended")], schema=GOLD_SCHEMA
+    )
+    for task in TASKS:
+        prepared = prepare_task(model_input(gold), task, TrainingSettings(_env_file=None))
+        assert not isinstance(prepared, str)
+        assert {"artist_popularity", "artist_followers_log"} <= set(prepared.features.numeric), task
+        assert "artist_popularity" not in prepared.missing
+
+
+def test_the_favourite_label_comes_from_playlists_listening_or_either(spark: "SparkSession", tmp_path: Path) -> None:
+    rows = [  # track, in a favourite playlist, plays, best top-list rank
+        ("in-a-playlist", True, 0, None),
+        ("played-often", False, 3, None),
+        ("played-once", False, 1, None),
+        ("a-top-track", False, 0, 7),
+        ("never-played", False, None, None),  # a gold row written before the listening columns
+    ]
+    gold = spark.createDataFrame(
+        [{"track_id": t, "is_favourite": f, "play_count": n, "top_rank": r, "updated_at": None} for t, f, n, r in rows],
+        schema=GOLD_SCHEMA,
+    )
+    labels = {
+        label: {r.track_id for r in with_favourite_label(gold, label, 3).collect() if r.is_favourite}
+        for label in ("playlists", "listening", "either")
+    }
+    assert labels == {
+        "playlists": {"in-a-playlist"},
+        "listening": {"played-often", "a-top-track"},
+        "either": {"in-a-playlist", "played-often", "a-top-track"},
+    }
+    # A gold table from before the listening columns: the listening label says what to do, in one line.
+    settings = training_settings(tmp_path, favourite_label="listening")
+    location = settings.table_uri("track_features")
+    gold.drop("play_count", "last_played_at", "top_rank", "top_listed_on").write.format("delta").save(location)
+    with pytest.raises(SetupError, match=r"start the streaming job once \(it adds them\)"):
+        read_gold(spark, settings, location, 0)
+    assert read_gold(spark, settings.model_copy(update={"favourite_label": "playlists"}), location, 0).count() == 5
 
 
 def test_a_track_listed_twice_is_one_row_and_a_favourite(spark: "SparkSession", catalogue: Catalogue) -> None:

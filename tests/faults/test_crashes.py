@@ -23,6 +23,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.contract import SILVER_TABLES
 from pipeline_runtime.kafka_admin import ensure_topics
+from pipeline_runtime.settings import TOPIC_SETTINGS, topic_names
 from producers.events import make_event, membership_payload
 from producers.sandbox.server import SandboxServer
 from streaming.job import run_job
@@ -47,8 +48,7 @@ def wait_for(
 
 
 def topics_of(settings: StreamingSettings) -> dict[str, str]:
-    names = ("topic_tracks", "topic_artists", "topic_audio_features", "topic_playlist_membership")
-    return {name: getattr(settings, name) for name in names}
+    return {name: getattr(settings, name) for name in TOPIC_SETTINGS.values()}
 
 
 def comparable(frame: DataFrame) -> DataFrame:
@@ -247,10 +247,7 @@ def test_broker_restart_while_the_producer_publishes(
     settings = streaming_settings(
         tmp_path / "stream",
         running.bootstrap_servers,
-        topic_tracks="spotify.tracks",
-        topic_artists="spotify.artists",
-        topic_audio_features="spotify.audio_features",
-        topic_playlist_membership="spotify.playlist_membership",
+        **topic_names("spotify"),  # the defaults, as the producer published them
     )
     try:
         assert run_job(settings, True, threading.Event(), spark) == 0
@@ -293,10 +290,7 @@ def test_producer_sigkilled_mid_poll_then_restarted(
         data_dir,
         bootstrap_servers,
         PRODUCER_AUTH="client",
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
-        KAFKA_TOPIC_ARTISTS=settings.topic_artists,
-        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+        **settings.topic_env(),
     )
     log = tmp_path / "producer.log"
     rng = random.Random(int(os.environ.get("FAULTS_SEED", "2026")))

@@ -1,11 +1,11 @@
-"""Poison input: 2,400 malformed records, generated with hypothesis, interleaved with 2,400 valid events
+"""Poison input: 2,400 malformed records, generated with hypothesis, interleaved with 3,000 valid events
 in the topics of a running streaming job (`python -m streaming run`). Every valid event reaches silver and
 gold, every malformed record is in quarantine with the reason the contract (docs/events.md) gives it, and
 the job keeps running.
 
 Each malformed record is one of six kinds, 400 of each: a valid event with one field of the wrong JSON
 type; a valid event cut short; a huge value (a record over the size limit, a number out of range for
-its type); an unknown schema_version, event_type or action; bytes that are not UTF-8; a well-typed value
+its type); an unknown schema_version, event_type, action or time_range; bytes that are not UTF-8; a well-typed value
 outside the range an expectation allows (popularity 140, a danceability of 1.5). A record is
 malformed by construction, and the strategy says which reason it must get.
 """
@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from pipeline_runtime.contract import MEASURED_AUDIO_FEATURES, SILVER_ENTITY_TABLES, SILVER_HISTORY
+from pipeline_runtime.contract import (
+    MEASURED_AUDIO_FEATURES,
+    SILVER_ENTITY_TABLES,
+    SILVER_HISTORY,
+    SILVER_PLAYS,
+    SILVER_TOP_TRACKS,
+    TIME_RANGES,
+)
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
@@ -41,10 +48,22 @@ from tests.support.processes import TEST_DRIVER_JAVA_OPTIONS, clean_env
 MAX_EVENT_BYTES = 8192
 # Each kind's reason holds at any volume: 400 of each kind of poison among 2,400 valid events.
 PER_KIND = 400
-VALID = {"track": 1000, "artist": 500, "audio_features": 400, "playlist_membership": 500}
+VALID = {"track": 1000, "artist": 500, "audio_features": 400, "playlist_membership": 500, "play": 300, "top_track": 300}
 LATE_VALID = 100  # tracks published after all the poison was quarantined: the job still works
-TOPICS = {"track": "tracks", "artist": "artists", "audio_features": "features", "playlist_membership": "members"}
-SILVER = {**SILVER_ENTITY_TABLES, "playlist_membership": SILVER_HISTORY}  # where each event type's rows land
+TOPICS = {
+    "track": "tracks",
+    "artist": "artists",
+    "audio_features": "features",
+    "playlist_membership": "members",
+    "play": "plays",
+    "top_track": "top-tracks",
+}
+SILVER = {  # where each event type's rows land
+    **SILVER_ENTITY_TABLES,
+    "playlist_membership": SILVER_HISTORY,
+    "play": SILVER_PLAYS,
+    "top_track": SILVER_TOP_TRACKS,
+}
 INT_RANGES = {"int": 2**31, "bigint": 2**63}
 Record = tuple[str, str | None, bytes, str]  # event type (its topic), key, value, the reason it must get
 
@@ -62,21 +81,27 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "int": st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
     "boolean": st.one_of(st.none(), st.booleans()),
     "double": st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)),
+    "timestamp": timestamps,
+    "date": st.dates(date(2000, 1, 1), date(2030, 12, 31)).map(date.isoformat),
 }
 
 
 def payload_values(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
     values = {name: FIELD_VALUES[spark_type] for name, spark_type, _ in PAYLOADS[event_type]}
-    values |= {key: st.text(min_size=1, max_size=22) for key in KEYS[event_type]}
+    types = {name: spark_type for name, spark_type, _ in PAYLOADS[event_type]}
+    values |= {key: st.text(min_size=1, max_size=22) for key in KEYS[event_type] if types[key] == "string"}
     if event_type == "playlist_membership":
         values |= {"action": st.sampled_from(["added", "removed"]), "is_favourite_playlist": st.booleans()}
     if event_type == "audio_features":
         values["provider"] = text
-    types = {name: spark_type for name, spark_type, _ in PAYLOADS[event_type]}
+    if event_type == "top_track":
+        values["time_range"] = st.sampled_from(TIME_RANGES)
+    required = {name for name, _, needed in PAYLOADS[event_type] if needed}
     for expectation in EXPECTATIONS:  # a valid event keeps the expectations' ranges
         if expectation.event_type == event_type:
             for name in expectation.fields:
-                values[name] = st.one_of(st.none(), within(expectation, types[name]))
+                allowed = within(expectation, types[name])
+                values[name] = allowed if name in required else st.one_of(st.none(), allowed)
     return st.fixed_dictionaries(values)
 
 
@@ -122,6 +147,8 @@ NOT_OF_TYPE = {  # JSON values that are not of the type, but that Spark could ca
     "boolean": ["string", "numeric string", "integer", "fraction", "array", "object"],
     "array<string>": ["string", "integer", "boolean", "object", "array of non-strings"],
     "object": ["string", "integer", "boolean", "array"],
+    "timestamp": ["integer", "fraction", "boolean", "array", "object"],  # JSON has none: an ISO 8601 string
+    "date": ["integer", "fraction", "boolean", "array", "object"],
 }
 ENVELOPE = [
     ("schema_version", "int"),
@@ -216,7 +243,8 @@ def huge_values(draw: st.DrawFn) -> Record:
 @st.composite
 def unknown_values(draw: st.DrawFn) -> Record:
     event_type, envelope = draw(events())
-    kinds = ["schema_version", "event_type"] + (["action"] if event_type == "playlist_membership" else [])
+    named = {"playlist_membership": ["action"], "top_track": ["time_range"]}.get(event_type, [])
+    kinds = ["schema_version", "event_type", *named]
     kind = draw(st.sampled_from(kinds))
     if kind == "schema_version":
         version = draw(st.integers(-(2**31), 2**31 - 1).filter(lambda v: v not in SUPPORTED_SCHEMA_VERSIONS))
@@ -226,6 +254,10 @@ def unknown_values(draw: st.DrawFn) -> Record:
         name = draw(text.filter(lambda t: t not in PAYLOADS))
         envelope["event_type"] = name
         return event_type, None, to_json(envelope), f"unknown event_type {name}"
+    if kind == "time_range":
+        time_range = draw(text.filter(lambda t: t not in TIME_RANGES))
+        envelope["payload"]["time_range"] = time_range
+        return event_type, None, to_json(envelope), f"unknown time_range {time_range}"
     action = draw(text.filter(lambda t: t not in ("added", "removed")))
     envelope["payload"]["action"] = action
     return event_type, None, to_json(envelope), f"unknown action {action}"
@@ -336,6 +368,8 @@ def valid_events() -> dict[str, list[tuple[str, dict[str, Any], bytes]]]:
                 "artist": {"artist_id": f"A{i:021d}"},
                 "audio_features": {"track_id": tracks[i]},
                 "playlist_membership": {"playlist_id": f"P{i % 7:021d}", "track_id": tracks[i]},
+                "play": {"track_id": tracks[i]},
+                "top_track": {"track_id": tracks[i]},
             }
             payload = {**payload, **ids[event_type]}
             key = payload[KEYS[event_type][0]]
@@ -364,6 +398,7 @@ def reason_group(reason: str) -> str:
         "unknown schema_version",
         "unknown event_type",
         "unknown action",
+        "unknown time_range",
     ):
         if group in reason:
             return group
@@ -408,6 +443,8 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         KAFKA_TOPIC_ARTISTS=topics["artist"],
         KAFKA_TOPIC_AUDIO_FEATURES=topics["audio_features"],
         KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=topics["playlist_membership"],
+        KAFKA_TOPIC_PLAYS=topics["play"],
+        KAFKA_TOPIC_TOP_TRACKS=topics["top_track"],
     )
     progress_file = data_dir / "logs" / "streaming-progress.jsonl"
     log_path = tmp_path / "streaming.log"
@@ -464,9 +501,9 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     assert not wrong, f"{len(wrong)} records quarantined with another reason than the contract's: {wrong[:5]}"
 
     for event_type, name in SILVER.items():
-        fields = [field for field, _, _ in PAYLOADS[event_type]]
-        rows = [tuple(hashable(row[f]) for f in fields) for row in read(name).select(*fields).collect()]
-        expected = {tuple(hashable(payload[f]) for f in fields) for _, payload, _ in valid[event_type]}
+        fields = [(field, spark_type) for field, spark_type, _ in PAYLOADS[event_type]]
+        rows = [tuple(hashable(row[f]) for f, _ in fields) for row in read(name).select(*dict(fields)).collect()]
+        expected = {tuple(as_read(payload[f], t) for f, t in fields) for _, payload, _ in valid[event_type]}
         assert len(rows) == len(expected) and set(rows) == expected, f"{name}: every event once, every field as sent"
     members = read("silver_playlist_members")
     assert members.count() == VALID["playlist_membership"]
@@ -503,6 +540,8 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         silver_artists=VALID["artist"],
         silver_audio_features=VALID["audio_features"],
         silver_playlist_history=VALID["playlist_membership"],
+        silver_plays=VALID["play"],
+        silver_top_tracks=VALID["top_track"],
         gold_rows=len(gold),
         quarantined=len(quarantined),
     )
@@ -519,3 +558,12 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
 
 def hashable(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
+
+
+def as_read(value: Any, spark_type: str) -> Any:
+    """A payload's value as Spark reads it back from silver (timestamps in UTC, as the session's time zone)."""
+    if value is not None and spark_type == "timestamp":
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+    if value is not None and spark_type == "date":
+        return date.fromisoformat(value)
+    return hashable(value)

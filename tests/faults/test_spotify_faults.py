@@ -298,7 +298,8 @@ def test_expired_tokens_and_an_expired_login_keep_the_producer_up_until_a_new_lo
     data_dir = tmp_path / "data"
     settings = sandbox_settings(server, data_dir)
     sandbox_login(settings)
-    env = fault_env(server, data_dir, bootstrap_servers)
+    # The playlists and saved tracks only: the listening history has its own tests (tests/component).
+    env = fault_env(server, data_dir, bootstrap_servers, PRODUCER_INCLUDE_LISTENING="false")
     own = next(iter(readable(server, "development")))
     dropped = server.state.catalogue.playlists[own]["track_ids"][:1]
     producer = ProducerProcess(env, tmp_path, "--interval", "1")
@@ -376,6 +377,7 @@ def test_removed_endpoints_are_reported_once_and_used_again_when_back(
         PRODUCER_API_GENERATION="development",
         PRODUCER_SEARCH_QUERIES="genre:pop",
         PRODUCER_SEARCH_MAX_RESULTS="15",
+        PRODUCER_INCLUDE_LISTENING="false",
     )
     producer = ProducerProcess(env, tmp_path, "--interval", "1")
     try:

@@ -157,9 +157,13 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     )
 
     # An empty gold table (recreated by hand, say), then none at all: skipped, nothing moves.
+    # (The first in process: the CLI's skip line is tests/e2e/test_training_cli.py's.)
     write_gold(spark, location, [], mode="overwrite")
-    empty = run_module("training", "run", "--once", env=env, cwd=tmp_path, timeout=300)
-    assert empty.returncode == 0 and "skipped: the gold table has 0 tracks at version 2" in empty.stdout, empty.stdout
+    try:
+        empty = run_cycle(spark, training_settings(data_dir), threading.Event())
+    finally:
+        mlflow.set_tracking_uri(before)
+    assert empty.skipped is not None and empty.skipped.startswith("the gold table has 0 tracks at version 2")
     (data_dir / "tables" / "track_features").rename(tmp_path / "gold-moved-away")
     missing = run_module("training", "run", "--once", env=env, cwd=tmp_path, timeout=300)
     assert missing.returncode == 0 and "does not exist yet: run the streaming job" in missing.stdout, missing.stdout

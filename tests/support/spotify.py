@@ -10,6 +10,7 @@ from pathlib import Path
 
 import requests
 
+from pipeline_runtime.settings import TOPIC_SETTINGS, topic_names
 from producers.sandbox.server import SandboxServer
 from producers.settings import ProducerSettings
 from tests.support.processes import clean_env, start_module
@@ -22,10 +23,7 @@ def sandbox_settings(server: SandboxServer, data_dir: Path, **overrides: object)
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, object] = {
         "data_dir": data_dir,
-        "topic_tracks": f"tracks-{suffix}",
-        "topic_artists": f"artists-{suffix}",
-        "topic_audio_features": f"features-{suffix}",
-        "topic_playlist_membership": f"membership-{suffix}",
+        **topic_names(f"test-{suffix}"),
         "topic_partitions": 2,
         "http_retries": 2,
         "request_timeout_seconds": 5,
@@ -58,7 +56,7 @@ def producer_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, 
     return clean_env(**{**server.env(), **local, **extra})
 
 
-TOPICS = ("KAFKA_TOPIC_TRACKS", "KAFKA_TOPIC_ARTISTS", "KAFKA_TOPIC_AUDIO_FEATURES", "KAFKA_TOPIC_PLAYLIST_MEMBERSHIP")
+TOPICS = tuple(f"KAFKA_{name.upper()}" for name in TOPIC_SETTINGS.values())  # the topics' variables
 
 
 def fault_env(server: SandboxServer, data_dir: Path, bootstrap_servers: str, **extra: str) -> dict[str, str]:

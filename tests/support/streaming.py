@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from pipeline_runtime.settings import topic_names
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from streaming.job import run_job
 from streaming.settings import StreamingSettings
@@ -75,10 +76,7 @@ def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: obje
         "spark_master": "local[2]",
         "spark_shuffle_partitions": 2,
         "spark_ui_enabled": False,
-        "topic_tracks": f"tracks-{suffix}",
-        "topic_artists": f"artists-{suffix}",
-        "topic_audio_features": f"features-{suffix}",
-        "topic_playlist_membership": f"membership-{suffix}",
+        **topic_names(f"test-{suffix}"),
     }
     values.update(overrides)
     return StreamingSettings(_env_file=None, **values)
@@ -94,10 +92,7 @@ def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, st
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
         SPARK_DRIVER_JAVA_OPTIONS=TEST_DRIVER_JAVA_OPTIONS,
-        KAFKA_TOPIC_TRACKS=settings.topic_tracks,
-        KAFKA_TOPIC_ARTISTS=settings.topic_artists,
-        KAFKA_TOPIC_AUDIO_FEATURES=settings.topic_audio_features,
-        KAFKA_TOPIC_PLAYLIST_MEMBERSHIP=settings.topic_playlist_membership,
+        **settings.topic_env(),
         **overrides,
     )
 

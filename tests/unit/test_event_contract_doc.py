@@ -8,6 +8,8 @@ from producers.events import (
     artist_payload,
     audio_features_payload,
     membership_payload,
+    play_payload,
+    top_track_payload,
     track_payload,
 )
 from tests.support.processes import ROOT
@@ -18,6 +20,8 @@ PAYLOAD_FIELDS = {
     "artist": set(artist_payload({"id": "x"})),
     "audio_features": set(audio_features_payload("x", {}, "spotify")),
     "playlist_membership": set(membership_payload("p", None, "t", "added", None, False)),
+    "play": set(play_payload({"track": {"id": "t"}, "played_at": "2026-01-01T00:00:00Z"})),
+    "top_track": set(top_track_payload("t", "short_term", 1, "2026-01-01")),
 }
 
 

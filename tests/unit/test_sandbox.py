@@ -70,6 +70,9 @@ def test_catalogue_is_shaped_like_real_ones(tmp_path: Path) -> None:
     between_artists = np.var([artist_means[a] for a in artist])
     assert between_artists > 0.5 * np.var(expected), "artist identity carries most of the signal"
     assert 0.08 < np.mean([len(t["artist_ids"]) > 1 for t in tracks]) < 0.25
+    # Albums differ in length (singles, EPs, long albums), and none is empty, as on Spotify.
+    lengths = [len(album["track_ids"]) for album in catalogue.albums.values()]
+    assert min(lengths) == 1 and max(lengths) >= 12 and sum(lengths) == 4000
     instrumental = np.array([catalogue.audio_features[t["id"]]["instrumentalness"] > 0.5 for t in tracks])
     assert expected[instrumental].mean() < expected[~instrumental].mean() - 3
     model = catalogue.model["popularity"]
