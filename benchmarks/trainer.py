@@ -37,6 +37,7 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
         "DOUBLE": pa.float64(),
         "BOOLEAN": pa.bool_(),
         "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "DATE": pa.date32(),
         "ARRAY<STRING>": pa.list_(pa.string()),
     }
     ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", GOLD_SCHEMA))

@@ -160,6 +160,8 @@ def test_streaming_on_a_disk_that_fills_up_then_turns_read_only(
             "silver_audio_features": TRACKS,
             "silver_playlist_members": TRACKS,
             "silver_playlist_history": TRACKS,
+            "silver_plays": 0,  # no listening history in this stream
+            "silver_top_tracks": 0,
             "track_features": TRACKS,
         }, counts
         assert table(spark, settings, "quarantine").count() == 0
