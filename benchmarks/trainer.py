@@ -25,7 +25,7 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
     """A `track_features` pyarrow table of `tracks` rows (extended API: every feature present)."""
     import pyarrow as pa  # noqa: PLC0415
 
-    from pipeline_runtime.contract import GOLD_SCHEMA  # noqa: PLC0415
+    from pipeline_runtime.contract import GOLD_SCHEMA, ddl_columns  # noqa: PLC0415
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue, gold_rows  # noqa: PLC0415
 
     size = CatalogueSize(tracks=tracks, artists=max(20, tracks // 10), albums=max(40, tracks // 4))
@@ -40,7 +40,7 @@ def gold_table(tracks: int, seed: int = 5) -> Any:
         "DATE": pa.date32(),
         "ARRAY<STRING>": pa.list_(pa.string()),
     }
-    ddl = (column.split(" ", 1) for column in re.split(r",\s*(?![^<]*>)", GOLD_SCHEMA))
+    ddl = (column.split(" ", 1) for column in ddl_columns(GOLD_SCHEMA))
     fields = [pa.field(name, arrow_types[kind.upper()]) for name, kind in ddl]
     schema = pa.schema(fields)
     now = int(time.time() * 1_000_000)

@@ -1,6 +1,8 @@
 """The vocabulary the services share without importing each other: audio-feature names, table names and
 the gold table's columns. The event contract itself is documented in docs/events.md."""
 
+import re
+
 # Spotify's 12 audio features, in the notebook's order (REFERENCE §7).
 AUDIO_FEATURES = (
     "danceability",
@@ -58,6 +60,13 @@ TIME_RANGES = ("short_term", "medium_term", "long_term")
 # in any of their top lists (null: never listed) with the last day it was listed. Never model features: the
 # favourite label can come from them (TRAINING_FAVOURITE_LABEL).
 LISTENING_COLUMNS = ("play_count BIGINT", "last_played_at TIMESTAMP", "top_rank INT", "top_listed_on DATE")
+
+
+def ddl_columns(ddl: str) -> list[str]:
+    """The columns of a DDL column list ("a INT, b ARRAY<STRING>, c MAP<STRING, INT>" -> three), each as
+    "name TYPE"."""
+    return [column.strip() for column in re.split(r",\s*(?![^<]*>)", ddl) if column.strip()]
+
 
 # The gold table's columns (DDL), as the streaming job writes them and the trainer reads them.
 GOLD_SCHEMA = ", ".join(

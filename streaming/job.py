@@ -39,6 +39,7 @@ from pipeline_runtime.contract import (
     SILVER_PLAYS,
     SILVER_TABLES,
     SILVER_TOP_TRACKS,
+    ddl_columns,
 )
 from pipeline_runtime.delta_log import delta_version, table_version
 from pipeline_runtime.errors import SetupError, first_line, storage_fault
@@ -48,6 +49,7 @@ from streaming.settings import StreamingSettings
 from streaming.transforms import (
     EXPECTATIONS,
     KEYS,
+    LATEST_WINS,
     PAYLOADS,
     entity_key,
     entity_rows,
@@ -84,8 +86,6 @@ GOLD_SOURCES = {
     SILVER_TOP_TRACKS: "track_id",
     SILVER_ENTITY_TABLES["artist"]: "artist_id",
 }
-# The silver tables whose rows the latest event of a key replaces (a late or replayed one changes nothing).
-LATEST_WINS = {**SILVER_ENTITY_TABLES, "top_track": SILVER_TOP_TRACKS}
 CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 
 
@@ -175,7 +175,7 @@ def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
                 spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({props})")
                 log.info("enabled the Change Data Feed of %s (gold reads it)", location)
             existing = set(spark.read.format("delta").load(location).columns)
-            added = [column for column in split_columns(columns) if column.split()[0] not in existing]
+            added = [column for column in ddl_columns(columns) if column.split()[0] not in existing]
             if added:
                 spark.sql(f"ALTER TABLE delta.`{location}` ADD COLUMNS ({', '.join(added)})")
                 log.info("added the columns %s to %s", ", ".join(c.split()[0] for c in added), location)
@@ -185,19 +185,6 @@ def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
             f"CREATE TABLE IF NOT EXISTS delta.`{location}` ({columns}) USING DELTA{partition} TBLPROPERTIES ({props})"
         )
         log.info("created Delta table %s", location)
-
-
-def split_columns(ddl: str) -> list[str]:
-    """A DDL column list's columns ("a INT, b ARRAY<STRING>, c MAP<STRING, INT>"), commas inside <> kept."""
-    columns, depth, current = [], 0, ""
-    for char in ddl:
-        depth += {"<": 1, ">": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            columns.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*columns, current.strip()] if current.strip() else columns
 
 
 def change_feed_enabled(spark: "SparkSession", location: str) -> bool:

@@ -87,6 +87,8 @@ KEYS = {
     "top_track": ["time_range", "day", "track_id"],
 }
 META = ["event_id", "source", "schema_version", "observed_at"]
+# The silver tables whose rows the latest event of a key replaces (a late or replayed one changes nothing).
+LATEST_WINS = {**SILVER_ENTITY_TABLES, "top_track": SILVER_TOP_TRACKS}
 
 
 @dataclass(frozen=True)
@@ -315,8 +317,7 @@ def expectation_violations(summary: list[dict[str, Any]]) -> dict[str, int]:
 
 def silver_table(event_type: str) -> str:
     """The silver table an event type's rows are MERGEd into (memberships: the current members)."""
-    tables = {**SILVER_ENTITY_TABLES, "play": SILVER_PLAYS, "top_track": SILVER_TOP_TRACKS}
-    return tables.get(event_type, SILVER_MEMBERS)
+    return {**LATEST_WINS, "play": SILVER_PLAYS}.get(event_type, SILVER_MEMBERS)
 
 
 def quarantine_rows(parsed: "DataFrame") -> "DataFrame":

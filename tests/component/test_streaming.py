@@ -11,14 +11,21 @@ from typing import Any
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from pipeline_runtime.contract import TIME_RANGES
+from pipeline_runtime.contract import GOLD_SCHEMA, TIME_RANGES, ddl_columns
 from pipeline_runtime.delta_log import table_version
 from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import TOPIC_SETTINGS
 from producers.events import artist_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
-from streaming.job import REBUILT_TABLES, maintain_tables, rebuild, remove_location, reset_unstarted_checkpoint
+from streaming.job import (
+    REBUILT_TABLES,
+    ensure_tables,
+    maintain_tables,
+    rebuild,
+    remove_location,
+    reset_unstarted_checkpoint,
+)
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
 from tests.support.kafka import publish_raw
@@ -219,3 +226,25 @@ def test_a_gold_checkpoint_whose_first_batch_died_starts_afresh(spark: SparkSess
         (running / part / "0").write_text("v1\n")
     assert not reset_unstarted_checkpoint(spark, str(running)) and (running / "commits" / "0").exists()
     assert not reset_unstarted_checkpoint(spark, str(tmp_path / "never"))
+
+
+def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
+    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    """A gold table written before the listening columns keeps its rows and gains the columns (null in old rows);
+    the silver tables it lacks are created; a second start changes nothing."""
+    settings = streaming_settings(tmp_path, bootstrap_servers)
+    old_gold = ", ".join(c for c in ddl_columns(GOLD_SCHEMA) if c.split()[0] not in ("play_count", "top_rank"))
+    spark.createDataFrame([{"track_id": "T" * 22, "name": "old"}], old_gold).write.format("delta").save(
+        settings.table("track_features")
+    )
+    ensure_tables(spark, settings)
+    gold = table(spark, settings, "track_features")
+    assert set(gold.columns) == {c.split()[0] for c in ddl_columns(GOLD_SCHEMA)}
+    assert [(r.track_id, r.name, r.play_count, r.top_rank) for r in gold.collect()] == [("T" * 22, "old", None, None)]
+    assert (
+        table(spark, settings, "silver_plays").count() == 0 and table(spark, settings, "silver_top_tracks").count() == 0
+    )
+    version = table_version(spark, settings.table("track_features"))
+    ensure_tables(spark, settings)
+    assert table_version(spark, settings.table("track_features")) == version
