@@ -17,7 +17,7 @@ from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import SparkSettings
 from tests.support.figures import FIGURES
-from tests.support.processes import JARS_DIR, TEST_DRIVER_JAVA_OPTIONS
+from tests.support.processes import JARS_DIR
 from tests.support.spotify import SMALL_CATALOGUE
 
 if TYPE_CHECKING:
@@ -138,7 +138,6 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> SparkSettings:
         spark_driver_memory="2g",  # one session serves every test: 1g ended in constant garbage collection
         spark_shuffle_partitions=2,
         spark_ui_enabled=False,
-        spark_driver_java_options=TEST_DRIVER_JAVA_OPTIONS,
     )
 
 

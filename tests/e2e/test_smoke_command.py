@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tests.support.processes import TEST_DRIVER_JAVA_OPTIONS, clean_env, run_module
+from tests.support.processes import clean_env, run_module
 
 
 def test_smoke_command_runs_end_to_end(tmp_path: Path) -> None:
@@ -15,7 +15,6 @@ def test_smoke_command_runs_end_to_end(tmp_path: Path) -> None:
         LOCAL_KAFKA_PORT="0",
         SPARK_MASTER="local[2]",
         SPARK_UI_ENABLED="false",
-        SPARK_DRIVER_JAVA_OPTIONS=TEST_DRIVER_JAVA_OPTIONS,
     )
     result = run_module("pipeline_runtime", "smoke", "--messages", "2000", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

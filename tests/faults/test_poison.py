@@ -43,7 +43,7 @@ from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
 from streaming.transforms import EXPECTATIONS, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS, Expectation
-from tests.support.processes import TEST_DRIVER_JAVA_OPTIONS, clean_env
+from tests.support.processes import clean_env
 
 MAX_EVENT_BYTES = 8192
 # Each kind's reason holds at any volume: 400 of each kind of poison among 2,400 valid events.
@@ -435,7 +435,6 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         SPARK_SHUFFLE_PARTITIONS="2",
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
-        SPARK_DRIVER_JAVA_OPTIONS=TEST_DRIVER_JAVA_OPTIONS,
         STREAMING_TRIGGER_INTERVAL="3 seconds",
         STREAMING_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
         STREAMING_MAX_OFFSETS_PER_TRIGGER="5000",

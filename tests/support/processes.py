@@ -34,12 +34,6 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-# The test JVMs' JIT stops at C1: the suite keeps both cores busy with short-lived JVMs, where C2's compiling
-# costs more CPU than its faster code gives back (measured: a driver's start and first Delta write 26-27 s of
-# JVM CPU -> 14-16 s; a 600-track training cycle 205 -> 175 s). Users' services keep the JVM's default.
-TEST_DRIVER_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
-
-
 def local_env(data_dir: Path, **overrides: str) -> dict[str, str]:
     """The environment of a CLI run on a small local stack: its own data dir, a free broker port,
     Spark on 2 cores with 1g, the quick tuning grid."""
@@ -50,7 +44,6 @@ def local_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "SPARK_SHUFFLE_PARTITIONS": "2",
         "SPARK_UI_ENABLED": "false",
         "SPARK_DRIVER_MEMORY": "1g",
-        "SPARK_DRIVER_JAVA_OPTIONS": TEST_DRIVER_JAVA_OPTIONS,
         "TRAINING_TUNING": "quick",
     }
     return clean_env(**{**settings, **overrides})

@@ -11,7 +11,7 @@ from pipeline_runtime.settings import topic_names
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from streaming.job import run_job
 from streaming.settings import StreamingSettings
-from tests.support.processes import JARS_DIR, TEST_DRIVER_JAVA_OPTIONS, clean_env
+from tests.support.processes import JARS_DIR, clean_env
 
 
 def catch_up_records(settings: StreamingSettings, tracks: int) -> list[tuple[str, bytes]]:
@@ -91,7 +91,6 @@ def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, st
         SPARK_SHUFFLE_PARTITIONS="2",
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
-        SPARK_DRIVER_JAVA_OPTIONS=TEST_DRIVER_JAVA_OPTIONS,
         **settings.topic_env(),
         **overrides,
     )
