@@ -175,7 +175,7 @@ class SparkSettings(TablesSettings):
         "",
         validation_alias=shared("SPARK_DRIVER_JAVA_OPTIONS"),
         description="Extra JVM options of the Spark driver, added to the project's own (its log4j2 settings), "
-        "e.g. -XX:TieredStopAtLevel=1 for short runs on few cores.",
+        "e.g. -XX:+UseParallelGC.",
     )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,

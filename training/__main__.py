@@ -152,7 +152,7 @@ def pinned_gold(spark: "SparkSession", settings: TrainingSettings) -> "tuple[int
     """The gold table's latest version and its rows at that version, one per track, labelled as the trainer does."""
     from pipeline_runtime.contract import GOLD  # noqa: PLC0415
     from pipeline_runtime.delta_log import table_version  # noqa: PLC0415
-    from training.cycle import read_gold  # noqa: PLC0415
+    from training.data import read_gold  # noqa: PLC0415
 
     location = settings.table_uri(GOLD)
     version = table_version(spark, location)

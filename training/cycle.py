@@ -25,14 +25,12 @@ import numpy as np
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
-from pipeline_runtime.delta_log import delta_table_id, delta_version, read_version, table_id, table_version
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.delta_log import delta_table_id, delta_version, table_id, table_version
 from training import plots, registry
 from training.data import (
     FAVOURITE,
     GENRE_FEATURES,
     IDENTITY_FEATURES,
-    LISTENING,
     NOTEBOOK_FEATURES,
     NOTEBOOK_SCALED,
     POPULARITY,
@@ -44,9 +42,8 @@ from training.data import (
     coverage_expressions,
     holdout_flag,
     model_input,
-    one_row_per_track,
+    read_gold,
     with_class_weights,
-    with_favourite_label,
 )
 from training.evaluation import GATE_METRIC, evaluate_predictions
 from training.explain import CONTRIBUTION_UNITS, CONTRIBUTIONS_FILE, contributions, summarise
@@ -519,18 +516,6 @@ def skip_reason(last: registry.TrainedMark | None, version: int, table: str | No
     if last is not None and last.version == version and last.same_table(table):
         return f"gold is still at version {version}, which the last run trained on"
     return None
-
-
-def read_gold(spark: "SparkSession", settings: TrainingSettings, location: str, version: int) -> "DataFrame":
-    """Gold at `version`, one row per track, with the favourite label TRAINING_FAVOURITE_LABEL asks for."""
-    gold = read_version(spark, location, version)
-    if settings.favourite_label != "playlists" and not set(LISTENING) <= set(gold.columns):
-        raise SetupError(
-            f"TRAINING_FAVOURITE_LABEL={settings.favourite_label} reads gold's listening columns "
-            f"({', '.join(LISTENING)}), which the gold table {location} does not have yet: start the streaming job "
-            "once (it adds them), or set TRAINING_FAVOURITE_LABEL=playlists"
-        )
-    return one_row_per_track(with_favourite_label(gold, settings.favourite_label, settings.favourite_min_plays))
 
 
 def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading.Event) -> CycleReport:

@@ -17,9 +17,13 @@ from pyspark.sql import Column, Window
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import AUDIO_FEATURES
+from pipeline_runtime.delta_log import read_version
+from pipeline_runtime.errors import SetupError
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+
+    from training.settings import TrainingSettings
 
 # The notebook's 12 audio features, and the 4 it standardised (REFERENCE §7).
 NOTEBOOK_FEATURES = AUDIO_FEATURES
@@ -179,3 +183,15 @@ class TaskData:
     train_rows: int
     holdout_rows: int
     positive_share: float | None
+
+
+def read_gold(spark: "SparkSession", settings: "TrainingSettings", location: str, version: int) -> "DataFrame":
+    """Gold at `version`, one row per track, with the favourite label TRAINING_FAVOURITE_LABEL asks for."""
+    gold = read_version(spark, location, version)
+    if settings.favourite_label != "playlists" and not set(LISTENING) <= set(gold.columns):
+        raise SetupError(
+            f"TRAINING_FAVOURITE_LABEL={settings.favourite_label} reads gold's listening columns "
+            f"({', '.join(LISTENING)}), which the gold table {location} does not have yet: start the streaming job "
+            "once (it adds them), or set TRAINING_FAVOURITE_LABEL=playlists"
+        )
+    return one_row_per_track(with_favourite_label(gold, settings.favourite_label, settings.favourite_min_plays))

@@ -95,8 +95,11 @@ def distributions_figure(tracks: "pd.DataFrame") -> Figure:
     return figure
 
 
-def correlation_figure(tracks: "pd.DataFrame") -> Figure:
+def correlation_figure(tracks: "pd.DataFrame") -> Figure | None:
+    """The numeric features' correlations; None when fewer than two of them vary (nothing to correlate)."""
     columns = [c for c in NUMERIC if tracks[c].notna().sum() > 1 and tracks[c].nunique() > 1]
+    if len(columns) < 2:
+        return None
     matrix = tracks[columns].astype(float).corr().to_numpy()
     figure = Figure(figsize=(8, 7), layout="constrained")
     axes = figure.subplots()
@@ -256,11 +259,12 @@ def champion_plots(summary: ModelSummary) -> dict[str, str]:
     return plots
 
 
-def read_tracks(spark: "SparkSession", location: str, version: int) -> "pd.DataFrame":
-    """A sample of at most SAMPLE_ROWS gold rows at `version`, as pandas."""
-    from pipeline_runtime.delta_log import read_version  # noqa: PLC0415
+def read_tracks(spark: "SparkSession", settings: TrainingSettings, location: str, version: int) -> "pd.DataFrame":
+    """A sample of at most SAMPLE_ROWS gold rows at `version`, one per track, labelled as the trainer labels them
+    (TRAINING_FAVOURITE_LABEL), as pandas."""
+    from training.data import read_gold  # noqa: PLC0415
 
-    gold = read_version(spark, location, version)
+    gold = read_gold(spark, settings, location, version)
     total = gold.count()
     if total > SAMPLE_ROWS:
         gold = gold.sample(fraction=SAMPLE_ROWS / total, seed=1)
@@ -275,8 +279,9 @@ def render(
     artifacts: dict[str, dict[str, str]],
     recommendations: list[dict[str, Any]],
     generated: datetime,
+    label: str,
 ) -> str:
-    """The whole page (pure: data in, HTML out)."""
+    """The whole page (pure: data in, HTML out); `label` says what makes a track a favourite."""
     favourites = int(tracks["is_favourite"].fillna(False).astype(bool).sum())
     at_a_glance = cards(
         [
@@ -291,7 +296,9 @@ def render(
     charts = [image(png(class_balance_figure(tracks)), "favourites and the rest")]
     if tracks["energy"].notna().any():
         charts.append(image(png(distributions_figure(tracks)), "audio feature distributions"))
-    charts.append(image(png(correlation_figure(tracks)), "correlations between the numeric features"))
+    correlations = correlation_figure(tracks)
+    if correlations is not None:
+        charts.append(image(png(correlations), "correlations between the numeric features"))
     by_genre = popularity_by_genre_figure(tracks)
     if by_genre is not None:
         charts.append(image(png(by_genre), "popularity by primary genre"))
@@ -302,7 +309,9 @@ def render(
 <body data-charts="pending">
 <h1>What makes songs popular, and what you might like</h1>
 <p class="muted">Generated {generated:%Y-%m-%d %H:%M} UTC from gold version {version} and the MLflow registry.</p>
-<h2>The data at a glance</h2>{at_a_glance}
+<h2>The data at a glance</h2>
+<p class="muted">Favourites: {html.escape(label)} (TRAINING_FAVOURITE_LABEL).</p>
+{at_a_glance}
 <div>{"".join(charts)}</div>
 <h2>Models against the notebook's method</h2>
 <p class="muted">The notebook's method (12 audio features, default GBT) and ours, on the same held-out tracks.</p>
@@ -324,10 +333,18 @@ def write_report(spark: "SparkSession", settings: TrainingSettings, top: int = 2
     version = table_version(spark, location)
     if version is None:
         raise SetupError(f"the gold table {location} does not exist: run the streaming job first")
-    tracks = read_tracks(spark, location, version)
+    tracks = read_tracks(spark, settings, location, version)
     summaries = model_summaries(settings)
     artifacts = {s.task: champion_plots(s) for s in summaries}
-    page = render(tracks, version, summaries, artifacts, recommendation_rows(spark, settings, top), datetime.now(UTC))
+    page = render(
+        tracks,
+        version,
+        summaries,
+        artifacts,
+        recommendation_rows(spark, settings, top),
+        datetime.now(UTC),
+        settings.label_description,
+    )
     folder = ensure_writable_dir(settings.data_dir / "report", "report folder")
     path = folder / "index.html"
     path.write_text(page, encoding="utf-8")

@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,14 +35,21 @@ from training.cycle import (
     ModelReport,
     last_trained,
     prepare_task,
-    read_gold,
     run_cycle,
     skip_without_spark,
 )
-from training.data import NOTEBOOK_FEATURES, holdout_flag, model_input, one_row_per_track, with_favourite_label
+from training.data import (
+    NOTEBOOK_FEATURES,
+    holdout_flag,
+    model_input,
+    one_row_per_track,
+    read_gold,
+    with_favourite_label,
+)
 from training.evaluation import EVALUATION_DATASET
 from training.explain import CONTRIBUTIONS_FILE
 from training.models import candidate_fitter, tuning_grid
+from training.report import read_tracks, render
 from training.selection import evaluate, scores
 from training.settings import TrainingSettings
 
@@ -372,8 +380,18 @@ def test_the_favourite_label_comes_from_playlists_listening_or_either(spark: "Sp
         "listening": {"played-often", "a-top-track"},
         "either": {"in-a-playlist", "played-often", "a-top-track"},
     }
+    # The report counts the favourites the trainer learns from, and says which label that is.
+    settings = training_settings(tmp_path / "labelled", favourite_label="listening")
+    location = settings.table_uri("track_features")
+    gold.write.format("delta").save(location)
+    tracks = read_tracks(spark, settings, location, 0)
+    assert set(tracks.loc[tracks["is_favourite"], "track_id"]) == labels["listening"]
+    page = render(tracks, 0, [], {}, [], datetime.now(UTC), settings.label_description)
+    assert "Favourites: listening (3+ plays or a top track)" in page
+    assert ">2 (40%)<" in page, "the favourites card counts the listening label's favourites"
+
     # A gold table from before the listening columns: the listening label says what to do, in one line.
-    settings = training_settings(tmp_path, favourite_label="listening")
+    settings = training_settings(tmp_path / "older", favourite_label="listening")
     location = settings.table_uri("track_features")
     gold.drop("play_count", "last_played_at", "top_rank", "top_listed_on").write.format("delta").save(location)
     with pytest.raises(SetupError, match=r"start the streaming job once \(it adds them\)"):
