@@ -175,7 +175,7 @@ class SparkSettings(TablesSettings):
         "",
         validation_alias=shared("SPARK_DRIVER_JAVA_OPTIONS"),
         description="Extra JVM options of the Spark driver, added to the project's own (its log4j2 settings), "
-        "e.g. -XX:+UseParallelGC.",
+        "e.g. -Djava.io.tmpdir=/scratch.",
     )
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
