@@ -190,6 +190,15 @@ def test_a_cycle_beats_the_notebook_and_the_reference_and_logs_everything(
     dataset = inputs["track_features"]
     assert dataset.dataset.name == "track_features"
     assert json.loads(dataset.dataset.source) == {"path": gold_location, "delta_table_version": "1"}
+    # Its profile is MLflow's count of the pinned version's rows, taken once for every run of the cycle.
+    assert json.loads(dataset.dataset.profile) == {"approx_count": FIRST_ROWS}
+    logged_gold = {
+        (i.dataset.digest, i.dataset.profile)
+        for r in every_run
+        for i in client.get_run(r.info.run_id).inputs.dataset_inputs
+        if i.dataset.name == "track_features"
+    }
+    assert logged_gold == {(dataset.dataset.digest, dataset.dataset.profile)}
     assert params["class_weights"] == "True" and "artist_popularity" not in params["features"]
     assert metrics["auc_roc"] == pytest.approx(favourite.candidate["auc_roc"])
     assert metrics["baseline_auc_roc"] == pytest.approx(favourite.baseline["auc_roc"])
