@@ -17,7 +17,9 @@ scikit-learn's `TargetEncoder(smooth="auto")` does: the weight of a key's own me
   label, no id) with the full statistics.
 * The model keeps its statistics (one row per column and key) and saves them as Parquet beside its
   params, so it persists inside a `PipelineModel` and with MLflow's Spark flavour. Scoring is plain
-  Spark SQL (a broadcast map lookup per column), no Python UDF, so it runs on any cluster.
+  Spark SQL, no Python UDF, so it runs on any cluster: per column, the distinct key sets of the rows are
+  joined with the statistics and joined back, so its cost grows with the rows plus the keys. (A map of
+  every key attached to each row grew with their product: at 100,000 tracks a cycle no longer finished.)
 """
 
 import os
@@ -32,7 +34,6 @@ from pyspark.sql import functions as F  # noqa: N812
 
 STATS_SCHEMA = "column STRING, key STRING, sum DOUBLE, sumsq DOUBLE, count DOUBLE"
 STATISTICS = ("sum", "sumsq", "count")  # of a key's labels
-ENTRY = "STRUCT<sum: DOUBLE, sumsq: DOUBLE, count: DOUBLE>"  # a key's statistics in the lookup maps
 FOLD_SEPARATOR = "\u0001"
 ENCODINGS = ("te", "te_max", "count_log")  # per column: mean encoding, max encoding, mean log1p(count)
 
@@ -146,46 +147,62 @@ class TargetEncoderModel(Model, _EncoderParams, DefaultParamsReadable[Any], Defa
         return self._encode(dataset, self._out_of_fold, self.fold_column())
 
     def _encode(self, dataset: DataFrame, stats: DataFrame | None, fold: Column | None) -> DataFrame:
+        """Each row's key set per input column; the encodings of every distinct key set of every column at once
+        (its keys joined with the statistics); joined back by key set, per column. Hash joins, so the cost grows
+        with the rows plus the keys, not with their product (as a map of every key attached to each row did:
+        Spark also searches a map's keys one by one)."""
         columns = self.getOrDefault("inputCols")
         if stats is None:
             raise ValueError("this TargetEncoderModel has no statistics: fit a TargetEncoder first")
-        lookups = self._lookups(stats)
-        encoded = dataset.crossJoin(F.broadcast(lookups))
-        for i, column in enumerate(columns):
-            keys = F.array_distinct(F.coalesce(F.col(column), F.array().cast("array<string>")))
-            keys = F.filter(keys, lambda k: k.isNotNull())
-            if fold is not None:
-                keys = F.transform(keys, lambda k: F.concat(k, F.lit(FOLD_SEPARATOR), fold.cast("string")))
-            lookup = F.col(f"__map_{i}")
-            found = F.transform(keys, lambda k: F.try_element_at(lookup, k))  # noqa: B023 - called right here
-            values = F.transform(found, self._value)
-            counts = F.transform(found, lambda v: F.log1p(F.coalesce(v["count"], F.lit(0.0))))
-            size = F.size(keys)
-            prior = F.lit(self.prior)
-            encoded = encoded.withColumns(
+        tags = [f"__keys_{i}" for i in range(len(columns))]
+        tagged = dataset.withColumns(
+            {tag: self._key_set(column, fold) for tag, column in zip(tags, columns, strict=True)}
+        )
+        encodings = self._set_encodings(tagged, stats, dict(zip(tags, columns, strict=True)))
+        encoded, prior = tagged, F.lit(self.prior)
+        for tag, column in zip(tags, columns, strict=True):
+            # Broadcast: one row per distinct key set, and the rows keep their order (a seeded model that samples
+            # rows, as XGBoost's subsample does, then learns the same trees on every run).
+            found = encodings.where(F.col("column") == column).drop("column").withColumnRenamed("keys", tag)
+            encoded = encoded.join(F.broadcast(found), tag, "left").withColumns(
                 {
-                    encoded_column(column, "te"): F.when(size == 0, prior).otherwise(
-                        F.aggregate(values, F.lit(0.0), lambda a, b: a + b) / size
-                    ),
-                    encoded_column(column, "te_max"): F.when(size == 0, prior).otherwise(F.array_max(values)),
-                    encoded_column(column, "count_log"): F.when(size == 0, F.lit(0.0)).otherwise(
-                        F.aggregate(counts, F.lit(0.0), lambda a, b: a + b) / size
-                    ),
+                    encoded_column(column, "te"): F.coalesce(F.col("te"), prior),
+                    encoded_column(column, "te_max"): F.coalesce(F.col("te_max"), prior),
+                    encoded_column(column, "count_log"): F.coalesce(F.col("count_log"), F.lit(0.0)),
                 }
             )
-        return encoded.drop(*(f"__map_{i}" for i in range(len(columns))))
+            encoded = encoded.drop("te", "te_max", "count_log")
+        return encoded.drop(*tags)
 
-    def _lookups(self, stats: DataFrame) -> DataFrame:
-        """One row: a map from key to statistics per input column, built by Spark from the statistics (a
-        DataFrame, never a list on the driver: at a million tracks it would ride along in every task)."""
-        entry = F.struct(*STATISTICS)
-        empty = F.create_map().cast(f"MAP<STRING, {ENTRY}>")
-        return stats.groupBy().agg(
-            *(
-                F.coalesce(
-                    F.map_from_entries(F.collect_list(F.when(F.col("column") == column, F.struct("key", entry)))), empty
-                ).alias(f"__map_{i}")
-                for i, column in enumerate(self.getOrDefault("inputCols"))
+    @staticmethod
+    def _key_set(column: str, fold: Column | None) -> Column:
+        """A row's distinct non-null keys of `column` (none: an empty set), suffixed with its fold out of fold."""
+        keys = F.filter(
+            F.array_distinct(F.coalesce(F.col(column), F.array().cast("array<string>"))), lambda k: k.isNotNull()
+        )
+        if fold is None:
+            return keys
+        return F.transform(keys, lambda k: F.concat(k, F.lit(FOLD_SEPARATOR), fold.cast("string")))
+
+    def _set_encodings(self, tagged: DataFrame, stats: DataFrame, columns: dict[str, str]) -> DataFrame:
+        """(column, keys, te, te_max, count_log) per distinct key set of each input column: the mean and the max
+        of its keys' encodings and the mean log1p of their counts (an empty set has no row: the caller gives it
+        the prior and count 0)."""
+        sets = [
+            tagged.select(F.lit(column).alias("column"), F.col(tag).alias("keys")) for tag, column in columns.items()
+        ]
+        distinct = sets[0]
+        for more in sets[1:]:
+            distinct = distinct.unionByName(more)
+        keys = distinct.distinct().select("column", "keys", F.explode("keys").alias("key"))
+        found = F.when(F.col("count").isNotNull(), F.struct(*STATISTICS))  # null: a key never seen in training
+        return (
+            keys.join(stats, ["column", "key"], "left")
+            .groupBy("column", "keys")
+            .agg(
+                F.avg(self._value(found)).alias("te"),
+                F.max(self._value(found)).alias("te_max"),
+                F.avg(F.log1p(F.coalesce(F.col("count"), F.lit(0.0)))).alias("count_log"),
             )
         )
 

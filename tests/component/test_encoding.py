@@ -46,7 +46,7 @@ def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_pr
     prior = 30.0  # (10 + 20 + 30 + 60) / 4
     assert model.prior == pytest.approx(prior)
     scoring = rows(spark, [("n1", ["a"], ["rock"], None), ("n2", ["a", "b"], [], None), ("n3", ["zzz"], None, None)])
-    scoring = scoring.union(rows(spark, [("n4", [], ["pop"], None)]))
+    scoring = scoring.union(rows(spark, [("n4", [], ["pop"], None), ("n5", ["a", "zzz", None], None, None)]))
     encoded = encodings(model.transform(scoring))
     a = (60 + 2 * prior) / (3 + 2)  # three tracks credit a: 10, 20, 30
     b = (90 + 2 * prior) / (2 + 2)  # two credit b: 30, 60
@@ -54,6 +54,9 @@ def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_pr
     assert encoded["n2"] == pytest.approx(((a + b) / 2, max(a, b), (math.log1p(3) + math.log1p(2)) / 2), abs=1e-5)
     assert encoded["n3"] == (prior, prior, 0.0)  # an artist never seen in training
     assert encoded["n4"] == (prior, prior, 0.0)  # no artist at all
+    # A known and an unknown artist (and a null key, ignored): the unknown one counts as the prior, with count 0.
+    assert encoded["n5"] == pytest.approx(((a + prior) / 2, max(a, prior), math.log1p(3) / 2), abs=1e-5)
+    assert len(encoded) == 5, "every row scored, once"
     genres = encodings(model.transform(scoring), "genres")
     assert genres["n1"][0] == pytest.approx((30 + 2 * prior) / 4) and genres["n2"] == (prior, prior, 0.0)
 
