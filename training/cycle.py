@@ -436,9 +436,6 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
                 signature=infer_signature(inputs, output),
                 input_example=inputs,
                 pip_requirements=pip_requirements(best.family),
-                # MLflow would load the model back and score the example only to log a warning if it failed;
-                # the trainer reads the files back before registering (registry.register_checked).
-                validate_serving_input=False,
             )
             # Linked to the logged model and the gold version it learnt from (MLflow 3), then MLflow's own
             # evaluation of the same holdout predictions.
