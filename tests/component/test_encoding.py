@@ -12,7 +12,7 @@ from pyspark.ml.regression import LinearRegression
 
 from training.cycle import pip_requirements
 from training.data import FeatureSet
-from training.encoding import TargetEncoder, TargetEncoderModel
+from training.encoding import MAP_KEYS, TargetEncoder, TargetEncoderModel
 from training.models import Candidate, candidate_fitter
 
 if TYPE_CHECKING:
@@ -31,7 +31,14 @@ def encodings(frame: "DataFrame", column: str = "artist_keys") -> dict[str, tupl
     return {r["track_id"]: tuple(round(r[n], 6) for n in names) for r in frame.select("track_id", *names).collect()}
 
 
-def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_prior(spark: "SparkSession") -> None:
+# Both ways of looking keys up: joins by key set (large statistics), a map per row (small ones).
+LOOKUPS = [pytest.param(0, id="joins"), pytest.param(MAP_KEYS, id="maps")]
+
+
+@pytest.mark.parametrize("map_keys", LOOKUPS)
+def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_prior(
+    spark: "SparkSession", map_keys: int
+) -> None:
     training = rows(
         spark,
         [
@@ -42,7 +49,10 @@ def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_pr
             ("t5", ["c"], [], None),  # no label: not counted
         ],
     )
-    model = TargetEncoder(inputCols=["artist_keys", "genres"], labelCol="popularity", smoothing=2.0).fit(training)
+    model = TargetEncoder(
+        inputCols=["artist_keys", "genres"], labelCol="popularity", smoothing=2.0, mapKeys=map_keys
+    ).fit(training)
+    assert model.keys == 4  # artists a and b, genres rock and pop (c's track has no label)
     prior = 30.0  # (10 + 20 + 30 + 60) / 4
     assert model.prior == pytest.approx(prior)
     scoring = rows(spark, [("n1", ["a"], ["rock"], None), ("n2", ["a", "b"], [], None), ("n3", ["zzz"], None, None)])
@@ -61,11 +71,13 @@ def test_the_encoding_is_the_smoothed_mean_and_unseen_or_missing_keys_get_the_pr
     assert genres["n1"][0] == pytest.approx((30 + 2 * prior) / 4) and genres["n2"] == (prior, prior, 0.0)
 
 
-def test_a_training_rows_own_label_never_reaches_its_encoding(spark: "SparkSession") -> None:
+@pytest.mark.parametrize("map_keys", LOOKUPS)
+def test_a_training_rows_own_label_never_reaches_its_encoding(spark: "SparkSession", map_keys: int) -> None:
     # One track per artist: out of fold, no row has any other evidence than the prior.
     labels = [float(i % 7) * 10 for i in range(60)]
     training = rows(spark, [(f"t{i}", [f"artist{i}"], ["rock"], labels[i]) for i in range(60)])
-    model = TargetEncoder(inputCols=["artist_keys"], labelCol="popularity", folds=5, seed=3).fit(training)
+    model = TargetEncoder(inputCols=["artist_keys"], labelCol="popularity", folds=5, seed=3, mapKeys=map_keys)
+    model = model.fit(training)
     prior = sum(labels) / len(labels)
     out_of_fold = encodings(model.transform_out_of_fold(training))
     assert len(out_of_fold) == 60
@@ -76,7 +88,8 @@ def test_a_training_rows_own_label_never_reaches_its_encoding(spark: "SparkSessi
 
     # Two tracks per artist on different folds: each sees only the other one's label (auto smoothing: n=1 -> it).
     pairs = rows(spark, [(f"p{i}", [f"artist{i // 2}"], [], float(i)) for i in range(40)])
-    paired = TargetEncoder(inputCols=["artist_keys"], labelCol="popularity", folds=5, seed=3).fit(pairs)
+    paired = TargetEncoder(inputCols=["artist_keys"], labelCol="popularity", folds=5, seed=3, mapKeys=map_keys)
+    paired = paired.fit(pairs)
     encoded = encodings(paired.transform_out_of_fold(pairs))
     folds = {r["track_id"]: r["fold"] for r in pairs.select("track_id", paired.fold_column().alias("fold")).collect()}
     for i in range(40):
@@ -103,6 +116,7 @@ def test_a_fitted_pipeline_scores_raw_rows_the_same_after_saving_with_mlflow(
     mlflow.spark.save_model(model, str(tmp_path / "model"), pip_requirements=pip_requirements("linear"))
     loaded = mlflow.spark.load_model(str(tmp_path / "model"))
     assert isinstance(loaded, PipelineModel) and isinstance(loaded.stages[0], TargetEncoderModel)
+    assert loaded.stages[0].keys == model.stages[0].keys == 9 + 4  # its lookup (a map per row) is the same
     assert [r["prediction"] for r in loaded.transform(raw).collect()] == pytest.approx(before, abs=1e-9)
     assert before[0] == pytest.approx(3 * 7 + 1, abs=2.0)  # artist3 on g1: the signal is the identity
     # The same seed gives the same metrics: test_training's cycle, run twice.
