@@ -20,7 +20,8 @@ scikit-learn's `TargetEncoder(smooth="auto")` does: the weight of a key's own me
   Spark SQL, no Python UDF, so it runs on any cluster: per column, the distinct key sets of the rows are
   joined with the statistics and joined back, so its cost grows with the rows plus the keys. Small
   statistics (up to `MAP_KEYS` entries) are looked up in a map attached to each row instead, which needs
-  fewer Spark jobs; its cost grows with the rows times the keys (at 100,000 tracks a cycle on maps alone did not finish).
+  fewer Spark jobs; its cost grows with the rows times the keys (at 100,000 tracks a cycle on maps alone
+  did not finish).
 """
 
 import os
