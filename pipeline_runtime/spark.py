@@ -31,6 +31,8 @@ SPARK_PACKAGES = (
 )
 MANIFEST = "MANIFEST.txt"
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+# The driver JVM's class-data archive in JARS_DIR, built by `python -m pipeline_runtime class-archive`.
+CLASS_ARCHIVE = "spark-classes.jsa"
 IVY_SETTINGS = Path(__file__).with_name("ivysettings.xml")
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
@@ -74,8 +76,20 @@ def resolve_spark_jars(jars_dir: Path) -> list[Path] | None:
     return [spark_dir / name for name in select_extra_jars(listed, bundled_artifacts())]
 
 
-def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) -> dict[str, str]:
-    """Everything the session is built with, as plain strings (pure, so it can be checked in tests)."""
+def class_archive_options(archive: Path | None) -> list[str]:
+    """The driver JVM's options to map the class-data archive (`pipeline_runtime.class_archive`): Spark's,
+    Delta's and Kafka's classes come parsed and verified from it instead of their jars. `-Xshare:auto` and the
+    silenced `cds` log: an archive that does not match this JVM or classpath is skipped without a word."""
+    if archive is None:
+        return []
+    return [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
+
+
+def spark_conf(
+    settings: SparkSettings, app_name: str, jars: list[Path] | None, archive: Path | None = None
+) -> dict[str, str]:
+    """Everything the session is built with, as plain strings (pure, so it can be checked in tests);
+    `archive`: the class-data archive the driver's JVM starts from (see `class_archive_options`)."""
     conf = {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
@@ -95,6 +109,7 @@ def spark_conf(settings: SparkSettings, app_name: str, jars: list[Path] | None) 
             (
                 f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
                 f"-Dderby.system.home={(settings.data_dir / 'derby').resolve()}",
+                *class_archive_options(archive),
                 *settings.spark_driver_java_options.split(),
             )
         ),
@@ -163,6 +178,12 @@ def require_shared_locations(settings: SparkSettings, checkpoints: bool = False)
         )
 
 
+def class_archive(settings: SparkSettings) -> Path | None:
+    """The class-data archive `make setup` built, when there is one and SPARK_CLASS_ARCHIVE allows it."""
+    archive = settings.jars_dir / CLASS_ARCHIVE
+    return archive if settings.spark_class_archive and archive.is_file() else None
+
+
 def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession":
     """A SparkSession with Delta and the Kafka source/sink, configured from settings."""
     require_shared_locations(settings)
@@ -183,7 +204,7 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
         )
     from pyspark.sql import SparkSession  # noqa: PLC0415 - importing pyspark is slow; only here
 
-    conf = spark_conf(settings, app_name, jars)
+    conf = spark_conf(settings, app_name, jars, class_archive(settings))
     if uncapped_on_a_cluster(conf):
         log.warning(
             "%s takes every core of the cluster %s: another service's application will wait for resources; cap "

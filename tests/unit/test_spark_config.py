@@ -8,9 +8,11 @@ import pytest
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.settings import SparkSettings
 from pipeline_runtime.spark import (
+    CLASS_ARCHIVE,
     MANIFEST,
     SPARK_PACKAGES,
     artifact_name,
+    class_archive,
     driver_local_locations,
     require_shared_locations,
     resolve_spark_jars,
@@ -76,6 +78,19 @@ def test_driver_java_options_are_added_to_the_projects_own(tmp_path: Path) -> No
     )
     options = spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"]
     assert options == f"{plain} -XX:TieredStopAtLevel=1 -Xss2m" and "-Dlog4j2.configurationFile=" in plain
+
+
+def test_the_driver_starts_from_the_class_archive_when_there_is_one_and_it_is_allowed(tmp_path: Path) -> None:
+    settings = SparkSettings(_env_file=None, data_dir=tmp_path, jars_dir=tmp_path, spark_driver_java_options="-Xss2m")
+    assert class_archive(settings) is None  # `make setup` has not made one
+    (tmp_path / CLASS_ARCHIVE).write_bytes(b"archive")
+    archive = class_archive(settings)
+    assert archive == tmp_path / CLASS_ARCHIVE
+    assert class_archive(settings.model_copy(update={"spark_class_archive": False})) is None
+    options = spark_conf(settings, "app", None, archive)["spark.driver.extraJavaOptions"].split()
+    shared = [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
+    assert options[2:] == [*shared, "-Xss2m"]  # after log4j2's and Derby's, before the user's own
+    assert not set(shared) & set(spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"].split())
 
 
 def test_partial_jar_folder_is_an_error(tmp_path: Path) -> None:
