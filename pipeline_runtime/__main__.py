@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from rich.table import Table
@@ -30,7 +31,7 @@ from pipeline_runtime.smoke import (
     publish_messages,
     table_state,
 )
-from pipeline_runtime.spark import resolve_spark_jars
+from pipeline_runtime.spark import CLASS_ARCHIVE, resolve_spark_jars
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,6 +218,7 @@ def doctor_command(settings: BrokerSettings) -> int:
             lambda: shutil.which("mvn") or _fail("Maven (mvn) not found: install it (apt-get install maven)."),
         ),
         ("Spark jars", lambda: _spark_jars(settings)),
+        ("Spark class archive", lambda: class_archive_state(settings.jars_dir)),
         ("Kafka broker jars", lambda: _broker_jars(settings)),
         ("data dir", lambda: str(ensure_writable_dir(settings.data_dir).resolve())),
         ("broker port", lambda: _broker_port(settings)),
@@ -244,6 +246,14 @@ def _spark_jars(settings: BrokerSettings) -> str:
     if jars is None:
         return f"{settings.jars_dir / 'spark'} missing: Spark will download them at start-up (`make jars` to fix)"
     return f"{len(jars)} jars in {settings.jars_dir / 'spark'}"
+
+
+def class_archive_state(jars_dir: Path) -> str:
+    """The class-data archive is a speed-up, not a need: its absence is said, not failed."""
+    archive = jars_dir / CLASS_ARCHIVE
+    if not archive.is_file():
+        return f"{archive} not made: each Spark start takes about 5 s longer (`make class-archive` makes it)"
+    return f"{archive} ({archive.stat().st_size // 2**20} MB): Spark's driver starts from it"
 
 
 def _broker_jars(settings: BrokerSettings) -> str:

@@ -93,6 +93,14 @@ def test_the_driver_starts_from_the_class_archive_when_there_is_one_and_it_is_al
     assert not set(shared) & set(spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"].split())
 
 
+def test_the_doctor_says_whether_the_class_archive_was_made(tmp_path: Path) -> None:
+    from pipeline_runtime.__main__ import class_archive_state
+
+    assert "not made" in class_archive_state(tmp_path) and "make class-archive" in class_archive_state(tmp_path)
+    (tmp_path / CLASS_ARCHIVE).write_bytes(bytes(3 * 2**20))
+    assert class_archive_state(tmp_path) == f"{tmp_path / CLASS_ARCHIVE} (3 MB): Spark's driver starts from it"
+
+
 def test_partial_jar_folder_is_an_error(tmp_path: Path) -> None:
     spark_dir = tmp_path / "spark"
     spark_dir.mkdir()
