@@ -23,21 +23,27 @@ from typing import Any
 
 from benchmarks.common import Broker, PeakRss, delta_commits, local_broker, percentile, worker_env
 from benchmarks.streaming import TOPIC_PREFIX, spark_env
+from pipeline_runtime.settings import topic_names
 
 TRIGGER = "5 seconds"  # the job's default is 30 seconds: latency then waits for the trigger
 
 
-def wait_for_job(data: Path, process: "subprocess.Popen[bytes]", timeout: float = 180.0) -> None:
-    """Until the job's queries made their first progress (the tables exist and the trigger runs)."""
+def wait_for_job(data: Path, process: "subprocess.Popen[bytes]", log: Path, timeout: float = 180.0) -> None:
+    """Until the job's queries made their first progress (the tables exist and the trigger runs); else what the
+    job's log (`log`) ends with."""
     deadline = time.monotonic() + timeout
     progress = data / "logs" / "streaming-progress.jsonl"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the streaming job exited {process.returncode} before it started")
+            raise RuntimeError(f"the streaming job exited {process.returncode} before it started:\n{log_tail(log)}")
         if progress.is_file() and progress.stat().st_size > 0:
             return
         time.sleep(0.5)
-    raise RuntimeError("the streaming job made no progress in time")
+    raise RuntimeError(f"the streaming job made no progress in {timeout:.0f} s:\n{log_tail(log)}")
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
 
 
 def send_steady(broker: Broker, rate: float, seconds: float) -> dict[str, Any]:
@@ -148,18 +154,21 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
 
             ensure_topics(
                 broker.bootstrap_servers,
-                [f"{TOPIC_PREFIX}.{t}" for t in ("tracks", "artists", "audio_features", "playlist_membership")],
+                list(topic_names(TOPIC_PREFIX).values()),  # every topic the job subscribes to
                 partitions=3,
             )
-            job = subprocess.Popen(
-                [sys.executable, "-m", "streaming", "run"],
-                env=worker_env(env),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            # The job's output goes to a file: a pipe nobody reads fills up with Spark's warnings and blocks it.
+            log = Path(tmp) / "streaming.log"
+            with log.open("wb") as output:
+                job = subprocess.Popen(
+                    [sys.executable, "-m", "streaming", "run"],
+                    env=worker_env(env),
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
             memory.watch("streaming-steady", job.pid)
             try:
-                wait_for_job(data, job)
+                wait_for_job(data, job, log)
                 print(
                     f"latency: job running (trigger {trigger}); {rate:.0f} events/s for {seconds:.0f}s ...",
                     file=sys.stderr,
