@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.settings import SparkSettings
-from pipeline_runtime.spark import CLASS_ARCHIVE, build_spark_session
+from pipeline_runtime.spark import CLASS_ARCHIVE, QUIET_CLASS_SHARING, build_spark_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -133,7 +133,7 @@ def build(settings: SparkSettings) -> Path:
                 "spark_class_archive": False,  # a dynamic archive is recorded on the JVM's own base archive only
                 "spark_ui_enabled": False,
                 "spark_driver_java_options": f"{settings.spark_driver_java_options} "
-                f"-XX:ArchiveClassesAtExit={partial.resolve()} -Xlog:cds=off,cds+dynamic=off",
+                f"-XX:ArchiveClassesAtExit={partial.resolve()} {QUIET_CLASS_SHARING}",
             }
         )
         broker = LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=Path(folder), port=0))
@@ -152,7 +152,8 @@ def build(settings: SparkSettings) -> Path:
     if not partial.is_file() or partial.stat().st_size == 0:
         raise SetupError(
             f"the JVM wrote no class-data archive at {partial} (Java {os.environ.get('JAVA_HOME') or 'on PATH'}): "
-            "Spark still works, only its start is slower; set SPARK_CLASS_ARCHIVE=false to stop looking for one"
+            "Spark works without it, only its start is slower: check that this is a HotSpot JVM (OpenJDK), then run "
+            "`make class-archive` again"
         )
     partial.replace(archive)
     log.info(

@@ -33,6 +33,7 @@ MANIFEST = "MANIFEST.txt"
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 # The driver JVM's class-data archive in JARS_DIR, built by `python -m pipeline_runtime class-archive`.
 CLASS_ARCHIVE = "spark-classes.jsa"
+QUIET_CLASS_SHARING = "-Xlog:cds=off,cds+dynamic=off"  # the JVM's class-sharing warnings, off when recording or mapping
 IVY_SETTINGS = Path(__file__).with_name("ivysettings.xml")
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
@@ -82,7 +83,7 @@ def class_archive_options(archive: Path | None) -> list[str]:
     silenced `cds` log: an archive that does not match this JVM or classpath is skipped without a word."""
     if archive is None:
         return []
-    return [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
+    return [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", QUIET_CLASS_SHARING]
 
 
 def spark_conf(
