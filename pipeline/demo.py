@@ -6,7 +6,10 @@
 3. the producer polls once (and backfills a catalogue file when one is given);
 4. the streaming job catches up (`availableNow`) into bronze, silver and gold;
 5. the trainer runs one cycle (skipped when gold has nothing new since the last one);
-6. the report is written to DATA_DIR/report/index.html and the summary printed.
+6. with the sandbox, after a cycle that wrote recommendations: they go into the sandbox user's playlist, its
+   simulated listener plays (some of them, as its hidden taste says) while the producer polls, the streaming job
+   catches up and the trainer counts how many landed (training.acceptance);
+7. the report is written to DATA_DIR/report/index.html and the summary printed.
 
 Everything it started is stopped at the end, also on Ctrl-C. Re-running it is cheap: the producer
 publishes only what changed, the streaming job reads only new offsets and the trainer skips.
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from producers.sandbox.server import SandboxServer
+    from training.acceptance import Acceptance
     from training.cycle import CycleReport
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,8 @@ class DemoReport:
     report_path: Path | None = None
     models: list[Any] = field(default_factory=list)
     recommendations: list[dict[str, Any]] = field(default_factory=list)
+    acceptance: list["Acceptance"] = field(default_factory=list)
+    acceptance_window_days: float = 14
 
 
 @contextmanager
@@ -117,11 +123,49 @@ def table_states(spark: "SparkSession", settings: StreamingSettings) -> dict[str
     return states
 
 
+# The demo's listener: rounds of tracks tried from the playlist, each round read by a poll (Spotify shows the last 50
+# plays only). At most the playlist's 50 tracks change in gold, fewer than TRAINING_MIN_NEW_ROWS: a second demo's
+# trainer still has nothing to learn.
+LISTENING_ROUNDS = 3
+PLAYS_PER_ROUND = 50
+
+
+def listen_to_recommendations(
+    producer_settings: ProducerSettings,
+    server: "SandboxServer",
+    streaming: StreamingSettings,
+    training: TrainingSettings,
+    spark: "SparkSession",
+    stop: threading.Event,
+) -> "CycleReport":
+    """The champion's recommendations into the sandbox user's playlist; the sandbox's listener plays (some of them,
+    as its taste says) while the producer polls; the streaming job catches up; the trainer's cycle counts how many
+    of them landed."""
+    from producers.playlist import publish_command  # noqa: PLC0415
+    from producers.service import poll_once  # noqa: PLC0415
+    from streaming.job import run_job  # noqa: PLC0415
+    from training.cycle import run_cycle  # noqa: PLC0415
+
+    log.info("%s", publish_command(producer_settings).summary)
+    listener = server.state.listener
+    listener.recommended_share = 1.0  # the user puts the new playlist on: each play is one of its tracks, tried
+    for _ in range(LISTENING_ROUNDS):
+        listener.listen(PLAYS_PER_ROUND)
+        poll_once(producer_settings, stop)
+        if stop.is_set():
+            raise KeyboardInterrupt
+    run_job(streaming, available_now=True, stop=stop, spark=spark)
+    if stop.is_set():
+        raise KeyboardInterrupt
+    return run_cycle(spark, training, stop)  # counts the acceptance; too few changed rows to train again
+
+
 def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: threading.Event) -> DemoReport:  # noqa: PLR0915
     from pipeline_runtime.mlflow_setup import configure_mlflow  # noqa: PLC0415
     from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
     from producers.service import backfill, poll_once  # noqa: PLC0415
     from streaming.job import run_job  # noqa: PLC0415
+    from training.acceptance import describe  # noqa: PLC0415
     from training.cycle import cancel_on_stop, run_cycle  # noqa: PLC0415
     from training.report import write_report  # noqa: PLC0415
     from training.summary import model_summaries, recommendation_rows  # noqa: PLC0415
@@ -144,11 +188,12 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
                 stack.callback(server.server_close)
                 stack.callback(server.shutdown)
                 producer_settings = server.producer_settings(kafka_bootstrap_servers=servers)
-                if settings.sandbox_generation == "development":
-                    from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
+                from producers.sandbox.login import log_in_sandbox_user  # noqa: PLC0415
 
-                    ensure_writable_dir(producer_settings.state_dir, "producer state folder")
-                    log_in_sandbox_user(producer_settings)
+                # The sandbox's user logs in (user playlists in a 2026 app; the listening history and the
+                # recommendations playlist in both generations), as after `python -m producers login`.
+                ensure_writable_dir(producer_settings.state_dir, "producer state folder")
+                log_in_sandbox_user(producer_settings)
                 from producers.sandbox.catalogue import ceilings_text  # noqa: PLC0415
 
                 outcome["text"] = (
@@ -183,6 +228,12 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
             outcome["text"] = (
                 report.cycle.skipped or f"{len(report.cycle.models)} models in {report.cycle.seconds:.0f} s"
             )
+        if not live and report.cycle.recommendations:
+            with phase(report, "listener: recommendations into Spotify") as outcome:
+                recount = listen_to_recommendations(producer_settings, server, streaming, training, spark, stop)
+                report.acceptance = recount.acceptance
+                report.acceptance_window_days = training.acceptance_window_days
+                outcome["text"] = describe(report.acceptance, training.acceptance_window_days) or "nothing published"
         with phase(report, "report") as outcome:
             report.tables = table_states(spark, streaming)
             report.report_path = write_report(spark, training)
@@ -243,6 +294,10 @@ def print_summary(report: DemoReport) -> None:
             str(row["rank"]), row["name"], ", ".join(row["artist_names"]), f"{row['score']:.3f}", row["because"]
         )
     console.print(recommendations)
+    if report.acceptance:
+        from training.acceptance import describe  # noqa: PLC0415
+
+        console.print(describe(report.acceptance, report.acceptance_window_days), highlight=False, soft_wrap=True)
     total = sum(seconds for _, seconds, _ in report.phases)
     console.print(f"demo took {total:.0f} s; report: {report.report_path}", highlight=False)
 

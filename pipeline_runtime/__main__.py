@@ -4,6 +4,7 @@ python -m pipeline_runtime broker start|stop|status|run|logs
 python -m pipeline_runtime smoke [--messages N] [--bootstrap-servers HOST:PORT]
 python -m pipeline_runtime doctor
 python -m pipeline_runtime class-archive
+python -m pipeline_runtime kafka topics|consumer-groups|configs|get-offsets|console-consumer [ARGS...]
 """
 
 import argparse
@@ -22,8 +23,9 @@ from pipeline_runtime.cli import console, install_stop_handlers, run_cli
 from pipeline_runtime.errors import SetupError
 from pipeline_runtime.java import check_java
 from pipeline_runtime.kafka_admin import ensure_topics
+from pipeline_runtime.kafka_tools import TOOLS, run_tool
 from pipeline_runtime.logs import configure_logging
-from pipeline_runtime.settings import SparkSettings, ensure_writable_dir
+from pipeline_runtime.settings import KafkaSettings, SparkSettings, ensure_writable_dir
 from pipeline_runtime.smoke import (
     SmokeSettings,
     TableState,
@@ -78,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
         "JVM exits (about a minute, 200 MB). Every Spark session then starts from it (SPARK_CLASS_ARCHIVE). "
         "`make setup` runs it after the jars and the venv change.",
     )
+    kafka = commands.add_parser(
+        "kafka",
+        help="Kafka's admin tools (kafka-topics, kafka-consumer-groups, ...) against KAFKA_BOOTSTRAP_SERVERS",
+        description="Runs one of Kafka's own command-line tools from jars/kafka with --bootstrap-server "
+        "KAFKA_BOOTSTRAP_SERVERS and the client's security settings (KAFKA_SECURITY_PROTOCOL, SASL, TLS, "
+        "KAFKA_CLIENT_PROPERTIES) as its client properties file; the other arguments go to the tool as they are, "
+        "e.g. `kafka topics --describe`, `kafka consumer-groups --list`, `kafka topics --help`.",
+    )
+    kafka.add_argument("tool", choices=sorted(TOOLS), help="which tool")
+    kafka.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own arguments")
     return parser
 
 
@@ -93,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             return smoke_command(broker_settings, args.messages, args.bootstrap_servers)
         if args.command == "class-archive":
             return class_archive_command()
+        if args.command == "kafka":
+            return run_tool(KafkaSettings(), args.tool, args.args)
         return doctor_command(broker_settings)
 
     return run_cli(body)

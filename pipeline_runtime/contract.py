@@ -50,8 +50,16 @@ SILVER_TOP_TRACKS = "silver_top_tracks"
 SILVER_TABLES = (*SILVER_ENTITY_TABLES.values(), SILVER_MEMBERS, SILVER_HISTORY, SILVER_PLAYS, SILVER_TOP_TRACKS)
 GOLD = "track_features"
 RECOMMENDATIONS = "recommendations"
+# Every recommendation list the producer put into the user's playlist (appended by the producer, with delta-rs), and
+# how often each landed: its tracks the user played, saved or added to a favourite playlist within a window
+# (rewritten by the trainer every cycle).
+PUBLICATIONS = "publications"
+ACCEPTANCE = "acceptance"
 STREAMING_TABLES = (BRONZE, QUARANTINE, *SILVER_TABLES, GOLD)
-TABLES = (*STREAMING_TABLES, RECOMMENDATIONS)
+TABLES = (*STREAMING_TABLES, RECOMMENDATIONS, PUBLICATIONS, ACCEPTANCE)
+
+# The pseudo-playlist of the user's saved tracks ("Liked Songs") in playlist_membership events.
+SAVED_TRACKS = "me:saved-tracks"
 
 # The user's top lists (Spotify's time ranges): about 4 weeks, 6 months, about a year.
 TIME_RANGES = ("short_term", "medium_term", "long_term")

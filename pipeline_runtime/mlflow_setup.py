@@ -5,6 +5,7 @@ then the server decides where artifacts go.
 """
 
 import logging
+import os
 from pathlib import Path
 
 from pipeline_runtime.errors import SetupError
@@ -34,6 +35,8 @@ def configure_mlflow(settings: MlflowSettings) -> str:
 
     if not settings.mlflow_tracking_uri:
         ensure_writable_dir(settings.mlflow_dir, "MLflow folder")
+    if settings.mlflow_dfs_tmp:  # MLflow's Spark flavour reads it from the environment (a .env value too)
+        os.environ["MLFLOW_DFS_TMP"] = settings.mlflow_dfs_tmp
     uri = tracking_uri(settings)
     mlflow.set_tracking_uri(uri)
     log.info("MLflow tracking at %s", uri)

@@ -209,6 +209,12 @@ class MlflowSettings(ServiceSettings):
     """Where MLflow tracks runs: `MLFLOW_TRACKING_URI`, else SQLite under the data dir."""
 
     mlflow_tracking_uri: str | None = Field(None, validation_alias=shared("MLFLOW_TRACKING_URI"))
+    mlflow_dfs_tmp: str | None = Field(
+        None,
+        validation_alias=shared("MLFLOW_DFS_TMP"),
+        description="Where MLflow's Spark flavour puts a model on its way to and from the executors (unset: "
+        "MLflow's /tmp/mlflow). On a Spark cluster: storage every node shares, e.g. s3a://bucket/mlflow-tmp.",
+    )
 
 
 def join_location(configured: str | None, default: Path, name: str) -> str:

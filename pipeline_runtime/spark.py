@@ -144,36 +144,47 @@ def spark_conf(
     return conf
 
 
+MLFLOW_DFS_TMP_DEFAULT = "/tmp/mlflow"  # noqa: S108 - MLflow's own default (mlflow.environment_variables)
+
+
 def uncapped_on_a_cluster(conf: dict[str, str]) -> bool:
     """A standalone cluster gives an application every core unless `spark.cores.max` caps it: the streaming job
     and the trainer then cannot both run (the second waits for resources forever)."""
     return conf["spark.master"].startswith("spark://") and "spark.cores.max" not in conf
 
 
-def driver_local_locations(settings: SparkSettings, checkpoints: bool) -> list[tuple[str, str]]:
+def driver_local_locations(settings: SparkSettings, checkpoints: bool, models: bool = False) -> list[tuple[str, str]]:
     """(setting, location) of the table (and checkpoint) roots that, with a cluster master, only the driver's
-    disk would hold: a path or file: URI, unless SPARK_SHARED_FILESYSTEM says every node mounts it."""
+    disk would hold: a path or file: URI, unless SPARK_SHARED_FILESYSTEM says every node mounts it. With `models`,
+    MLflow's DFS temp folder too: MLflow's Spark flavour saves a model there on the executors and copies it to the
+    artifact store from the driver (and back to load it), whatever the tracking server."""
     if settings.spark_master.startswith("local") or settings.spark_shared_filesystem:
         return []
-    roots = [("TABLES_LOCATION", settings.tables_location, settings.table_uri(""))]
+    under = "under DATA_DIR"
+    roots = [("TABLES_LOCATION", settings.tables_location, settings.table_uri(""), under)]
     if checkpoints:
-        roots.append(("CHECKPOINTS_LOCATION", settings.checkpoints_location, settings.checkpoint_uri("")))
+        roots.append(("CHECKPOINTS_LOCATION", settings.checkpoints_location, settings.checkpoint_uri(""), under))
+    if models:
+        configured = getattr(settings, "mlflow_dfs_tmp", None) or os.environ.get("MLFLOW_DFS_TMP")
+        roots.append(("MLFLOW_DFS_TMP", configured, configured or MLFLOW_DFS_TMP_DEFAULT, "(MLflow's default)"))
     return [
-        (name, configured or f"unset, so {resolved.rstrip('/')} under DATA_DIR")
-        for name, configured, resolved in roots
+        (name, configured or f"unset, so {resolved.rstrip('/')} {default}")
+        for name, configured, resolved, default in roots
         if urlsplit(resolved).scheme in ("", "file")
     ]
 
 
-def require_shared_locations(settings: SparkSettings, checkpoints: bool = False) -> None:
-    """SetupError at start, before any JVM, when a cluster's workers could not reach the tables or checkpoints
-    (they would fail mid-run with a missing file instead)."""
-    local = driver_local_locations(settings, checkpoints)
+def require_shared_locations(settings: SparkSettings, checkpoints: bool = False, models: bool = False) -> None:
+    """SetupError at start, before any JVM, when a cluster's workers could not reach the tables, checkpoints or
+    (`models`) MLflow's DFS temp folder: they would fail mid-run with a missing file instead, or leave a model
+    logged without its data."""
+    local = driver_local_locations(settings, checkpoints, models)
     if local:
         said = "; ".join(f"{name} is {where}" for name, where in local)
+        settings_named = " and ".join(name for name, _ in local)
         raise SetupError(
             f"SPARK_MASTER is a cluster ({settings.spark_master}) but {said}: a path on this machine that the "
-            "workers cannot read. Point TABLES_LOCATION and CHECKPOINTS_LOCATION at storage every node shares "
+            f"workers cannot read. Point {settings_named} at storage every node shares "
             "(s3a://, hdfs://, abfss://, gs://), or set SPARK_SHARED_FILESYSTEM=true if every node mounts that "
             "path."
         )

@@ -8,16 +8,23 @@ rest, 100 per request); when it did not change nothing is written. What was publ
 reading the items back, and the poller never reads this playlist as a source, so recommendations never become
 their own labels. 2026 apps use `POST /me/playlists` and `/items`; pre-2026 (extended) apps
 `POST /users/{id}/playlists` and `/tracks`.
+
+Every list that goes into the playlist is recorded in the `publications` Delta table (when, which champion, the
+tracks in rank order), so the trainer can count how many of them the user went on to play or save
+(`training.acceptance`). A list is recorded once: when it differs from the last one recorded, which also records a
+list whose playlist write succeeded just before a crash.
 """
 
 import json
 import logging
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from spotipy.exceptions import SpotifyException
 
-from pipeline_runtime.contract import RECOMMENDATIONS
+from pipeline_runtime.contract import PUBLICATIONS, RECOMMENDATIONS
+from pipeline_runtime.delta_log import delta_rs_uri
 from pipeline_runtime.errors import SetupError
 from producers.settings import ProducerSettings
 from producers.spotify import PLAYLIST_SCOPES, SpotifyApi, chunks, refusal_detail
@@ -33,7 +40,12 @@ PER_REQUEST = 100  # Spotify's limit of items per playlist write
 class Recommendations:
     table_version: int
     track_ids: list[str]
-    model: str  # "name vN" of the champion that ranked them
+    model_name: str  # the registered model of the champion that ranked them ("" when none did)
+    model_version: str
+
+    @property
+    def model(self) -> str:
+        return f"{self.model_name} v{self.model_version}" if self.model_name else "no champion"
 
 
 @dataclass(frozen=True)
@@ -55,11 +67,6 @@ class Outcome:
     summary: str  # one line for the log or the terminal
 
 
-def delta_rs_uri(location: str) -> str:
-    """delta-rs names Hadoop's s3a:// store s3://; paths and other URIs as they are."""
-    return "s3://" + location.removeprefix("s3a://") if location.startswith("s3a://") else location
-
-
 def recommendations_table(settings: ProducerSettings) -> Any | None:
     """The recommendations table (delta-rs; opening it reads only its log), or None when there is none yet."""
     from deltalake import DeltaTable  # noqa: PLC0415 - only the commands that publish need it
@@ -76,14 +83,59 @@ def top_recommendations(table: Any, size: int) -> Recommendations:
     rows = table.to_pyarrow_table(columns=["rank", "track_id", "model_name", "model_version"]).to_pylist()
     rows.sort(key=lambda row: row["rank"])
     top = rows[:size]
-    model = f"{top[0]['model_name']} v{top[0]['model_version']}" if top else "no champion"
-    return Recommendations(int(table.version()), [str(row["track_id"]) for row in top], model)
+    name, version = (str(top[0]["model_name"]), str(top[0]["model_version"])) if top else ("", "")
+    return Recommendations(int(table.version()), [str(row["track_id"]) for row in top], name, version)
 
 
 def read_recommendations(settings: ProducerSettings) -> Recommendations | None:
     """The top PRODUCER_PLAYLIST_SIZE rows of the recommendations table by rank; None when there is no table yet."""
     table = recommendations_table(settings)
     return None if table is None else top_recommendations(table, settings.playlist_size)
+
+
+def publication_rows(published_at: datetime, playlist_id: str, snapshot: str | None, wanted: Recommendations) -> Any:
+    """One row of the publications table (pyarrow)."""
+    import pyarrow as pa  # noqa: PLC0415
+
+    schema = pa.schema(
+        [
+            ("published_at", pa.timestamp("us", tz="UTC")),
+            ("playlist_id", pa.string()),
+            ("snapshot_id", pa.string()),
+            ("model_name", pa.string()),
+            ("model_version", pa.string()),
+            ("recommendations_version", pa.int64()),
+            ("track_ids", pa.list_(pa.string())),
+        ]
+    )
+    row = [published_at, playlist_id, snapshot, wanted.model_name, wanted.model_version, wanted.table_version]
+    return pa.Table.from_pylist([dict(zip(schema.names, [*row, wanted.track_ids], strict=True))], schema=schema)
+
+
+def last_publication(uri: str) -> dict[str, Any] | None:
+    """The newest row of the publications table; None when nothing was published yet."""
+    from deltalake import DeltaTable  # noqa: PLC0415
+    from deltalake.exceptions import TableNotFoundError  # noqa: PLC0415
+
+    try:
+        rows = DeltaTable(uri).to_pyarrow_table(columns=["published_at", "playlist_id", "track_ids"]).to_pylist()
+    except TableNotFoundError:
+        return None
+    return max(rows, key=lambda row: row["published_at"], default=None)
+
+
+def record_publication(
+    settings: ProducerSettings, playlist_id: str, snapshot: str | None, wanted: Recommendations, now: datetime
+) -> bool:
+    """Append the list to the publications table unless it is the list recorded last; whether it was appended."""
+    from deltalake import write_deltalake  # noqa: PLC0415
+
+    uri = delta_rs_uri(settings.table_uri(PUBLICATIONS))
+    last = last_publication(uri)
+    if last is not None and last["playlist_id"] == playlist_id and list(last["track_ids"]) == wanted.track_ids:
+        return False
+    write_deltalake(uri, publication_rows(now, playlist_id, snapshot, wanted), mode="append")
+    return True
 
 
 def remembered(state: PollState) -> Published | None:
@@ -165,6 +217,7 @@ def replace_tracks(api: SpotifyApi, playlist_id: str, track_ids: list[str]) -> t
 def sync_playlist(api: SpotifyApi, state: PollState, settings: ProducerSettings, wanted: Recommendations) -> Outcome:
     """Make the recommendations playlist hold exactly `wanted`'s tracks, in rank order, writing only what differs."""
     require_playlist_login(api, settings)
+    started = datetime.now(UTC)  # the list's publication time: before its first write, so every play of it is later
     known = remembered(state)
     playlist_id, created, snapshot = None, False, None
     if known is not None:
@@ -188,6 +241,7 @@ def sync_playlist(api: SpotifyApi, state: PollState, settings: ProducerSettings,
         if written != wanted.track_ids:
             snapshot, more = replace_tracks(api, playlist_id, wanted.track_ids)
             writes += more
+    record_publication(settings, playlist_id, snapshot, wanted, started)
     remember(state, Published(playlist_id, snapshot, wanted.track_ids, wanted.table_version))
     where = f"playlist {settings.playlist_name!r} ({playlist_id})"
     summary = (

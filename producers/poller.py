@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from spotipy.exceptions import SpotifyException
 
-from pipeline_runtime.contract import TIME_RANGES
+from pipeline_runtime.contract import SAVED_TRACKS, TIME_RANGES
 from producers.catalogue_file import CatalogueFeatures
 from producers.events import (
     HAPPENINGS,
@@ -53,7 +53,6 @@ from producers.state import Changes, PollState
 
 log = logging.getLogger(__name__)
 
-SAVED_TRACKS = "me:saved-tracks"
 FEATURES_RETRY_SECONDS = 86400.0
 RECENT_PLAYS_KEPT = 50  # Spotify's recently-played window: older plays are gone
 

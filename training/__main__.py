@@ -73,9 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_cycle(report: "CycleReport") -> None:
+def print_cycle(report: "CycleReport", window_days: float) -> None:
+    from training.acceptance import describe  # noqa: PLC0415
     from training.cycle import TASKS, describe_metrics  # noqa: PLC0415
 
+    landed = describe(report.acceptance, window_days)
+    if landed:
+        console.print(landed, highlight=False)
     if report.skipped:
         console.print(f"[yellow]skipped:[/] {report.skipped}", highlight=False)
         return
@@ -105,7 +109,7 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
     from training.selection import Stopped  # noqa: PLC0415
 
     stop = install_stop_handlers(log, "the trainer (a run in progress is abandoned; aliases stay as they are)")
-    require_shared_locations(settings)
+    require_shared_locations(settings, models=True)
     with ProcessLock(settings.state_dir / "training.lock", "trainer"):  # first: two trainers never share a store
         require_mlflow(settings)
         spark: SparkSession | None = None  # started by the first cycle that needs it
@@ -119,7 +123,7 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
                             spark = build_spark_session(settings, "training")
                             cancel_on_stop(spark, stop)
                         report = run_cycle(spark, settings, stop)
-                    print_cycle(report)
+                    print_cycle(report, settings.acceptance_window_days)
                     status = 0
                 except Stopped:
                     break
@@ -183,6 +187,7 @@ def recommend(settings: TrainingSettings, top: int) -> int:
 
     from training.recommend import champion_recommendations  # noqa: PLC0415
 
+    require_shared_locations(settings, models=True)
     require_mlflow(settings)
     client = MlflowClient()
     name = registry.model_name("favourite")
@@ -210,6 +215,7 @@ def more_like(settings: TrainingSettings, seed: "Seed", top: int) -> int:
     from training.recommend import load_champion  # noqa: PLC0415
     from training.similar import similar_tracks  # noqa: PLC0415
 
+    require_shared_locations(settings, models=True)
     require_mlflow(settings)
     name = registry.model_name("favourite")
     champion = registry.version_by_alias(MlflowClient(), name, registry.CHAMPION)

@@ -13,13 +13,16 @@ A cycle
 A stop request (SIGTERM) cancels the running Spark jobs; the run is then marked KILLED and no alias moves.
 """
 
+import json
 import logging
+import os
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
 from pipeline_runtime.delta_log import delta_table_id, delta_version, table_id, table_version
 from training import plots, registry
+from training.acceptance import Acceptance, refresh_acceptance
 from training.data import (
     FAVOURITE,
     GENRE_FEATURES,
@@ -83,6 +87,7 @@ TASKS: dict[str, tuple[Task, str]] = {
     "favourite": ("classification", FAVOURITE),
 }
 MIN_CLASS_ROWS = 20
+CHECKED_FILE = "training-checked.json"  # in the state folder: the gold version a cycle found too little new in
 
 
 @dataclass
@@ -110,6 +115,7 @@ class CycleReport:
     skipped: str | None = None
     models: list[ModelReport] = field(default_factory=list)
     recommendations: int = 0
+    acceptance: list[Acceptance] = field(default_factory=list)  # every published list's, oldest first
     seconds: float = 0.0
 
 
@@ -503,23 +509,74 @@ def refresh_recommendations(
 # --- the cycle ---
 
 
+@dataclass(frozen=True)
+class CheckedMark:
+    """A gold version a cycle counted too few new rows in (against the version trained on): the same count
+    again until gold moves, so the next cycle can skip without Spark."""
+
+    version: int
+    table_id: str | None
+    trained_version: int
+    new_rows: int
+
+
+def checked_file(settings: TrainingSettings) -> Path:
+    return settings.state_dir / CHECKED_FILE
+
+
+def remember_checked(settings: TrainingSettings, mark: CheckedMark) -> None:
+    """Written atomically (a temp file, then a rename); a lost mark only costs the next cycle a Spark session."""
+    path = checked_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(asdict(mark)))
+    os.replace(temp, path)
+
+
+def last_checked(settings: TrainingSettings) -> CheckedMark | None:
+    try:
+        return CheckedMark(**json.loads(checked_file(settings).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
-    """The skip that needs no Spark session: a local gold table still at the version (and the table) the
-    last run trained on (its Delta log against MLflow). None when a cycle needs Spark to decide (or to run).
+    """The skip that needs no Spark session: gold still at the version (and the table) the last run trained on,
+    or at one the last cycle counted too few new rows in (its Delta log, read directly or for a table on object
+    storage with delta-rs, against MLflow). None when a cycle needs Spark to decide (or to run).
 
     A skip cycle then costs a second or two and no JVM, instead of a Spark session's start-up: the
     trainer waiting for new data stays small."""
     from mlflow import MlflowClient  # noqa: PLC0415
 
     location = settings.table_uri(GOLD)
-    version = delta_version(location)
-    if version is None:  # no local table (or a remote one): run_cycle tells which
+    version = delta_version(location, remote=True)
+    if version is None:  # no table (or a store delta-rs cannot read): run_cycle tells which
         return None
     last = last_trained(MlflowClient(), settings)
-    if last is None or last.version != version:  # a cycle to run: the table's id is not needed
+    if last is None:
         return None
-    reason = skip_reason(last, version, delta_table_id(location))
+    if last.version != version:
+        return checked_skip(settings, last, version, location)
+    reason = skip_reason(last, version, delta_table_id(location, remote=True))
     return CycleReport(gold_version=version, skipped=reason) if reason else None
+
+
+def checked_skip(
+    settings: TrainingSettings, last: registry.TrainedMark, version: int, location: str
+) -> CycleReport | None:
+    """The skip when the last cycle already counted too few new rows in this very gold version (same table, same
+    version trained on, and still fewer than TRAINING_MIN_NEW_ROWS); None when a cycle must count again."""
+    checked = last_checked(settings)
+    if checked is None or (checked.version, checked.trained_version) != (version, last.version):
+        return None
+    if checked.new_rows >= settings.min_new_rows or checked.table_id != delta_table_id(location, remote=True):
+        return None
+    reason = (
+        f"gold is still at version {version}, where the last cycle found {checked.new_rows} new or changed rows "
+        f"since gold version {last.version} (a cycle needs TRAINING_MIN_NEW_ROWS={settings.min_new_rows})"
+    )
+    return CycleReport(gold_version=version, skipped=reason)
 
 
 def last_trained(client: "MlflowClient", settings: TrainingSettings) -> registry.TrainedMark | None:
@@ -548,6 +605,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
     report.gold_version = version
     gold_id = table_id(spark, location)
     client = MlflowClient()
+    report.acceptance = refresh_acceptance(spark, client, settings)  # a skipped cycle too: plays keep coming
     last = last_trained(client, settings)
     report.skipped = skip_reason(last, version, gold_id)
     if report.skipped:
@@ -574,6 +632,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
                 f"{report.new_rows} new or changed rows since gold version {last.version} "
                 f"(a cycle needs TRAINING_MIN_NEW_ROWS={settings.min_new_rows})"
             )
+            remember_checked(settings, CheckedMark(version, gold_id, last.version, report.new_rows))
             return report
         max_updated = gold.agg(F.max("updated_at")).first()[0]  # type: ignore[index]
         tags = gold_tags(location, gold_id, version, report.rows, max_updated)

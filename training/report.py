@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 
 from pipeline_runtime.contract import GOLD, MEASURED_AUDIO_FEATURES
 from pipeline_runtime.settings import ensure_writable_dir
+from training.acceptance import acceptance_rows
 from training.settings import TrainingSettings
 from training.summary import ModelSummary, model_summaries, recommendation_rows
 
@@ -242,6 +244,32 @@ def recommendations_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def acceptance_table(rows: list[dict[str, Any]], window_days: float) -> str:
+    """How often the published lists landed (training.acceptance), newest first."""
+    if not rows:
+        return (
+            "<p class='muted'>Nothing published yet: the producer puts the recommendations into a playlist of yours "
+            "with a user login (PRODUCER_PUBLISH_PLAYLIST), then counts which of them you play or save.</p>"
+        )
+
+    def row(r: dict[str, Any]) -> str:
+        model = html.escape(f"{r['model_name']} v{r['model_version']}")
+        window = "final" if r["complete"] else f"open until {r['window_ends_at']:%Y-%m-%d %H:%M}"
+        counts = "".join(f"<td class='num'>{r[name]}</td>" for name in ("tracks", "played", "saved", "accepted"))
+        return (
+            f"<tr><td>{r['published_at']:%Y-%m-%d %H:%M}</td><td>{model}</td>{counts}"
+            f"<td class='num'>{r['rate']:.0%}</td><td>{window}</td></tr>"
+        )
+
+    body = "".join(row(r) for r in rows)
+    return (
+        f"<p class='muted'>Each list put into your playlist: its tracks you played, saved or added to a favourite "
+        f"playlist within {window_days:g} days (TRAINING_ACCEPTANCE_WINDOW_DAYS).</p>"
+        "<table><tr><th>published (UTC)</th><th>model</th><th>tracks</th><th>played</th><th>saved</th>"
+        f"<th>accepted</th><th>rate</th><th>window</th></tr>{body}</table>"
+    )
+
+
 def champion_plots(summary: ModelSummary) -> dict[str, str]:
     """caption -> base64 PNG of the plots the champion's run logged."""
     import mlflow  # noqa: PLC0415
@@ -280,6 +308,8 @@ def render(
     recommendations: list[dict[str, Any]],
     generated: datetime,
     label: str,
+    acceptance: Sequence[dict[str, Any]] = (),
+    window_days: float = 14,
 ) -> str:
     """The whole page (pure: data in, HTML out); `label` says what makes a track a favourite."""
     favourites = int(tracks["is_favourite"].fillna(False).astype(bool).sum())
@@ -319,6 +349,8 @@ def render(
 <h2>Recommendations</h2>
 <p class="muted">Tracks that are not favourites yet, ranked by the favourite champion.</p>
 {recommendations_table(recommendations)}
+<h2>How often the recommendations land</h2>
+{acceptance_table(list(acceptance), window_days)}
 <script>{RENDER_CHECK}</script>
 </body></html>
 """
@@ -344,6 +376,8 @@ def write_report(spark: "SparkSession", settings: TrainingSettings, top: int = 2
         recommendation_rows(spark, settings, top),
         datetime.now(UTC),
         settings.label_description,
+        acceptance_rows(spark, settings),
+        settings.acceptance_window_days,
     )
     folder = ensure_writable_dir(settings.data_dir / "report", "report folder")
     path = folder / "index.html"

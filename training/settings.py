@@ -73,6 +73,13 @@ class TrainingSettings(SparkSettings, MlflowSettings):
     recommendations: int = Field(
         1000, ge=1, description="Rows kept in the recommendations table (the best-scored non-favourites)."
     )
+    acceptance_window_days: float = Field(
+        14,
+        gt=0,
+        description="A published recommendation counts as accepted when the user plays, saves or adds it to a "
+        "favourite playlist within this many days of its publication (the `acceptance` table, the "
+        "`acceptance_rate` metric).",
+    )
 
     @property
     def label_description(self) -> str:

@@ -2,7 +2,7 @@
 
 Each track carries `liking`, the hidden taste's chance that the listener likes it (the catalogue draws the
 favourite labels from the same taste). The listener has a history (plays spread over the 30 days before the
-sandbox started, mostly of tracks it likes) and keeps listening: `plays_per_hour` as real time passes, or as many
+current UTC day, mostly of tracks it likes) and keeps listening: `plays_per_hour` as real time passes, or as many
 plays as `POST /_sandbox/listen` asks for. When the app has put tracks into a playlist of the user's (the
 published recommendations), a share of the listening goes to that playlist: each track tried there is played
 through with its `liking` (a skipped track is no play, as on Spotify) and a track played through is saved with
@@ -63,9 +63,11 @@ class Listener:
         liking = np.array([self.catalogue.tracks[t].get("liking", 0.5) for t in ids])
         self.track_ids = ids
         self.weights = liking**3 / (liking**3).sum()  # mostly what it likes, now and then anything
-        now_ms = int(self.last_tick * 1000)
-        start = now_ms - HISTORY_DAYS * DAY_MS
-        moments = np.sort(self.rng.integers(start, now_ms - 60_000, size=HISTORY_PLAYS))
+        # The history ends where the current UTC day began: a sandbox started again the same day (with the same seed)
+        # shows the same plays, so a producer that already read them finds nothing new.
+        day_start = int(self.last_tick // 86400 * 86400) * 1000
+        start = day_start - HISTORY_DAYS * DAY_MS
+        moments = np.sort(self.rng.integers(start, day_start - 60_000, size=HISTORY_PLAYS))
         for at in moments:
             self.plays.append(Play(self.after_last(int(at)), self.pick(), None))
 
@@ -84,6 +86,9 @@ class Listener:
         """`count` listening moments between the last play and `now`; the plays they made."""
         now_ms = int((now or time.time()) * 1000)
         first = self.plays[-1].played_at_ms if self.plays else now_ms - count * 1000
+        # A playlist's tracks are played only after they were put there (each moment then falls after the change;
+        # asked for more plays than the seconds since, the last ones fall a little ahead of the clock).
+        first = max([first, *(p.get("changed_ms", 0) for p in self.app_playlists())])
         moments: list[float] = list(np.linspace(first, now_ms, num=count + 1)[1:]) if count else []
         made = 0
         for at in moments:

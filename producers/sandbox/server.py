@@ -920,6 +920,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         with self.state.lock:
             playlist["track_ids"] = track_ids
             playlist["added_at"] = [now] * len(track_ids)
+            playlist["changed_ms"] = int(time.time() * 1000)  # the listener plays its tracks only after this
             playlist["version"] += 1
         self.send_json(200, {"snapshot_id": snapshot_id(playlist)})
 
@@ -933,6 +934,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             playlist["track_ids"][at:at] = track_ids
             if "added_at" in playlist:
                 playlist["added_at"][at:at] = [now] * len(track_ids)
+                playlist["changed_ms"] = int(time.time() * 1000)
             playlist["version"] += 1
         self.send_json(201, {"snapshot_id": snapshot_id(playlist)})
 

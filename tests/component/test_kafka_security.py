@@ -14,7 +14,7 @@ from pipeline_runtime.kafka_admin import require_kafka, topic_replication
 from pipeline_runtime.kafka_clients import java_client_config, librdkafka_config
 from producers.publish import open_publisher
 from producers.settings import ProducerSettings
-from tests.support.processes import JARS_DIR
+from tests.support.processes import JARS_DIR, clean_env, run_module
 
 PASSWORD = "pl41n-s3cret-of-the-test"
 
@@ -88,3 +88,30 @@ def test_a_wrong_password_and_a_missing_login_are_one_line_each(sasl_broker: str
         require_kafka(librdkafka_config(plain), timeout=5)
     assert "KAFKA_SECURITY_PROTOCOL" in str(unanswered.value)
     print(f"\nwrong password: {message}\nno login: {unanswered.value}")
+
+
+def test_kafkas_admin_tools_log_in_with_the_same_settings(sasl_broker: str, tmp_path: Path) -> None:
+    """`python -m pipeline_runtime kafka topics ...`: Kafka's own tool from jars/kafka, with the bootstrap servers
+    and the SASL login of the settings; the password never on its command line or in its output."""
+    env = clean_env(
+        DATA_DIR=str(tmp_path),
+        JARS_DIR=str(JARS_DIR),
+        KAFKA_BOOTSTRAP_SERVERS=sasl_broker,
+        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        KAFKA_SASL_MECHANISM="PLAIN",
+        KAFKA_SASL_USERNAME="pipeline",
+        KAFKA_SASL_PASSWORD=PASSWORD,
+    )
+    created = run_module(
+        "pipeline_runtime", "kafka", "topics", "--create", "--topic", "tool-made", "--partitions", "3",
+        env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    described = run_module(
+        "pipeline_runtime", "kafka", "topics", "--describe", "--topic", "tool-made", env=env, cwd=tmp_path
+    )
+    assert described.returncode == 0, described.stdout + described.stderr
+    assert "PartitionCount: 3" in described.stdout and described.stdout.count("Partition: ") == 3
+    assert PASSWORD not in described.stdout + described.stderr + created.stdout + created.stderr
+    settings = producer_settings(tmp_path, sasl_broker)
+    assert "tool-made" in topic_replication(librdkafka_config(settings), ["tool-made"])[1]

@@ -304,6 +304,11 @@ def test_skips_without_new_rows(spark: "SparkSession", first_cycle: FirstCycle) 
     few = run_cycle(spark, settings, threading.Event())
     assert few.skipped is not None and few.skipped.startswith("50 new or changed rows since gold version 1")
     assert few.new_rows == 50
+    # Gold not moved since that count: the next cycle skips without Spark; with a lower minimum it counts again.
+    counted = skip_without_spark(settings)
+    assert counted is not None and counted.skipped is not None
+    assert counted.skipped.startswith("gold is still at version 2, where the last cycle found 50 new or changed rows")
+    assert skip_without_spark(settings.model_copy(update={"min_new_rows": 50})) is None
     # Gold removed and created again up to the version the last run trained on (`streaming rebuild`): another
     # table, so not "still at version 1": the cycle goes on to read it (and stops at the row minimum here).
     mark = last_trained(MlflowClient(), settings)
@@ -456,3 +461,71 @@ def test_recommendations_keep_at_most_n_tracks_per_artist(spark: "SparkSession")
     kept = at_most_per_artist(ranked, 2).orderBy("score", ascending=False).collect()
     assert [r["track_id"] for r in kept] == ["a1", "a2", "b1", "n1", "n2"]  # a3 is Ada's third; no artist: alone
     assert at_most_per_artist(ranked, 0).count() == 6
+
+
+ACCEPTANCE_PLAYS = 200  # the listener's plays while each list is in the playlist
+
+
+def test_the_champions_recommendations_land_more_often_than_a_random_list(
+    spark: "SparkSession", first_cycle: FirstCycle, catalogue: Catalogue
+) -> None:
+    """The loop with the sandbox's simulated listener: a random list of non-favourites, then the favourite
+    champion's top 50, each published into the user's playlist in turn (producers.playlist, spotipy over real
+    HTTP) while the listener plays; its plays and saves in silver as the streaming job writes them; the trainer's
+    acceptance (training.acceptance) of each list, and the champion's rate as a metric on its MLflow model."""
+    from producers.playlist import Recommendations, read_recommendations, sync_playlist
+    from producers.sandbox.server import SandboxServer, SandboxState
+    from producers.spotify import SpotifyApi
+    from producers.state import PollState
+    from tests.support.spotify import sandbox_login, sandbox_settings
+    from training.acceptance import METRIC, refresh_acceptance
+
+    server = SandboxServer(SandboxState(catalogue, "development"))
+    server.start_in_thread()
+    settings = sandbox_settings(server, first_cycle.settings.data_dir, auth="user")
+    state = PollState(settings.state_file)
+    try:
+        sandbox_login(settings)
+        api = SpotifyApi(settings)
+        api.detect_generation()
+        champion = read_recommendations(settings)
+        assert champion is not None and champion.model_name == registry.model_name("favourite")
+        pool = sorted(set(catalogue.tracks) - catalogue.favourites)
+        drawn = np.random.default_rng(5).choice(len(pool), size=len(champion.track_ids), replace=False)
+        control = Recommendations(0, [pool[i] for i in drawn], "random", "0")
+        listener = server.state.listener
+        for wanted in (control, champion):  # the control first: its window covers the champion's time too
+            sync_playlist(api, state, settings, wanted)
+            listener.listen(ACCEPTANCE_PLAYS)
+    finally:
+        state.close()
+        server.shutdown()
+        server.server_close()
+    plays = [(p.track_id, datetime.fromtimestamp(p.played_at_ms / 1000, UTC)) for p in listener.plays]
+    spark.createDataFrame(plays, "track_id STRING, played_at TIMESTAMP").write.format("delta").save(
+        first_cycle.settings.table_uri("silver_plays")
+    )
+    saves = [("me:saved-tracks", t, "added", False, datetime.fromisoformat(at)) for at, t in listener.saved]
+    spark.createDataFrame(
+        saves,
+        "playlist_id STRING, track_id STRING, action STRING, is_favourite_playlist BOOLEAN, observed_at TIMESTAMP",
+    ).write.format("delta").save(first_cycle.settings.table_uri("silver_playlist_history"))
+
+    client = use_store(first_cycle)
+    random_list, champions = refresh_acceptance(spark, client, first_cycle.settings)
+    print(f"\nacceptance: champion {champions}\n  random {random_list}\n  sandbox {listener.figures()}")
+    assert (random_list.model_name, champions.model_version) == ("random", champion.model_version)
+    assert random_list.tracks == champions.tracks == 50 and not champions.complete
+    assert champions.accepted == len({t for t, at in plays if at >= champions.published_at} & set(champion.track_ids))
+    assert champions.rate > random_list.rate + 0.1, "the champion's picks land clearly more often than chance"
+    version = client.get_model_version(champion.model_name, champion.model_version)
+    run = client.get_run(str(version.run_id))
+    assert run.data.metrics[METRIC] == champions.rate
+    model_id = version.model_id or run.data.tags[registry.TAG_LOGGED_MODEL]
+    linked = client.get_logged_model(model_id).metrics or []
+    assert champions.rate in [m.value for m in linked if m.key == METRIC], "on the champion's model too"
+    table = spark.read.format("delta").load(first_cycle.settings.table_uri("acceptance")).orderBy("published_at")
+    assert [(r["model_name"], r["accepted"]) for r in table.collect()] == [
+        ("random", random_list.accepted),
+        (champion.model_name, champions.accepted),
+    ]

@@ -56,6 +56,7 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(demo_run: DemoRu
         "producer: one poll",
         "streaming: catch up",
         "trainer: one cycle",
+        "listener: recommendations into Spotify",
         "report",
     ):
         assert f"✓ {phase} (" in output, phase
@@ -71,11 +72,20 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(demo_run: DemoRu
     assert "what makes a song popular to the popularity champion:" in output
     assert "what makes a song a favourite to the favourite champion:" in output
     assert re.search(r"^│ 10 +│", output, re.MULTILINE), "ten recommendations"
+    # The loop closed: the top 50 into the sandbox user's playlist, its listener's plays and saves read back, and
+    # how many landed.
+    assert table_number(output, "publications", 2) == 1 and table_number(output, "acceptance", 2) == 1
+    landed = re.search(
+        r"recommendations landed: (\d+) of the 50 tracks of the latest list \(spotify-favourite v1", output
+    )
+    assert landed and int(landed.group(1)) > 0, output[-3000:]
     assert LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=data_dir)).status() is None, "broker left running"
 
     page = data_dir / "report" / "index.html"
     html = page.read_text()
-    for heading in ("The data at a glance", "Models against the notebook&#x27;s method", "Recommendations"):
+    headings = ("The data at a glance", "Models against the notebook&#x27;s method", "Recommendations", "How often")
+    assert "Nothing published yet" not in html
+    for heading in headings:
         assert heading in html or heading.replace("&#x27;", "'") in html
     drawn, total = rendered_charts(page, tmp_path)
     assert drawn == total >= 10  # data charts, both models' comparisons and their logged plots
@@ -87,13 +97,18 @@ def test_demo_runs_every_stage_and_writes_a_report_that_renders(demo_run: DemoRu
 
 
 def test_a_second_demo_finds_nothing_new(demo_run: DemoRun) -> None:
-    """Nothing re-published, gold unchanged, the trainer skips."""
+    """Nothing re-published, gold unchanged, the trainer skips (and nothing is published to the playlist)."""
     tracks = table_number(demo_run.output, "spotify.tracks", 1)
     second = run_module("pipeline", "demo", env=demo_run.env, cwd=demo_run.cwd, timeout=900)
     assert second.returncode == 0, second.stdout + second.stderr[-3000:]
     assert "published nothing new" in second.stdout
     assert table_number(second.stdout, "spotify.tracks", 1) == tracks
-    assert "gold is still at version" in second.stdout
+    assert table_number(second.stdout, "track_features", 1) == table_number(demo_run.output, "track_features", 1)
+    # The first run's listener changed the play counts of some of the playlist's 50 tracks after its cycle: fewer
+    # than a cycle needs.
+    trainer = re.search(r"✓ trainer: one cycle \(\d+ s\): (.*)", second.stdout)
+    assert trainer and re.match(r"\d+ new or changed rows since gold version \d+", trainer.group(1)), second.stdout
+    assert "✓ listener:" not in second.stdout, "no new recommendations: nothing to publish"
 
 
 def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:

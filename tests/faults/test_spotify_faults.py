@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from producers.poller import SAVED_TRACKS
+from pipeline_runtime.contract import SAVED_TRACKS
 from producers.sandbox.server import SandboxServer
 from tests.support.kafka import read_topic
 from tests.support.processes import run_module

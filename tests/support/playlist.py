@@ -4,6 +4,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from pipeline_runtime.contract import RECOMMENDATIONS
+from pipeline_runtime.delta_log import delta_rs_uri
 from producers.sandbox.server import SandboxServer
 from producers.settings import ProducerSettings
 
@@ -19,7 +20,8 @@ def write_recommendations(settings: ProducerSettings, track_ids: list[str], vers
             "model_version": [version] * len(track_ids),
         }
     )
-    write_deltalake(settings.table_uri(RECOMMENDATIONS), rows, mode="overwrite", schema_mode="overwrite")
+    location = delta_rs_uri(settings.table_uri(RECOMMENDATIONS))
+    write_deltalake(location, rows, mode="overwrite", schema_mode="overwrite")
 
 
 def not_favourites(server: SandboxServer, count: int) -> list[str]:

@@ -55,3 +55,17 @@ def test_the_same_version_of_another_table_is_not_what_the_last_run_trained_on()
     assert skip_reason(None, 0, "first-id") is None
     older = TrainedMark(version=3, max_updated_at=None)  # logged before the id was recorded
     assert skip_reason(older, 3, "second-id") is not None and skip_reason(older, 2, "second-id") is None
+
+
+def test_version_and_id_of_a_table_on_object_storage_without_spark(s3_bucket: str) -> None:
+    """An s3a:// gold table (as Spark names it) read with delta-rs: the trainer's skip needs no JVM there either."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    location = f"s3a://{s3_bucket}/tables/track_features"
+    assert (delta_version(location, remote=True), delta_table_id(location, remote=True)) == (None, None)
+    for rows in ([1, 2], [3]):
+        write_deltalake(f"s3://{s3_bucket}/tables/track_features", pa.table({"n": rows}), mode="append")
+    created = DeltaTable(f"s3://{s3_bucket}/tables/track_features").metadata().id
+    assert (delta_version(location, remote=True), delta_table_id(location, remote=True)) == (1, created)
+    assert delta_version(location) is None, "not asked to go remote (the streaming job's per-batch facts)"

@@ -71,3 +71,32 @@ def test_topics_that_cannot_lose_a_broker_are_named() -> None:
     assert [w.split()[1] for w in warnings] == ["single", "stuck"]
     assert "KAFKA_REPLICATION_FACTOR=3" in warnings[0] and "min.insync.replicas 2" in warnings[1]
     assert resilience_warnings(1, topics) == [], "a single broker cannot do better"
+
+
+def test_kafka_tools_get_the_cluster_and_the_client_properties_unless_told_otherwise(tmp_path: Path) -> None:
+    from pipeline_runtime.kafka_tools import properties_text, tool_command
+
+    settings = KafkaSettings(_env_file=None, kafka_bootstrap_servers="k1:9093,k2:9093", jars_dir=tmp_path)
+    config = tmp_path / "client.properties"
+    command = tool_command(settings, "topics", ["--list"], config)
+    assert command[command.index("-cp") + 1] == f"{tmp_path.resolve()}/kafka/*"
+    assert command[3:] == [
+        "org.apache.kafka.tools.TopicCommand",
+        "--bootstrap-server",
+        "k1:9093,k2:9093",
+        "--command-config",
+        str(config),
+        "--list",
+    ]
+    mine = tool_command(settings, "console-consumer", ["--bootstrap-server=other:1", "--topic", "t"], config)
+    assert mine[3:] == [
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        "--consumer.config",
+        str(config),
+        "--bootstrap-server=other:1",
+        "--topic",
+        "t",
+    ]
+    assert properties_text({"sasl.jaas.config": 'x required password="a=b:c";', "b": "1"}) == (
+        'b=1\nsasl.jaas.config=x required password\\="a\\=b\\:c";\n'
+    )

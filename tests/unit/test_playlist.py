@@ -2,17 +2,20 @@
 real HTTP with spotipy unmocked; the recommendations table is a real Delta table (written here with delta-rs)."""
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
+from pipeline_runtime.contract import PUBLICATIONS
 from pipeline_runtime.errors import SetupError
 from producers.__main__ import main
-from producers.playlist import publish_command, read_recommendations
+from producers.playlist import publish_command, read_recommendations, replace_tracks
 from producers.sandbox.catalogue import SANDBOX_USER
 from producers.sandbox.server import SandboxServer
 from producers.settings import ProducerSettings
+from producers.spotify import SpotifyApi
 from tests.support.playlist import not_favourites, write_recommendations, writes
 from tests.support.spotify import sandbox_login, sandbox_settings, sandbox_stats
 
@@ -149,3 +152,61 @@ def test_the_reader_takes_the_top_rows_by_rank(sandbox_factory: Callable[..., Sa
     write_recommendations(settings, tracks[3:], version="5")
     second = read_recommendations(settings)
     assert second is not None and second.table_version == first.table_version + 1 and second.track_ids == tracks[3:]
+
+
+def publications(settings: ProducerSettings) -> list[dict[str, object]]:
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(settings.table_uri(PUBLICATIONS)).to_pyarrow_table().to_pylist()
+    return sorted(rows, key=lambda row: row["published_at"])
+
+
+def test_each_published_list_is_recorded_once_with_its_champion_and_time(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = sandbox_factory("development")
+    settings = logged_in(server, tmp_path / "data")
+    pool = not_favourites(server, 60)
+    write_recommendations(settings, pool[:30], version="3")
+    before = datetime.now(UTC)
+    first = publish_command(settings)
+    publish_command(settings)  # unchanged: no second record
+    write_recommendations(settings, pool[30:], version="4")
+    publish_command(settings)
+    rows = publications(settings)
+    assert [(r["model_name"], r["model_version"], r["track_ids"]) for r in rows] == [
+        ("favourite", "3", pool[:30]),
+        ("favourite", "4", pool[30:]),
+    ]
+    assert {r["playlist_id"] for r in rows} == {first.playlist_id}
+    assert before <= rows[0]["published_at"] <= rows[1]["published_at"] <= datetime.now(UTC)
+    added = server.state.catalogue.playlists[first.playlist_id]["changed_ms"]
+    assert rows[1]["published_at"].timestamp() * 1000 <= added, "recorded before the write: every play is later"
+
+    # The playlist written, then a crash before the record: the next publish finds the playlist holding the list,
+    # writes nothing, and records it.
+    write_recommendations(settings, pool[:30], version="5")
+    wanted = read_recommendations(settings)
+    assert wanted is not None
+    api = SpotifyApi(settings)
+    api.detect_generation()
+    replace_tracks(api, first.playlist_id, wanted.track_ids)
+    again = publish_command(settings)
+    assert again.writes == 0
+    assert [(r["model_version"], r["track_ids"]) for r in publications(settings)][-1] == ("5", pool[:30])
+
+
+def test_publish_reads_and_records_on_object_storage(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path, s3_bucket: str
+) -> None:
+    """TABLES_LOCATION on S3: the recommendations read and the publication recorded with delta-rs there."""
+    from deltalake import DeltaTable
+
+    server = sandbox_factory("development")
+    settings = logged_in(server, tmp_path / "data", tables_location=f"s3a://{s3_bucket}/tables")
+    wanted = not_favourites(server, 12)
+    write_recommendations(settings, wanted)
+    first = publish_command(settings)
+    assert server.state.catalogue.playlists[first.playlist_id]["track_ids"] == wanted
+    rows = DeltaTable(f"s3://{s3_bucket}/tables/{PUBLICATIONS}").to_pyarrow_table().to_pylist()
+    assert [row["track_ids"] for row in rows] == [wanted]

@@ -21,6 +21,7 @@ from pipeline_runtime.spark import (
     uncapped_on_a_cluster,
 )
 from tests.support.processes import ROOT, clean_env, run_module
+from training.settings import TrainingSettings
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
@@ -158,6 +159,28 @@ def test_a_cluster_master_refuses_locations_only_the_driver_has(tmp_path: Path) 
     require_shared_locations(shared)  # the trainer needs no checkpoints
     mounted = settings(spark_master="yarn", spark_shared_filesystem=True)
     assert driver_local_locations(mounted, checkpoints=True) == []
+
+
+def test_a_cluster_trainer_needs_mlflows_dfs_temp_folder_on_shared_storage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's Spark flavour saves a model through MLFLOW_DFS_TMP on the executors (and loads it back through it):
+    unset on a cluster, a model would be logged without its data."""
+    monkeypatch.delenv("MLFLOW_DFS_TMP", raising=False)
+
+    def settings(**values: object) -> TrainingSettings:
+        return TrainingSettings(_env_file=None, data_dir=tmp_path, tables_location="s3a://b/t", **values)  # type: ignore[arg-type]
+
+    cluster = settings(spark_master="spark://10.0.0.5:7077")
+    require_shared_locations(cluster)  # the streaming job's check: no models there
+    with pytest.raises(SetupError) as refused:
+        require_shared_locations(cluster, models=True)
+    assert "MLFLOW_DFS_TMP is unset, so /tmp/mlflow (MLflow's default)" in str(refused.value)
+    assert "Point MLFLOW_DFS_TMP at storage every node shares" in str(refused.value)
+    require_shared_locations(settings(spark_master="spark://m:7077", mlflow_dfs_tmp="s3a://b/mlflow-tmp"), models=True)
+    require_shared_locations(settings(spark_master="local[2]"), models=True)
+    monkeypatch.setenv("MLFLOW_DFS_TMP", "hdfs://nn/tmp/mlflow")  # MLflow's own variable, set outside the settings
+    require_shared_locations(cluster, models=True)
 
 
 @pytest.mark.parametrize(("module", "args"), [("streaming", ["run"]), ("training", ["run", "--once"])])
