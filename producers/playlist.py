@@ -25,7 +25,7 @@ from spotipy.exceptions import SpotifyException
 
 from pipeline_runtime.contract import PUBLICATIONS, RECOMMENDATIONS
 from pipeline_runtime.delta_log import delta_rs_uri
-from pipeline_runtime.errors import SetupError
+from pipeline_runtime.errors import SetupError, first_line
 from producers.settings import ProducerSettings
 from producers.spotify import PLAYLIST_SCOPES, SpotifyApi, chunks, refusal_detail
 from producers.state import Changes, PollState
@@ -129,12 +129,20 @@ def record_publication(
 ) -> bool:
     """Append the list to the publications table unless it is the list recorded last; whether it was appended."""
     from deltalake import write_deltalake  # noqa: PLC0415
+    from deltalake.exceptions import DeltaError  # noqa: PLC0415
 
     uri = delta_rs_uri(settings.table_uri(PUBLICATIONS))
-    last = last_publication(uri)
-    if last is not None and last["playlist_id"] == playlist_id and list(last["track_ids"]) == wanted.track_ids:
-        return False
-    write_deltalake(uri, publication_rows(now, playlist_id, snapshot, wanted), mode="append")
+    try:
+        last = last_publication(uri)
+        if last is not None and last["playlist_id"] == playlist_id and list(last["track_ids"]) == wanted.track_ids:
+            return False
+        write_deltalake(uri, publication_rows(now, playlist_id, snapshot, wanted), mode="append")
+    except (DeltaError, OSError) as exc:
+        raise SetupError(
+            f"the playlist holds the new recommendations, but they could not be recorded in {uri} "
+            f"({first_line(exc, 200)}): the producer needs write access to the tables (TABLES_LOCATION or "
+            "DATA_DIR/tables); the next poll tries again"
+        ) from None
     return True
 
 

@@ -64,6 +64,9 @@ def test_named_volumes_and_secrets_from_the_environment(config: dict) -> None:  
     for svc in config["services"].values():
         for mount in svc.get("volumes", []):
             assert mount["type"] == "volume", mount
+    for name in ("producer", "producer-sandbox"):
+        tables = [m for m in config["services"][name]["volumes"] if m["source"] == "tables"]
+        assert tables and not tables[0].get("read_only"), "the producer appends to the publications table"
     producer_env = config["services"]["producer"]["environment"]
     assert producer_env["SPOTIFY_CLIENT_SECRET"] == "test-secret"
     text = (ROOT / "docker-compose.yml").read_text()

@@ -210,3 +210,17 @@ def test_publish_reads_and_records_on_object_storage(
     assert server.state.catalogue.playlists[first.playlist_id]["track_ids"] == wanted
     rows = DeltaTable(f"s3://{s3_bucket}/tables/{PUBLICATIONS}").to_pyarrow_table().to_pylist()
     assert [row["track_ids"] for row in rows] == [wanted]
+
+
+def test_a_publication_that_cannot_be_recorded_says_so_in_one_line(
+    sandbox_factory: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    server = sandbox_factory("development")
+    settings = logged_in(server, tmp_path / "data")
+    write_recommendations(settings, not_favourites(server, 5))
+    Path(settings.table_uri(PUBLICATIONS)).write_text("not a table")  # where the table would go: unwritable
+    with pytest.raises(SetupError) as refused:
+        publish_command(settings)
+    message = str(refused.value)
+    assert "the playlist holds the new recommendations, but they could not be recorded in" in message
+    assert "needs write access to the tables" in message and "\n" not in message
