@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from producers.sandbox.server import SandboxServer
-    from training.acceptance import Acceptance
     from training.cycle import CycleReport
 
 log = logging.getLogger(__name__)
@@ -55,8 +54,7 @@ class DemoReport:
     report_path: Path | None = None
     models: list[Any] = field(default_factory=list)
     recommendations: list[dict[str, Any]] = field(default_factory=list)
-    acceptance: list["Acceptance"] = field(default_factory=list)
-    acceptance_window_days: float = 14
+    landed: str | None = None  # how many of the published recommendations landed (training.acceptance.describe)
 
 
 @contextmanager
@@ -231,9 +229,8 @@ def run_demo(settings: PipelineSettings, catalogue_file: Path | None, stop: thre
         if not live and report.cycle.recommendations:
             with phase(report, "listener: recommendations into Spotify") as outcome:
                 recount = listen_to_recommendations(producer_settings, server, streaming, training, spark, stop)
-                report.acceptance = recount.acceptance
-                report.acceptance_window_days = training.acceptance_window_days
-                outcome["text"] = describe(report.acceptance, training.acceptance_window_days) or "nothing published"
+                report.landed = describe(recount.acceptance)
+                outcome["text"] = report.landed or "nothing published"
         with phase(report, "report") as outcome:
             report.tables = table_states(spark, streaming)
             report.report_path = write_report(spark, training)
@@ -294,10 +291,8 @@ def print_summary(report: DemoReport) -> None:
             str(row["rank"]), row["name"], ", ".join(row["artist_names"]), f"{row['score']:.3f}", row["because"]
         )
     console.print(recommendations)
-    if report.acceptance:
-        from training.acceptance import describe  # noqa: PLC0415
-
-        console.print(describe(report.acceptance, report.acceptance_window_days), highlight=False, soft_wrap=True)
+    if report.landed:
+        console.print(report.landed, highlight=False, soft_wrap=True)
     total = sum(seconds for _, seconds, _ in report.phases)
     console.print(f"demo took {total:.0f} s; report: {report.report_path}", highlight=False)
 

@@ -31,16 +31,25 @@ def delta_rs_uri(location: str) -> str:
     return "s3://" + location.removeprefix("s3a://") if location.startswith("s3a://") else location
 
 
-def remote_table(location: str) -> Any | None:
-    """The Delta table on object storage (delta-rs: its log only), or None when there is none there or the store
-    cannot be read without Spark (the caller then asks Spark, which says what is wrong)."""
-    from deltalake import DeltaTable  # noqa: PLC0415 - only for remote tables
-    from deltalake.exceptions import DeltaError, TableNotFoundError  # noqa: PLC0415
+def open_delta_rs(location: str) -> Any | None:
+    """The Delta table at `location` (a path, or a URI as Spark names it) opened with delta-rs, which reads only
+    its log; None when there is no table there."""
+    from deltalake import DeltaTable  # noqa: PLC0415 - only where a table is read without Spark
+    from deltalake.exceptions import TableNotFoundError  # noqa: PLC0415
 
     try:
         return DeltaTable(delta_rs_uri(location))
     except TableNotFoundError:
         return None
+
+
+def remote_table(location: str) -> Any | None:
+    """The Delta table on object storage (delta-rs: its log only), or None when there is none there or the store
+    cannot be read without Spark (the caller then asks Spark, which says what is wrong)."""
+    from deltalake.exceptions import DeltaError  # noqa: PLC0415
+
+    try:
+        return open_delta_rs(location)
     except (DeltaError, OSError) as exc:
         log.debug("delta-rs cannot read %s (%s): Spark will", location, exc)
         return None

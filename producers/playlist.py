@@ -24,7 +24,7 @@ from typing import Any
 from spotipy.exceptions import SpotifyException
 
 from pipeline_runtime.contract import PUBLICATIONS, RECOMMENDATIONS
-from pipeline_runtime.delta_log import delta_rs_uri
+from pipeline_runtime.delta_log import delta_rs_uri, open_delta_rs
 from pipeline_runtime.errors import SetupError, first_line
 from producers.settings import ProducerSettings
 from producers.spotify import PLAYLIST_SCOPES, SpotifyApi, chunks, refusal_detail
@@ -69,13 +69,7 @@ class Outcome:
 
 def recommendations_table(settings: ProducerSettings) -> Any | None:
     """The recommendations table (delta-rs; opening it reads only its log), or None when there is none yet."""
-    from deltalake import DeltaTable  # noqa: PLC0415 - only the commands that publish need it
-    from deltalake.exceptions import TableNotFoundError  # noqa: PLC0415
-
-    try:
-        return DeltaTable(delta_rs_uri(settings.table_uri(RECOMMENDATIONS)))
-    except TableNotFoundError:
-        return None
+    return open_delta_rs(settings.table_uri(RECOMMENDATIONS))
 
 
 def top_recommendations(table: Any, size: int) -> Recommendations:
@@ -112,15 +106,12 @@ def publication_rows(published_at: datetime, playlist_id: str, snapshot: str | N
     return pa.Table.from_pylist([dict(zip(schema.names, [*row, wanted.track_ids], strict=True))], schema=schema)
 
 
-def last_publication(uri: str) -> dict[str, Any] | None:
+def last_publication(location: str) -> dict[str, Any] | None:
     """The newest row of the publications table; None when nothing was published yet."""
-    from deltalake import DeltaTable  # noqa: PLC0415
-    from deltalake.exceptions import TableNotFoundError  # noqa: PLC0415
-
-    try:
-        rows = DeltaTable(uri).to_pyarrow_table(columns=["published_at", "playlist_id", "track_ids"]).to_pylist()
-    except TableNotFoundError:
+    table = open_delta_rs(location)
+    if table is None:
         return None
+    rows = table.to_pyarrow_table(columns=["published_at", "playlist_id", "track_ids"]).to_pylist()
     return max(rows, key=lambda row: row["published_at"], default=None)
 
 
@@ -131,9 +122,10 @@ def record_publication(
     from deltalake import write_deltalake  # noqa: PLC0415
     from deltalake.exceptions import DeltaError  # noqa: PLC0415
 
-    uri = delta_rs_uri(settings.table_uri(PUBLICATIONS))
+    location = settings.table_uri(PUBLICATIONS)
+    uri = delta_rs_uri(location)
     try:
-        last = last_publication(uri)
+        last = last_publication(location)
         if last is not None and last["playlist_id"] == playlist_id and list(last["track_ids"]) == wanted.track_ids:
             return False
         write_deltalake(uri, publication_rows(now, playlist_id, snapshot, wanted), mode="append")

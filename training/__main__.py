@@ -73,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_cycle(report: "CycleReport", window_days: float) -> None:
+def print_cycle(report: "CycleReport") -> None:
     from training.acceptance import describe  # noqa: PLC0415
     from training.cycle import TASKS, describe_metrics  # noqa: PLC0415
 
-    landed = describe(report.acceptance, window_days)
+    landed = describe(report.acceptance)
     if landed:
         console.print(landed, highlight=False)
     if report.skipped:
@@ -123,7 +123,7 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
                             spark = build_spark_session(settings, "training")
                             cancel_on_stop(spark, stop)
                         report = run_cycle(spark, settings, stop)
-                    print_cycle(report, settings.acceptance_window_days)
+                    print_cycle(report)
                     status = 0
                 except Stopped:
                     break

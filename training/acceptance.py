@@ -75,6 +75,10 @@ class Acceptance:
         return self.accepted / self.tracks if self.tracks else 0.0
 
     @property
+    def window_days(self) -> float:
+        return (self.window_ends_at - self.published_at) / timedelta(days=1)
+
+    @property
     def model(self) -> str:
         return f"{self.model_name} v{self.model_version}" if self.model_name else "no champion"
 
@@ -123,7 +127,7 @@ def rates_per_model(rows: Iterable[Acceptance]) -> dict[tuple[str, str], tuple[f
     return {key: (accepted / tracks if tracks else 0.0, tracks) for key, (accepted, tracks) in totals.items()}
 
 
-def describe(rows: list[Acceptance], window_days: float) -> str | None:
+def describe(rows: list[Acceptance]) -> str | None:
     """One line on the latest published list and each model's rate so far; None before anything was published."""
     if not rows:
         return None
@@ -133,7 +137,8 @@ def describe(rows: list[Acceptance], window_days: float) -> str | None:
     models = ", ".join(f"{name} v{version} {rate:.0%} of {tracks}" for (name, version), (rate, tracks) in rates.items())
     return (
         f"recommendations landed: {latest.accepted} of the {latest.tracks} tracks of the latest list ({latest.model}, "
-        f"{latest.played} played, {latest.saved} saved within {window_days:g} days; {state}); per model: {models}"
+        f"{latest.played} played, {latest.saved} saved within {latest.window_days:g} days; {state}); "
+        f"per model: {models}"
     )
 
 
@@ -242,7 +247,7 @@ def refresh_acceptance(
     rows = acceptance(publications, read_landings(spark, settings, track_ids, since), window, now)
     write_acceptance(spark, settings, rows)
     log_rates(client, rates_per_model(rows))
-    log.info("%s", describe(rows, settings.acceptance_window_days))
+    log.info("%s", describe(rows))
     return rows
 
 

@@ -11,7 +11,7 @@ import html
 import io
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +244,7 @@ def recommendations_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def acceptance_table(rows: list[dict[str, Any]], window_days: float) -> str:
+def acceptance_table(rows: Sequence[dict[str, Any]]) -> str:
     """How often the published lists landed (training.acceptance), newest first."""
     if not rows:
         return (
@@ -262,6 +262,7 @@ def acceptance_table(rows: list[dict[str, Any]], window_days: float) -> str:
         )
 
     body = "".join(row(r) for r in rows)
+    window_days = (rows[0]["window_ends_at"] - rows[0]["published_at"]) / timedelta(days=1)
     return (
         f"<p class='muted'>Each list put into your playlist: its tracks you played, saved or added to a favourite "
         f"playlist within {window_days:g} days (TRAINING_ACCEPTANCE_WINDOW_DAYS).</p>"
@@ -309,7 +310,6 @@ def render(
     generated: datetime,
     label: str,
     acceptance: Sequence[dict[str, Any]] = (),
-    window_days: float = 14,
 ) -> str:
     """The whole page (pure: data in, HTML out); `label` says what makes a track a favourite."""
     favourites = int(tracks["is_favourite"].fillna(False).astype(bool).sum())
@@ -350,7 +350,7 @@ def render(
 <p class="muted">Tracks that are not favourites yet, ranked by the favourite champion.</p>
 {recommendations_table(recommendations)}
 <h2>How often the recommendations land</h2>
-{acceptance_table(list(acceptance), window_days)}
+{acceptance_table(acceptance)}
 <script>{RENDER_CHECK}</script>
 </body></html>
 """
@@ -377,7 +377,6 @@ def write_report(spark: "SparkSession", settings: TrainingSettings, top: int = 2
         datetime.now(UTC),
         settings.label_description,
         acceptance_rows(spark, settings),
-        settings.acceptance_window_days,
     )
     folder = ensure_writable_dir(settings.data_dir / "report", "report folder")
     path = folder / "index.html"

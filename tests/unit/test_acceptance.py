@@ -33,10 +33,10 @@ def test_a_track_counts_once_when_played_or_saved_after_its_publication_and_with
     assert (second.model_version, second.tracks, second.played, second.saved, second.accepted) == ("2", 3, 2, 1, 2)
     assert not second.complete, "its window is still open: the figures may grow"
     assert rates_per_model([first, second]) == {("favourite", "1"): (0.5, 4), ("favourite", "2"): (2 / 3, 3)}
-    line = describe([first, second], 7)
+    line = describe([first, second])
     assert line is not None and "2 of the 3 tracks of the latest list (favourite v2" in line
     assert "favourite v1 50% of 4" in line and "window open until 2026-12-10 12:00 UTC" in line
-    assert describe([], 7) is None
+    assert describe([]) is None
 
 
 def test_the_rate_of_a_model_is_over_all_its_lists_tracks() -> None:
