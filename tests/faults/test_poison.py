@@ -8,6 +8,9 @@ type; a valid event cut short; a huge value (a record over the size limit, a num
 its type); an unknown schema_version, event_type, action or time_range; bytes that are not UTF-8; a well-typed value
 outside the range an expectation allows (popularity 140, a danceability of 1.5). A record is
 malformed by construction, and the strategy says which reason it must get.
+
+The job is the long-running service: its table upkeep (OPTIMIZE, VACUUM) runs between the batches on its own
+schedule, and SIGTERM stops it after the current batch with gold caught up, exit code 0.
 """
 
 import json
@@ -438,6 +441,7 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         STREAMING_TRIGGER_INTERVAL="3 seconds",
         STREAMING_MAX_EVENT_BYTES=str(MAX_EVENT_BYTES),
         STREAMING_MAX_OFFSETS_PER_TRIGGER="5000",
+        STREAMING_MAINTENANCE_INTERVAL_SECONDS="20",  # upkeep while batches arrive
         KAFKA_TOPIC_TRACKS=topics["track"],
         KAFKA_TOPIC_ARTISTS=topics["artist"],
         KAFKA_TOPIC_AUDIO_FEATURES=topics["audio_features"],
@@ -451,6 +455,11 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     process = subprocess.Popen(
         [sys.executable, "-m", "streaming", "run"], env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT
     )
+
+    def upkept() -> bool:
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{data_dir / 'tables' / 'silver_tracks'}`").collect()
+        operations = {row.operation for row in history}
+        return {"OPTIMIZE", "VACUUM END"} <= operations
 
     def wait_for(condition: Callable[[list[dict[str, Any]]], bool], what: str, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
@@ -477,9 +486,12 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
             producer.produce(topic, key=key, value=value)
         assert producer.flush(60) == 0
         wait_for(lambda b: rows_in_silver(b) >= sum(VALID.values()), "silver rows of the late events")
+        wait_for(lambda _: upkept(), "OPTIMIZE and VACUUM of silver_tracks by the job's upkeep", 120)
         assert process.poll() is None, "the job is still running"
+        stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(180) == 0, log_path.read_text()[-3000:]
+        stopped_in = time.monotonic() - stopping
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
@@ -504,6 +516,8 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         rows = [tuple(hashable(row[f]) for f, _ in fields) for row in read(name).select(*dict(fields)).collect()]
         expected = {tuple(as_read(payload[f], t) for f, t in fields) for _, payload, _ in valid[event_type]}
         assert len(rows) == len(expected) and set(rows) == expected, f"{name}: every event once, every field as sent"
+    # The upkeep ran beside the batches (upkept() above) and kept every row: the counts above, gold below.
+    assert "SIGTERM received: stopping after the current batch" in log_path.read_text()
     members = read("silver_playlist_members")
     assert members.count() == VALID["playlist_membership"]
     gold = {row.track_id: row.is_favourite for row in read("track_features").collect()}
@@ -550,7 +564,9 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
         silver_batches=len(batches),
         batches_with_poison=sum(1 for x in batches if x["quarantined"]),
         batches_after_the_poison=len(after),
+        upkeep_rounds=log_path.read_text().count("table upkeep done"),
         exit_code=0,
+        sigterm_to_exit=f"{stopped_in:.0f}s",
         streamed_in=f"{streamed:.0f}s",
     )
 
