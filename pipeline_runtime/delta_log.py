@@ -92,11 +92,18 @@ def delta_table_id(location: str, remote: bool = False) -> str | None:
     return None
 
 
+def table_exists(spark: "SparkSession", location: str) -> bool:
+    """Whether `location` holds a Delta table (its log only: no Spark job)."""
+    from delta.tables import DeltaTable  # noqa: PLC0415
+
+    return bool(DeltaTable.isDeltaTable(spark, location))
+
+
 def table_version(spark: "SparkSession", location: str) -> int | None:
     """The latest version of the Delta table at `location`, or None when there is no table."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
-    if not DeltaTable.isDeltaTable(spark, location):
+    if not table_exists(spark, location):
         return None
     return int(DeltaTable.forPath(spark, location).history(1).first()["version"])  # type: ignore[index]
 
@@ -105,7 +112,7 @@ def table_id(spark: "SparkSession", location: str) -> str | None:
     """The id of the Delta table at `location` (see `delta_table_id`), or None when there is no table."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
-    if not DeltaTable.isDeltaTable(spark, location):
+    if not table_exists(spark, location):
         return None
     return str(DeltaTable.forPath(spark, location).detail().first()["id"])  # type: ignore[index]
 

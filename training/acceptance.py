@@ -21,7 +21,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import ACCEPTANCE, PUBLICATIONS, SAVED_TRACKS, SILVER_HISTORY, SILVER_PLAYS
-from pipeline_runtime.delta_log import table_version
+from pipeline_runtime.delta_log import table_exists
 from training import registry
 from training.settings import TrainingSettings
 
@@ -152,7 +152,7 @@ def utc(micros: int) -> datetime:
 def read_publications(spark: "SparkSession", settings: TrainingSettings) -> list[Publication]:
     """Every published list; none when the producer never published one."""
     location = settings.table_uri(PUBLICATIONS)
-    if table_version(spark, location) is None:
+    if not table_exists(spark, location):
         return []
     columns: list[Column | str] = [
         F.unix_micros("published_at").alias("at"),
@@ -174,12 +174,12 @@ def read_landings(
     ids, after = sorted(track_ids), F.lit(since)  # an aware datetime: pyspark converts it to UTC, whatever TZ is
     frames: list[DataFrame] = []
     plays, history = settings.table_uri(SILVER_PLAYS), settings.table_uri(SILVER_HISTORY)
-    if table_version(spark, plays) is not None:
+    if table_exists(spark, plays):
         played = (
             spark.read.format("delta").load(plays).where(F.col("track_id").isin(ids) & (F.col("played_at") >= after))
         )
         frames.append(played.select("track_id", F.unix_micros("played_at").alias("at"), F.lit(False).alias("saved")))
-    if table_version(spark, history) is not None:
+    if table_exists(spark, history):
         kept = F.col("is_favourite_playlist") | (F.col("playlist_id") == SAVED_TRACKS)
         added = (
             spark.read.format("delta")
@@ -254,6 +254,6 @@ def refresh_acceptance(
 def acceptance_rows(spark: "SparkSession", settings: TrainingSettings) -> list[dict[str, Any]]:
     """The acceptance table, newest list first (empty before anything was published)."""
     location = settings.table_uri(ACCEPTANCE)
-    if table_version(spark, location) is None:
+    if not table_exists(spark, location):
         return []
     return [row.asDict() for row in spark.read.format("delta").load(location).orderBy(F.desc("published_at")).collect()]

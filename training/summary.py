@@ -7,6 +7,7 @@ Read by the demo's summary and the HTML report; nothing here trains or writes.
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline_runtime.delta_log import table_exists
 from training import registry
 from training.settings import TrainingSettings
 
@@ -79,10 +80,8 @@ def logged_contributions(run_id: str) -> dict[str, Any]:
 
 def recommendation_rows(spark: "SparkSession", settings: TrainingSettings, top: int) -> list[dict[str, Any]]:
     """The first `top` rows of the recommendations table (empty before the first cycle)."""
-    from delta.tables import DeltaTable  # noqa: PLC0415
-
     location = settings.table_uri("recommendations")
-    if not DeltaTable.isDeltaTable(spark, location):
+    if not table_exists(spark, location):
         return []
     rows = spark.read.format("delta").load(location).where(f"rank <= {int(top)}").orderBy("rank").collect()
     return [row.asDict() for row in rows]
