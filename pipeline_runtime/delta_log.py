@@ -100,18 +100,25 @@ def table_exists(spark: "SparkSession", location: str) -> bool:
 
 
 def table_version(spark: "SparkSession", location: str) -> int | None:
-    """The latest version of the Delta table at `location`, or None when there is no table."""
+    """The latest version of the Delta table at `location`, or None when there is no table: a local table's from
+    its log (`delta_version`), a remote one's through Spark (its history: a Spark job, 3.5 s in a fresh JVM)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
+    if not is_remote(location):
+        return delta_version(location)
     if not table_exists(spark, location):
         return None
     return int(DeltaTable.forPath(spark, location).history(1).first()["version"])  # type: ignore[index]
 
 
 def table_id(spark: "SparkSession", location: str) -> str | None:
-    """The id of the Delta table at `location` (see `delta_table_id`), or None when there is no table."""
+    """The id of the Delta table at `location` (see `delta_table_id`), or None when there is no table: a local
+    table's from its log, else through Spark (DESCRIBE DETAIL: a Spark job, 4.8 s in a fresh JVM)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
+    local = None if is_remote(location) else delta_table_id(location)
+    if local is not None:
+        return local
     if not table_exists(spark, location):
         return None
     return str(DeltaTable.forPath(spark, location).detail().first()["id"])  # type: ignore[index]

@@ -188,7 +188,10 @@ def ensure_tables(spark: "SparkSession", settings: StreamingSettings) -> None:
 
 
 def change_feed_enabled(spark: "SparkSession", location: str) -> bool:
-    properties = spark.sql(f"DESCRIBE DETAIL delta.`{location}`").first()["properties"]  # type: ignore[index]
+    """From the table's metadata (SHOW TBLPROPERTIES: its log only). DESCRIBE DETAIL runs a Spark job per table
+    to size its files, which took 12 s of every streaming job's start on 6 tables."""
+    rows = spark.sql(f"SHOW TBLPROPERTIES delta.`{location}`").collect()
+    properties = {row["key"]: row["value"] for row in rows}
     return str(properties.get("delta.enableChangeDataFeed", "false")).lower() == "true"
 
 
