@@ -144,8 +144,12 @@ def mlflow_ui(settings: PipelineSettings) -> int:
     host, port = settings.mlflow_ui_host, settings.mlflow_ui_port
     console.print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", highlight=False)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    command += ["--workers", str(settings.mlflow_ui_workers)]
+    # MLflow 3's server also starts a job runner with seven consumer processes (GenAI jobs: scorers, prompt
+    # optimisation), 3 s of CPU each to start; a UI of runs and models uses none, so they stay off unless asked.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     try:
-        return subprocess.call(command)
+        return subprocess.call(command, env=env)
     except KeyboardInterrupt:
         return 0
 

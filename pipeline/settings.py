@@ -36,3 +36,9 @@ class PipelineSettings(KafkaSettings, SparkSettings, MlflowSettings):
         "127.0.0.1", description="Address `make mlflow-ui` binds: 127.0.0.1 (this machine only), 0.0.0.0 (every one)."
     )
     mlflow_ui_port: int = Field(5000, ge=1, le=65535, description="Port of `make mlflow-ui`.")
+    mlflow_ui_workers: int = Field(
+        1,
+        ge=1,
+        description="Server processes of `make mlflow-ui` (MLflow's own default is 4, each a few seconds of CPU to "
+        "start: one serves one person; raise it for a UI many people share).",
+    )

@@ -424,6 +424,14 @@ def test_the_sandbox_binds_loopback_unless_told_otherwise(tmp_path: Path, figure
     )
 
 
+def processes(session: int) -> list[str]:
+    """The command lines of the processes of a session (the MLflow UI's: its server and what that started)."""
+    listed = subprocess.run(
+        ["ps", "-ww", "-o", "args=", "-g", str(session)], capture_output=True, text=True, check=True
+    )
+    return listed.stdout.splitlines()
+
+
 def health(port: int, process: "subprocess.Popen[Any]", timeout: float = 120) -> int:
     """The status of the MLflow UI's /health once it answers (its workers start after the socket listens)."""
     deadline = time.monotonic() + timeout
@@ -458,6 +466,10 @@ def test_the_mlflow_ui_binds_loopback_unless_told_otherwise(tmp_path: Path, figu
         try:
             addresses = wait_listening(port, ui)
             binds[host or "default"] = (addresses, health(port, ui), [reachable(a, port) for a in others])
+            group = processes(ui.pid)
+            servers = [line for line in group if "uvicorn" in line and "mlflow.server" in line]
+            assert len(servers) == 1 and "--workers 1" in servers[0], group  # PIPELINE_MLFLOW_UI_WORKERS
+            assert not [line for line in group if "huey" in line or "_job_runner" in line], group
         finally:
             os.killpg(ui.pid, signal.SIGTERM)
             ui.wait(30)
