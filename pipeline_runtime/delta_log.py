@@ -116,7 +116,7 @@ def table_id(spark: "SparkSession", location: str) -> str | None:
     table's from its log, else through Spark (DESCRIBE DETAIL: a Spark job, 4.8 s in a fresh JVM)."""
     from delta.tables import DeltaTable  # noqa: PLC0415
 
-    local = None if is_remote(location) else delta_table_id(location)
+    local = delta_table_id(location)  # None for a remote table, or when the log no longer tells
     if local is not None:
         return local
     if not table_exists(spark, location):

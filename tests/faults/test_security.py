@@ -424,12 +424,11 @@ def test_the_sandbox_binds_loopback_unless_told_otherwise(tmp_path: Path, figure
     )
 
 
-def processes(session: int) -> list[str]:
-    """The command lines of the processes of a session (the MLflow UI's: its server and what that started)."""
-    listed = subprocess.run(
-        ["ps", "-ww", "-o", "args=", "-g", str(session)], capture_output=True, text=True, check=True
-    )
-    return listed.stdout.splitlines()
+def processes(pid: int) -> list[str]:
+    """The command lines of a process's descendants (the MLflow UI's: its server and what that started)."""
+    import psutil
+
+    return [" ".join(child.cmdline()) for child in psutil.Process(pid).children(recursive=True)]
 
 
 def health(port: int, process: "subprocess.Popen[Any]", timeout: float = 120) -> int:
