@@ -9,6 +9,7 @@ from pipeline_runtime.errors import SetupError
 from pipeline_runtime.settings import SparkSettings
 from pipeline_runtime.spark import (
     CLASS_ARCHIVE,
+    CODEGEN_FACTORY_MODE,
     MANIFEST,
     SPARK_PACKAGES,
     artifact_name,
@@ -127,6 +128,13 @@ def test_session_settings(tmp_path: Path) -> None:
     assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
     assert conf["spark.sql.catalog.spark_catalog"] == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     assert conf["spark.ui.enabled"] == "false"
+    assert conf[CODEGEN_FACTORY_MODE] == "NO_CODEGEN", "small batches: no Java generated per task"
+    assert (
+        spark_conf(settings.model_copy(update={"spark_conf": {CODEGEN_FACTORY_MODE: "FALLBACK"}}), "a", None)[
+            CODEGEN_FACTORY_MODE
+        ]
+        == "FALLBACK"
+    )
     assert conf["spark.jars"] == f"{tmp_path / 'a.jar'},{tmp_path / 'b.jar'}"
     assert "spark.jars.packages" not in conf
     # SPARK_CONF has the last word.
