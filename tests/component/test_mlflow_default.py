@@ -10,13 +10,6 @@ from pipeline_runtime.mlflow_setup import configure_mlflow, ensure_experiment, t
 from training.settings import TrainingSettings
 
 
-@pytest.fixture(autouse=True)
-def restore_tracking_uri() -> object:
-    before = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(before)
-
-
 def test_default_store_lives_under_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = TrainingSettings(_env_file=None, data_dir=tmp_path / "data")

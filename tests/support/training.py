@@ -9,6 +9,7 @@ from producers.sandbox.catalogue import CatalogueSize
 from tests.support.processes import local_env
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
     from pyspark.sql import SparkSession
 
     from training.settings import TrainingSettings
@@ -68,3 +69,22 @@ class TrainerPair:
 
 
 PAIR_ROWS = 600
+
+
+def candidate_runs(client: "MlflowClient", task: str) -> list[Any]:
+    """The task's candidate runs, oldest first."""
+    from training import registry
+
+    experiment = client.get_experiment_by_name(registry.NAMES[task][0])
+    assert experiment is not None
+    return client.search_runs(
+        [experiment.experiment_id], f"tags.{registry.TAG_ROLE} = 'candidate'", order_by=["attributes.start_time ASC"]
+    )
+
+
+def alias_version(client: "MlflowClient", task: str, alias: str) -> str | None:
+    """The version the task's model `alias` points at, or None."""
+    from training import registry
+
+    version = registry.version_by_alias(client, registry.model_name(task), alias)
+    return None if version is None else str(version.version)
