@@ -2,14 +2,11 @@
 
 import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
-from tests.support.demo import DemoRun, demo_env, table_number, table_value
+from tests.support.demo import DemoRun, table_number, table_value
 from tests.support.processes import ROOT, run_module
 
 CHROMIUM_FLAGS = (
@@ -109,30 +106,3 @@ def test_a_second_demo_finds_nothing_new(demo_run: DemoRun) -> None:
     trainer = re.search(r"✓ trainer: one cycle \(\d+ s\): (.*)", second.stdout)
     assert trainer and re.match(r"\d+ new or changed rows since gold version \d+", trainer.group(1)), second.stdout
     assert "✓ listener:" not in second.stdout, "no new recommendations: nothing to publish"
-
-
-def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    log_file = tmp_path / "demo.log"
-    with log_file.open("w") as log:
-        demo = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "demo"],
-            env=demo_env(data_dir),
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while "✓ Spark session" not in log_file.read_text() and time.monotonic() < deadline:
-            assert demo.poll() is None, log_file.read_text()
-            time.sleep(0.5)
-        time.sleep(3)  # into the streaming phase
-        demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=120) == 130, log_file.read_text()
-    finally:
-        if demo.poll() is None:
-            demo.kill()
-    output = log_file.read_text()
-    assert "interrupted" in output and "Traceback" not in output
-    assert LocalKafkaBroker(BrokerSettings(_env_file=None, data_dir=data_dir)).status() is None, "broker left running"

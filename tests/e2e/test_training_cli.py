@@ -1,5 +1,5 @@
-"""`python -m training` as users run it: recommend, report, the MLflow UI, a skipped run, the lock, SIGTERM,
-missing pieces."""
+"""`python -m training` as users run it on the store the session's demo trained: recommend, report, the MLflow UI,
+a skipped run, `recommend --like` (the lock, SIGTERM and missing pieces: test_training_cli_stops.py)."""
 
 import os
 import re
@@ -7,21 +7,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import requests
-from mlflow import MlflowClient
 
 from pipeline_runtime.broker import free_port
 from pipeline_runtime.contract import GOLD
 from pipeline_runtime.delta_log import delta_version
-from pipeline_runtime.lock import ProcessLock
 from pipeline_runtime.settings import join_location
-from producers.sandbox.catalogue import generate_catalogue, gold_rows, load_catalogue
+from producers.sandbox.catalogue import load_catalogue
 from tests.support.demo import DemoRun
 from tests.support.processes import run_module
-from tests.support.training import SMALL, gold_location, trainer_env, write_gold
 from training import registry
 
 if TYPE_CHECKING:
@@ -82,64 +78,6 @@ def test_recommend_report_ui_and_skip_on_a_trained_store(demo_run: DemoRun) -> N
     # (too few to train): gold has not moved since, so this run skips without counting them again.
     assert f"skipped: gold is still at version {gold_version}, where the last cycle found " in again.stdout
     assert "session 'training'" not in again.stdout + again.stderr, "the skip needed no Spark session"
-
-
-def test_missing_gold_missing_champion_and_a_second_trainer(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    env = trainer_env(data_dir)
-
-    nothing = run_module("training", "run", "--once", env=env, cwd=tmp_path)
-    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
-    assert "skipped: the gold table" in nothing.stdout and "does not exist yet: run the streaming job" in nothing.stdout
-
-    no_model = run_module("training", "recommend", env=env, cwd=tmp_path)
-    assert no_model.returncode == 2
-    assert "error: no spotify-favourite model is champion yet: run `python -m training run --once`" in (
-        " ".join(no_model.stdout.split())
-    )
-    assert "Traceback" not in no_model.stdout + no_model.stderr
-
-    with ProcessLock(data_dir / "state" / "training.lock", "trainer"):
-        second = run_module("training", "run", "--once", env=env, cwd=tmp_path)
-    assert second.returncode == 2
-    assert f"another trainer is already running (pid {os.getpid()}" in " ".join(second.stdout.split())
-
-
-def test_sigterm_abandons_the_cycle_and_leaves_the_aliases_alone(spark: "SparkSession", tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    write_gold(spark, gold_location(data_dir), gold_rows(generate_catalogue(12, SMALL), "extended"))
-    log_file = tmp_path / "trainer.log"
-    with log_file.open("w") as log:
-        trainer = subprocess.Popen(
-            [sys.executable, "-m", "training", "run", "--interval", "3600"],
-            env=trainer_env(data_dir, TRAINING_TUNING="full"),
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while "popularity: tune" not in log_file.read_text() and time.monotonic() < deadline:
-            assert trainer.poll() is None, log_file.read_text()
-            time.sleep(0.5)
-        assert "popularity: tune" in log_file.read_text(), "the trainer never reached tuning"
-        sent = time.monotonic()
-        trainer.send_signal(signal.SIGTERM)
-        assert trainer.wait(timeout=90) == 0, log_file.read_text()
-        print(f"\nstopped {time.monotonic() - sent:.1f} s after SIGTERM")
-    finally:
-        if trainer.poll() is None:
-            trainer.kill()
-    output = log_file.read_text()
-    assert "SIGTERM received" in output and "stopped" in output
-    client = MlflowClient(f"sqlite:///{(data_dir / 'mlflow' / 'mlflow.db').resolve()}")
-    experiment = client.get_experiment_by_name(registry.NAMES["popularity"][0])
-    assert experiment is not None
-    finished = client.search_runs(
-        [experiment.experiment_id], f"tags.{registry.TAG_ROLE} = 'candidate' and attributes.status = 'FINISHED'"
-    )
-    assert finished == []
-    assert client.search_model_versions(f"name = '{registry.model_name('popularity')}'") == []
 
 
 def test_more_like_a_track_or_a_playlist_on_the_trained_store(demo_run: DemoRun, spark: "SparkSession") -> None:
