@@ -9,6 +9,7 @@ import secrets
 import threading
 import webbrowser
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -42,8 +43,10 @@ def check_redirect_uri(redirect_uri: str) -> tuple[str, int]:
     return target.hostname, target.port
 
 
-def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str:
-    """Serve one request on the redirect URI's host and port; return the `code` it carries."""
+def wait_for_code(redirect_uri: str, expected_state: str, timeout: float, announce: Callable[[], None]) -> str:
+    """Serve one request on the redirect URI's host and port; return the `code` it carries. `announce` (print the
+    login address, open the browser) runs once the port listens: a browser already logged in to Spotify comes back
+    at once, and found nothing listening when the address was shown first."""
     host, port = check_redirect_uri(redirect_uri)
     result: dict[str, str] = {}
 
@@ -69,11 +72,14 @@ def wait_for_code(redirect_uri: str, expected_state: str, timeout: float) -> str
             f"Cannot listen on {host}:{port} for the login redirect ({exc.strerror}): "
             "free the port or set PRODUCER_REDIRECT_URI to another one."
         ) from None
-    server.timeout = timeout
-    thread = threading.Thread(target=server.handle_request, daemon=True)
-    thread.start()
-    thread.join(timeout + 1)
-    server.server_close()
+    try:
+        announce()
+        server.timeout = timeout
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        thread.join(timeout + 1)
+    finally:
+        server.server_close()
     if "error" in result:
         raise SetupError(f"Spotify refused the login ({result['error']}).")
     if result.get("state") != expected_state or "code" not in result:
@@ -91,11 +97,14 @@ def login(settings: ProducerSettings, open_browser: bool, timeout: float) -> str
     auth.get_pkce_handshake_parameters()
     state = secrets.token_urlsafe(16)
     url = auth.get_authorize_url(state)
-    console.print("Open this address to log in to Spotify (it redirects back here):", highlight=False)
-    console.print(url, highlight=False, soft_wrap=True)
-    if open_browser:
-        webbrowser.open(url)
-    code = wait_for_code(settings.redirect_uri, state, timeout)
+
+    def announce() -> None:
+        console.print("Open this address to log in to Spotify (it redirects back here):", highlight=False)
+        console.print(url, highlight=False, soft_wrap=True)
+        if open_browser:
+            webbrowser.open(url)
+
+    code = wait_for_code(settings.redirect_uri, state, timeout, announce)
     try:
         auth.get_access_token(code, check_cache=False)
     except SpotifyOauthError as exc:

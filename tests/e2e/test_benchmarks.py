@@ -61,4 +61,6 @@ def test_streaming_benchmark_both_sides_write_every_record() -> None:
     layers = result["ours"]["layers"]
     assert layers["bronze"]["rows"] == layers["silver"]["rows"] == events
     assert layers["gold"]["rows"] >= result["tracks"], "every track reaches gold at least once"
-    assert result["ours"]["peak_rss_mib"] > 200 and result["peer"]["peak_rss_mib"] > 20
+    # Both sides' memory was sampled (the figure is `make bench`'s, not a test's: the peer runs for about 1.5 s, so
+    # the sampler's 0.5 s ticks may see it only while it starts, under 20 MiB).
+    assert result["ours"]["peak_rss_mib"] > 200 and result["peer"]["peak_rss_mib"] > 0

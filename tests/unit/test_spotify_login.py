@@ -3,13 +3,15 @@ refresh tokens rotate (the old one is revoked), redirect URIs are loopback liter
 
 import json
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from pipeline_runtime.broker import free_port
 from pipeline_runtime.errors import SetupError
-from producers.login import check_redirect_uri, login
+from producers.login import check_redirect_uri, login, wait_for_code
 from producers.sandbox.server import SandboxServer
 from producers.spotify import LoginExpired, SpotifyApi
 from tests.support.spotify import sandbox_login, sandbox_settings, set_faults
@@ -87,3 +89,22 @@ def test_the_sandbox_login_registers_its_redirect_uri_and_refuses_localhost(
     assert "http://127.0.0.1:8999/back" in server.state.redirect_uris and other.token_file.is_file()
     with pytest.raises(SetupError, match=r"Insecure redirect URI.*127\.0\.0\.1:8888"):
         sandbox_login(sandbox_settings(server, tmp_path / "b", redirect_uri="http://localhost:8888/callback"))
+
+
+def test_the_login_address_is_shown_only_once_the_redirect_port_listens() -> None:
+    """A browser already logged in to Spotify comes back at once: the redirect must find the port listening the
+    moment the address is shown (it found nothing listening when the address came first)."""
+    port = free_port()
+    browser: list[socket.socket] = []
+
+    def come_back_at_once() -> None:
+        connection = socket.create_connection(("127.0.0.1", port), timeout=5)  # refused unless it listens already
+        connection.sendall(b"GET /callback?code=the-code&state=the-state HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        browser.append(connection)
+
+    try:
+        assert wait_for_code(f"http://127.0.0.1:{port}/callback", "the-state", 10, come_back_at_once) == "the-code"
+        assert b"Logged in" in browser[0].recv(4096)
+    finally:
+        for connection in browser:
+            connection.close()
