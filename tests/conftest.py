@@ -17,7 +17,7 @@ from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import SparkSettings
 from tests.support.figures import FIGURES
-from tests.support.processes import JARS_DIR
+from tests.support.processes import JARS_DIR, TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER
 from tests.support.spotify import SMALL_CATALOGUE
 
 if TYPE_CHECKING:
@@ -134,9 +134,9 @@ def spark_settings(tmp_path_factory: pytest.TempPathFactory) -> SparkSettings:
         _env_file=None,
         data_dir=tmp_path_factory.mktemp("spark"),
         jars_dir=JARS_DIR,
-        spark_master="local[2]",
+        spark_master=TEST_SPARK_MASTER,
         spark_driver_memory="2g",  # one session serves every test: 1g ended in constant garbage collection
-        spark_shuffle_partitions=2,
+        spark_shuffle_partitions=TEST_SHUFFLE_PARTITIONS,
         spark_ui_enabled=False,
     )
 

@@ -7,15 +7,15 @@ from pyspark.sql import SparkSession
 
 from pipeline_runtime.delta_log import table_id, table_version
 from pipeline_runtime.spark import artifact_name, has_data_source, resolve_spark_jars
-from tests.support.processes import JARS_DIR
+from tests.support.processes import JARS_DIR, TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER
 
 
 def test_session_has_delta_and_kafka(spark: SparkSession) -> None:
     assert has_data_source(spark, "delta")
     assert has_data_source(spark, "kafka")
     assert not has_data_source(spark, "no-such-format")
-    assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
-    assert spark.sparkContext.master == "local[2]"
+    assert spark.conf.get("spark.sql.shuffle.partitions") == str(TEST_SHUFFLE_PARTITIONS)
+    assert spark.sparkContext.master == TEST_SPARK_MASTER
     assert "spark.jars.packages" not in dict(spark.sparkContext.getConf().getAll())
 
 

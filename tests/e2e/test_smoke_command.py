@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pipeline_runtime.spark import CLASS_ARCHIVE
-from tests.support.processes import JARS_DIR, clean_env, run_module
+from tests.support.processes import JARS_DIR, TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env, run_module
 
 
 def test_smoke_command_runs_end_to_end(tmp_path: Path) -> None:
@@ -16,7 +16,8 @@ def test_smoke_command_runs_end_to_end(tmp_path: Path) -> None:
     env = clean_env(
         DATA_DIR=str(data_dir),
         LOCAL_KAFKA_PORT="0",
-        SPARK_MASTER="local[2]",
+        SPARK_MASTER=TEST_SPARK_MASTER,
+        SPARK_SHUFFLE_PARTITIONS=str(TEST_SHUFFLE_PARTITIONS),
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_JAVA_OPTIONS=f"-Xlog:class+load=info:file={loaded}",
     )

@@ -46,7 +46,7 @@ from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
 from streaming.transforms import EXPECTATIONS, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS, Expectation
-from tests.support.processes import clean_env
+from tests.support.processes import TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env
 
 MAX_EVENT_BYTES = 8192
 # Each kind's reason holds at any volume: 400 of each kind of poison among 2,400 valid events.
@@ -434,8 +434,8 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
     env = clean_env(
         DATA_DIR=str(data_dir),
         KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
-        SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_MASTER=TEST_SPARK_MASTER,
+        SPARK_SHUFFLE_PARTITIONS=str(TEST_SHUFFLE_PARTITIONS),
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
         STREAMING_TRIGGER_INTERVAL="3 seconds",

@@ -11,7 +11,7 @@ from pipeline_runtime.settings import topic_names
 from producers.events import artist_payload, audio_features_payload, make_event, membership_payload, track_payload
 from streaming.job import run_job
 from streaming.settings import StreamingSettings
-from tests.support.processes import JARS_DIR, clean_env
+from tests.support.processes import JARS_DIR, TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env
 
 
 def catch_up_records(settings: StreamingSettings, tracks: int) -> list[tuple[str, bytes]]:
@@ -73,8 +73,8 @@ def streaming_settings(tmp_path: Path, bootstrap_servers: str, **overrides: obje
         "data_dir": tmp_path / "data",
         "jars_dir": JARS_DIR,
         "kafka_bootstrap_servers": bootstrap_servers,
-        "spark_master": "local[2]",
-        "spark_shuffle_partitions": 2,
+        "spark_master": TEST_SPARK_MASTER,
+        "spark_shuffle_partitions": TEST_SHUFFLE_PARTITIONS,
         "spark_ui_enabled": False,
         **topic_names(f"test-{suffix}"),
     }
@@ -87,8 +87,8 @@ def streaming_env(settings: StreamingSettings, **overrides: str) -> dict[str, st
     return clean_env(
         DATA_DIR=str(settings.data_dir),
         KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
-        SPARK_MASTER="local[2]",
-        SPARK_SHUFFLE_PARTITIONS="2",
+        SPARK_MASTER=TEST_SPARK_MASTER,
+        SPARK_SHUFFLE_PARTITIONS=str(TEST_SHUFFLE_PARTITIONS),
         SPARK_UI_ENABLED="false",
         SPARK_DRIVER_MEMORY="1g",
         **settings.topic_env(),

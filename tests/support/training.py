@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.settings import join_location
 from producers.sandbox.catalogue import CatalogueSize
-from tests.support.processes import local_env
+from tests.support.processes import TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, local_env
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -43,8 +43,8 @@ def training_settings(data_dir: Path, **overrides: Any) -> "TrainingSettings":
         _env_file=None,
         data_dir=data_dir,
         jars_dir=JARS_DIR,
-        spark_master="local[2]",
-        spark_shuffle_partitions=2,
+        spark_master=TEST_SPARK_MASTER,
+        spark_shuffle_partitions=TEST_SHUFFLE_PARTITIONS,
         spark_ui_enabled=False,
         tuning="quick",
         mlflow_tracking_uri=None,  # not the MLFLOW_TRACKING_URI that mlflow.set_tracking_uri exported
