@@ -36,6 +36,12 @@ CLASS_ARCHIVE = "spark-classes.jsa"
 CODEGEN_FACTORY_MODE = "spark.sql.codegen.factoryMode"
 QUIET_CLASS_SHARING = "-Xlog:cds=off,cds+dynamic=off"  # the JVM's class-sharing warnings, off when recording or mapping
 IVY_SETTINGS = Path(__file__).with_name("ivysettings.xml")
+# A local driver's garbage collector. On any machine of 2 cores the JVM picks G1, made for big heaps and short pauses;
+# a local driver of a gigabyte or two does batch work, where the throughput collector costs less CPU (measured with
+# one shuffle partition: a 100-event silver micro-batch 6.4 -> 5.9 s and 116 -> 107 JVM CPU-s over 8 batches, a
+# training cycle 141 -> 133 JVM CPU-s). A collector named in SPARK_DRIVER_JAVA_OPTIONS replaces it.
+LOCAL_DRIVER_GC = "-XX:+UseParallelGC"
+_GC_OPTION = re.compile(r"-XX:[+-]Use\w+GC")
 _JAR_NAME = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d+\.\d+[^/]*)\.jar$")
 
 
@@ -87,6 +93,15 @@ def class_archive_options(archive: Path | None) -> list[str]:
     return [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", QUIET_CLASS_SHARING]
 
 
+def driver_gc_options(settings: SparkSettings) -> list[str]:
+    """`LOCAL_DRIVER_GC` for a local master, unless the user's own driver options choose a collector (the JVM refuses
+    two); on a cluster the driver keeps the JVM's choice."""
+    own = settings.spark_driver_java_options.split()
+    if not settings.spark_master.startswith("local") or any(_GC_OPTION.fullmatch(option) for option in own):
+        return []
+    return [LOCAL_DRIVER_GC]
+
+
 def spark_conf(
     settings: SparkSettings, app_name: str, jars: list[Path] | None, archive: Path | None = None
 ) -> dict[str, str]:
@@ -118,6 +133,7 @@ def spark_conf(
                 f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
                 f"-Dderby.system.home={(settings.data_dir / 'derby').resolve()}",
                 *class_archive_options(archive),
+                *driver_gc_options(settings),
                 *settings.spark_driver_java_options.split(),
             )
         ),

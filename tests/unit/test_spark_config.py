@@ -10,6 +10,7 @@ from pipeline_runtime.settings import SparkSettings
 from pipeline_runtime.spark import (
     CLASS_ARCHIVE,
     CODEGEN_FACTORY_MODE,
+    LOCAL_DRIVER_GC,
     MANIFEST,
     SPARK_PACKAGES,
     artifact_name,
@@ -82,6 +83,21 @@ def test_driver_java_options_are_added_to_the_projects_own(tmp_path: Path) -> No
     assert options == f"{plain} -XX:TieredStopAtLevel=1 -Xss2m" and "-Dlog4j2.configurationFile=" in plain
 
 
+def test_a_local_driver_collects_garbage_for_throughput_unless_told_otherwise(tmp_path: Path) -> None:
+    def options(**values: str) -> list[str]:
+        settings = SparkSettings(_env_file=None, data_dir=tmp_path, **values)  # type: ignore[arg-type]
+        return spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"].split()
+
+    assert LOCAL_DRIVER_GC == "-XX:+UseParallelGC"
+    assert options(spark_master="local[2]").count(LOCAL_DRIVER_GC) == 1
+    assert options(spark_master="local[2]", spark_driver_java_options="-XX:+UseG1GC -Xss2m")[-2:] == [
+        "-XX:+UseG1GC",
+        "-Xss2m",
+    ]
+    assert LOCAL_DRIVER_GC not in options(spark_master="local[2]", spark_driver_java_options="-XX:+UseZGC")
+    assert LOCAL_DRIVER_GC not in options(spark_master="spark://master:7077", spark_shared_filesystem="true")
+
+
 def test_the_driver_starts_from_the_class_archive_when_there_is_one_and_it_is_allowed(tmp_path: Path) -> None:
     settings = SparkSettings(_env_file=None, data_dir=tmp_path, jars_dir=tmp_path, spark_driver_java_options="-Xss2m")
     assert class_archive(settings) is None  # `make setup` has not made one
@@ -91,7 +107,7 @@ def test_the_driver_starts_from_the_class_archive_when_there_is_one_and_it_is_al
     assert class_archive(settings.model_copy(update={"spark_class_archive": False})) is None
     options = spark_conf(settings, "app", None, archive)["spark.driver.extraJavaOptions"].split()
     shared = [f"-XX:SharedArchiveFile={archive.resolve()}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
-    assert options[2:] == [*shared, "-Xss2m"]  # after log4j2's and Derby's, before the user's own
+    assert options[2:] == [*shared, LOCAL_DRIVER_GC, "-Xss2m"]  # after log4j2's and Derby's, before the user's own
     assert not set(shared) & set(spark_conf(settings, "app", None)["spark.driver.extraJavaOptions"].split())
 
 
