@@ -38,7 +38,7 @@ QUIET_CLASS_SHARING = "-Xlog:cds=off,cds+dynamic=off"  # the JVM's class-sharing
 IVY_SETTINGS = Path(__file__).with_name("ivysettings.xml")
 # A local driver's garbage collector. On any machine of 2 cores the JVM picks G1, made for big heaps and short pauses;
 # a local driver of a gigabyte or two does batch work, where the throughput collector costs less CPU (measured with
-# one shuffle partition: a 100-event silver micro-batch 6.4 -> 5.9 s and 116 -> 107 JVM CPU-s over 8 batches, a
+# one shuffle partition: a 100-event silver micro-batch 6.4 -> 6.0 s and 116 -> 107 JVM CPU-s over 8 batches, a
 # training cycle 141 -> 133 JVM CPU-s). A collector named in SPARK_DRIVER_JAVA_OPTIONS replaces it.
 LOCAL_DRIVER_GC = "-XX:+UseParallelGC"
 _GC_OPTION = re.compile(r"-XX:[+-]Use\w+GC")
