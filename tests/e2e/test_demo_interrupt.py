@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker
 from tests.support.demo import demo_env
+from tests.support.processes import wait_for_log
 
 
 def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
@@ -23,10 +24,7 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 300
-        while "✓ Spark session" not in log_file.read_text() and time.monotonic() < deadline:
-            assert demo.poll() is None, log_file.read_text()
-            time.sleep(0.5)
+        wait_for_log(demo, log_file, "✓ Spark session", 300)
         time.sleep(3)  # into the streaming phase
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=120) == 130, log_file.read_text()

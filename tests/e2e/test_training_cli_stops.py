@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from pipeline_runtime.lock import ProcessLock
 from producers.sandbox.catalogue import generate_catalogue, gold_rows
-from tests.support.processes import run_module
+from tests.support.processes import run_module, wait_for_log
 from tests.support.training import SMALL, gold_location, trainer_env, write_gold
 from training import registry
 
@@ -56,11 +56,7 @@ def test_sigterm_abandons_the_cycle_and_leaves_the_aliases_alone(spark: "SparkSe
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 180
-        while "popularity: tune" not in log_file.read_text() and time.monotonic() < deadline:
-            assert trainer.poll() is None, log_file.read_text()
-            time.sleep(0.5)
-        assert "popularity: tune" in log_file.read_text(), "the trainer never reached tuning"
+        wait_for_log(trainer, log_file, "popularity: tune", 180)  # the trainer reached tuning
         sent = time.monotonic()
         trainer.send_signal(signal.SIGTERM)
         assert trainer.wait(timeout=90) == 0, log_file.read_text()

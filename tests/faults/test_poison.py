@@ -46,7 +46,7 @@ from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
 from streaming.progress import read_progress
 from streaming.transforms import EXPECTATIONS, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS, Expectation
-from tests.support.processes import TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env
+from tests.support.processes import TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env, wait_for_log
 
 MAX_EVENT_BYTES = 8192
 # Each kind's reason holds at any volume: 400 of each kind of poison among 2,400 valid events.
@@ -469,10 +469,7 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
             time.sleep(1)
 
     try:
-        deadline = time.monotonic() + 180
-        while "query silver started" not in log_path.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_for_log(process, log_path, "query silver started", 180)
         producer = KafkaProducer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
         for wave in range(4):  # while the job runs, a trigger apart
             for topic, key, value in mixed[wave::4]:

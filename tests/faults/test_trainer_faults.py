@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline_runtime.errors import SetupError
-from tests.support.processes import local_env, run_module
+from tests.support.processes import local_env, run_module, wait_for_log
 from tests.support.training import PAIR_ROWS, TrainerPair, gold_location, training_settings, write_gold
 from training import registry
 from training.cycle import run_cycle
@@ -91,10 +90,7 @@ def test_the_champion_moves_only_for_a_finished_better_candidate(
     write_gold(spark, location, rows[PAIR_ROWS:])
     log = tmp_path / "killed.log"
     trainer = start(local_env(data_dir, TRAINING_TUNING="full"), tmp_path, log)
-    deadline = time.monotonic() + 300
-    while "popularity: tune" not in log.read_text():
-        assert trainer.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.3)
+    wait_for_log(trainer, log, "popularity: tune", 300)
     os.killpg(trainer.pid, signal.SIGKILL)
     trainer.wait(30)
     after_kill = champions(client)

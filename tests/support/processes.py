@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 JARS_DIR = Path(os.environ.get("JARS_DIR", ROOT / "jars")).resolve()
@@ -106,6 +107,15 @@ def start_group(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> "
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def wait_for_log(process: "subprocess.Popen[Any]", log: Path, text: str, timeout: float) -> None:
+    """Until `log` holds `text`; fails with the log's tail if the process ends first or time is up."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert process.poll() is None, f"it exited ({process.returncode}) before {text!r}: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} after {timeout:.0f}s: {log.read_text()[-3000:]}"
+        time.sleep(0.5)
 
 
 def kill_group(process: "subprocess.Popen[bytes]") -> None:
