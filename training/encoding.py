@@ -127,6 +127,8 @@ class TargetEncoder(Estimator["TargetEncoderModel"], _EncoderParams, DefaultPara
         exploded = keyed[0]
         for more in keyed[1:]:
             exploded = exploded.unionByName(more)
+        # Computed once here (a local checkpoint, removed with the model): every later transform, out of fold
+        # or not, and the model's save read them instead of going back to the training rows.
         per_fold = (
             exploded.where(F.col("key").isNotNull())
             .groupBy("column", "key", "fold")
@@ -135,8 +137,11 @@ class TargetEncoder(Estimator["TargetEncoderModel"], _EncoderParams, DefaultPara
                 F.sum(F.col("y") * F.col("y")).alias("sumsq"),
                 F.count("*").cast("double").alias("count"),
             )
+            .localCheckpoint()
         )
-        totals = per_fold.groupBy("column", "key").agg(*(F.sum(name).alias(name) for name in STATISTICS))
+        totals = (
+            per_fold.groupBy("column", "key").agg(*(F.sum(name).alias(name) for name in STATISTICS)).localCheckpoint()
+        )
         others = per_fold.alias("f").join(totals.alias("t"), ["column", "key"])
         out_of_fold = others.select(
             "column",
