@@ -132,30 +132,31 @@ def feature_stages(features: FeatureSet) -> list[Any]:
     return stages
 
 
-def candidate_pipeline(task: Task, features: FeatureSet, candidate: Candidate, label: str, seed: int) -> Pipeline:
-    weighted = task == "classification"
-    return Pipeline(stages=[*feature_stages(features), estimator(task, candidate, label, seed, weighted)])
-
-
 @contextmanager
 def candidate_fitter(
     task: Task, features: FeatureSet, label: str, seed: int, rows: "DataFrame"
 ) -> Iterator[Callable[[Candidate], PipelineModel]]:
-    """Fits grid points on `rows`. The identity keys are target-encoded once for all points: each row out
-    of fold (its own label never in its own encoding), and the encoder fitted on all `rows` is the first
-    stage of every returned model, so a raw gold row is scored exactly as in training."""
+    """Fits grid points on `rows`. What comes before the learner is fitted once for all points: the identity
+    keys' target encoding (each row out of fold: its own label never in its own encoding) and the feature
+    stages (`feature_stages`), whose output every point's learner is fitted on. Each returned model is the
+    encoder fitted on all `rows`, the feature stages and the point's learner, so a raw gold row is scored
+    exactly as in training."""
     encoder = None
     if features.identity:
         encoder = TargetEncoder(inputCols=features.key_columns, labelCol=label, seed=seed).fit(rows)
     training = (rows if encoder is None else encoder.transform_out_of_fold(rows)).persist()
+    prepared = Pipeline(stages=feature_stages(features)).fit(training)
+    assembled = prepared.transform(training).persist()
+    weighted = task == "classification"
 
     def fit(candidate: Candidate) -> PipelineModel:
-        fitted = candidate_pipeline(task, features, candidate, label, seed).fit(training)
-        return PipelineModel(stages=[*([encoder] if encoder else []), *fitted.stages])
+        learner = estimator(task, candidate, label, seed, weighted).fit(assembled)
+        return PipelineModel(stages=[*([encoder] if encoder else []), *prepared.stages, learner])
 
     try:
         yield fit
     finally:
+        assembled.unpersist()
         training.unpersist()
 
 

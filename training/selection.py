@@ -6,6 +6,7 @@ The grid (`training.models.tuning_grid`) is fitted on 75 % of the training side 
 
 import logging
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,9 @@ def tune(
         if best is None or (value > best[0] if higher_is_better else value < best[0]):
             best = (value, Tuned(point, features, threshold, table))
 
-    with candidate_fitter(task, prepared.features, label, settings.seed, fit_rows) as fit:
+    with ExitStack() as fitter:
+        with steps.step(f"{label}: encode identities and fit the feature stages"):  # once for every grid point
+            fit = fitter.enter_context(candidate_fitter(task, prepared.features, label, settings.seed, fit_rows))
         for point in tuning_grid(settings.tuning):
             if stop.is_set():
                 raise Stopped

@@ -158,7 +158,7 @@ def test_a_cycle_beats_the_notebook_and_the_reference_and_logs_everything(
     dataset = inputs["track_features"]
     assert dataset.dataset.name == "track_features"
     assert json.loads(dataset.dataset.source) == {"path": gold_location, "delta_table_version": "1"}
-    # Its profile is MLflow's count of the pinned version's rows, taken once for every run of the cycle.
+    # Its profile is the count of the pinned version's rows the cycle took, the same for every run of the cycle.
     assert json.loads(dataset.dataset.profile) == {"approx_count": FIRST_ROWS}
     logged_gold = {
         (i.dataset.digest, i.dataset.profile)
