@@ -145,18 +145,20 @@ def candidate_fitter(
     if features.identity:
         encoder = TargetEncoder(inputCols=features.key_columns, labelCol=label, seed=seed).fit(rows)
     training = (rows if encoder is None else encoder.transform_out_of_fold(rows)).persist()
-    prepared = Pipeline(stages=feature_stages(features)).fit(training)
-    assembled = prepared.transform(training).persist()
+    assembled = None
     weighted = task == "classification"
-
-    def fit(candidate: Candidate) -> PipelineModel:
-        learner = estimator(task, candidate, label, seed, weighted).fit(assembled)
-        return PipelineModel(stages=[*([encoder] if encoder else []), *prepared.stages, learner])
-
     try:
+        prepared = Pipeline(stages=feature_stages(features)).fit(training)
+        assembled = prepared.transform(training).persist()
+
+        def fit(candidate: Candidate) -> PipelineModel:
+            learner = estimator(task, candidate, label, seed, weighted).fit(assembled)
+            return PipelineModel(stages=[*([encoder] if encoder else []), *prepared.stages, learner])
+
         yield fit
     finally:
-        assembled.unpersist()
+        if assembled is not None:
+            assembled.unpersist()
         training.unpersist()
 
 

@@ -101,7 +101,7 @@ def tune(
             best = (value, Tuned(point, features, threshold, table))
 
     with ExitStack() as fitter:
-        with steps.step(f"{label}: encode identities and fit the feature stages"):  # once for every grid point
+        with steps.step(f"{label}: prepare the features for the grid"):  # encodings, feature stages: once
             fit = fitter.enter_context(candidate_fitter(task, prepared.features, label, settings.seed, fit_rows))
         for point in tuning_grid(settings.tuning):
             if stop.is_set():
