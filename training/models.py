@@ -150,6 +150,8 @@ def candidate_fitter(
     try:
         prepared = Pipeline(stages=feature_stages(features)).fit(training)
         assembled = prepared.transform(training).persist()
+        assembled.count()  # cached with every column of `training`: that one need not stay cached beside it
+        training.unpersist()
 
         def fit(candidate: Candidate) -> PipelineModel:
             learner = estimator(task, candidate, label, seed, weighted).fit(assembled)
