@@ -8,6 +8,7 @@ those fields carry a `validation_alias`, which pydantic-settings reads instead o
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,23 @@ def split_list(value: Any) -> Any:
 
 # A list of strings from a JSON list or comma-separated values (`a,b` or `["a", "b"]`).
 CsvList = Annotated[list[str], NoDecode, BeforeValidator(split_list)]
+
+_LOCAL_MASTER = re.compile(r"local(?:\[(?P<cores>\*|\d+)(?:,\d+)?\])?")
+
+
+def local_cores(master: str) -> int | None:
+    """The cores a local Spark master runs tasks on (`local`: 1, `local[N]`: N, `local[*]`: the cores this
+    process may use), or None for a cluster master."""
+    found = _LOCAL_MASTER.fullmatch(master.strip())
+    if found is None:
+        return None
+    cores = found["cores"]
+    if cores is None:
+        return 1
+    if cores == "*":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        return max(1, len(usable))
+    return max(1, int(cores))
 
 
 def shared(name: str) -> AliasChoices:
@@ -203,6 +221,11 @@ class SparkSettings(TablesSettings):
 
     def checkpoint_uri(self, name: str) -> str:
         return join_location(self.checkpoints_location, self.data_dir / "checkpoints", name)
+
+    @property
+    def session_shuffle_partitions(self) -> int:
+        """Shuffle partitions (and default parallelism) of this service's Spark session."""
+        return self.spark_shuffle_partitions
 
 
 class MlflowSettings(ServiceSettings):

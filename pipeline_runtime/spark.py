@@ -113,11 +113,11 @@ def spark_conf(
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
-        "spark.default.parallelism": str(settings.spark_shuffle_partitions),
+        "spark.sql.shuffle.partitions": str(settings.session_shuffle_partitions),
+        "spark.default.parallelism": str(settings.session_shuffle_partitions),
         # Delta rebuilds a table's state from its log with 50 partitions by default: on a small machine
         # that is most of the cost of a small MERGE.
-        "spark.databricks.delta.snapshotPartitions": str(settings.spark_shuffle_partitions),
+        "spark.databricks.delta.snapshotPartitions": str(settings.session_shuffle_partitions),
         # Projections outside whole-stage codegen (Delta's log actions, file writers, shuffle keys) evaluated as
         # they are instead of generating Java for each task: our batches are small, and generating that code took
         # a third of the JVM's CPU in a 100-event silver micro-batch (10 -> 6.4 s without it; a training cycle
@@ -143,7 +143,7 @@ def spark_conf(
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         # VACUUM lists a table's files with this many tasks (10,000 by default): minutes of task overhead
         # per table on a few local cores.
-        conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = str(4 * settings.spark_shuffle_partitions)
+        conf["spark.sql.sources.parallelPartitionDiscovery.parallelism"] = str(4 * settings.session_shuffle_partitions)
     if not settings.spark_ui_enabled:
         # Without a UI nobody reads the status store, yet by default it keeps 100,000 tasks and 1,000 jobs,
         # stages and SQL executions on the driver's heap: a long-running job's heap fills with them.

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings
+from pipeline_runtime.settings import CsvList, MlflowSettings, SparkSettings, local_cores
 
 Tuning = Literal["quick", "full"]
 ThresholdObjective = Literal["f1", "precision"]
@@ -21,6 +21,14 @@ class TrainingSettings(SparkSettings, MlflowSettings):
         description="This service's own Spark settings as JSON, on top of SPARK_CONF, e.g. "
         '{"spark.cores.max": "2", "spark.executor.memory": "4g"}'
         + " (on a standalone cluster an application takes every core unless capped).",
+    )
+    shuffle_partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Shuffle partitions (and default parallelism) of the trainer's Spark session. Unset: one per "
+        "core of a local master (local[N]: N; local[*]: this machine's), SPARK_SHUFFLE_PARTITIONS on a cluster. "
+        "A cycle runs a thousand small Spark jobs, and a task per core costs least: at 100,000 tracks on 2 cores "
+        "a cycle took 176 s with 4 partitions, 161 s with 2 and 160 s with 1.",
     )
 
     interval_seconds: float = Field(3600.0, gt=0, description="Seconds between two training cycles.")
@@ -80,6 +88,12 @@ class TrainingSettings(SparkSettings, MlflowSettings):
         "favourite playlist within this many days of its publication (the `acceptance` table, the "
         "`acceptance_rate` metric).",
     )
+
+    @property
+    def session_shuffle_partitions(self) -> int:
+        if self.shuffle_partitions is not None:
+            return self.shuffle_partitions
+        return local_cores(self.spark_master) or self.spark_shuffle_partitions
 
     @property
     def label_description(self) -> str:

@@ -47,6 +47,7 @@ def local_env(data_dir: Path, **overrides: str) -> dict[str, str]:
         "LOCAL_KAFKA_PORT": "0",
         "SPARK_MASTER": TEST_SPARK_MASTER,
         "SPARK_SHUFFLE_PARTITIONS": str(TEST_SHUFFLE_PARTITIONS),
+        "TRAINING_SHUFFLE_PARTITIONS": str(TEST_SHUFFLE_PARTITIONS),
         "SPARK_UI_ENABLED": "false",
         "SPARK_DRIVER_MEMORY": "1g",
         "TRAINING_TUNING": "quick",

@@ -45,6 +45,7 @@ def training_settings(data_dir: Path, **overrides: Any) -> "TrainingSettings":
         jars_dir=JARS_DIR,
         spark_master=TEST_SPARK_MASTER,
         spark_shuffle_partitions=TEST_SHUFFLE_PARTITIONS,
+        shuffle_partitions=TEST_SHUFFLE_PARTITIONS,
         spark_ui_enabled=False,
         tuning="quick",
         mlflow_tracking_uri=None,  # not the MLFLOW_TRACKING_URI that mlflow.set_tracking_uri exported

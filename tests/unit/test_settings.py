@@ -1,5 +1,6 @@
 """Settings: one DATA_DIR for all services, prefixes per service, secrets masked, clear errors."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,8 @@ from pydantic import ValidationError
 
 from pipeline_runtime.cli import describe_validation_error, run_cli
 from pipeline_runtime.errors import SetupError
-from pipeline_runtime.settings import ensure_writable_dir, settings_rows
+from pipeline_runtime.settings import ensure_writable_dir, local_cores, settings_rows
+from pipeline_runtime.spark import spark_conf
 from producers.settings import ProducerSettings
 from streaming.settings import StreamingSettings
 from training.settings import TrainingSettings
@@ -24,6 +26,36 @@ def test_shared_variables_reach_every_service(monkeypatch: pytest.MonkeyPatch, t
     assert producer.kafka_bootstrap_servers == streaming.kafka_bootstrap_servers == "kafka-1:9092,kafka-2:9092"
     assert streaming.spark_master == training.spark_master == "spark://spark-master:7077"
     assert training.mlflow_dir == tmp_path / "mlflow"
+
+
+def test_local_cores_of_a_master() -> None:
+    assert [local_cores(m) for m in ("local", "local[3]", "local[3,2]", " local[1] ")] == [1, 3, 3, 1]
+    assert local_cores("local[*]") == local_cores("local[*,4]") == len(os.sched_getaffinity(0))
+    clusters = ("spark://m:7077", "yarn", "k8s://https://h:443", "local-cluster[2,1,1024]")
+    assert [local_cores(m) for m in clusters] == [None] * len(clusters)
+
+
+def test_the_trainer_runs_a_shuffle_partition_per_local_core(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A cycle's thousand small jobs cost least with a task per core: the trainer's own default, while the
+    streaming job keeps SPARK_SHUFFLE_PARTITIONS; TRAINING_SHUFFLE_PARTITIONS overrides both."""
+    for name in ("SPARK_SHUFFLE_PARTITIONS", "TRAINING_SHUFFLE_PARTITIONS", "SPARK_CONF", "TRAINING_SPARK_CONF"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPARK_MASTER", "local[3]")
+
+    def partitions(settings: StreamingSettings | TrainingSettings) -> tuple[int, str, str]:
+        conf = spark_conf(settings, "app", None)
+        shuffle, parallelism = conf["spark.sql.shuffle.partitions"], conf["spark.default.parallelism"]
+        return settings.session_shuffle_partitions, shuffle, parallelism
+
+    assert partitions(TrainingSettings(_env_file=None, data_dir=tmp_path)) == (3, "3", "3")
+    assert partitions(StreamingSettings(_env_file=None, data_dir=tmp_path)) == (4, "4", "4")
+    monkeypatch.setenv("TRAINING_SHUFFLE_PARTITIONS", "1")
+    assert partitions(TrainingSettings(_env_file=None, data_dir=tmp_path)) == (1, "1", "1")
+    assert partitions(StreamingSettings(_env_file=None, data_dir=tmp_path)) == (4, "4", "4")
+    monkeypatch.delenv("TRAINING_SHUFFLE_PARTITIONS")
+    monkeypatch.setenv("SPARK_MASTER", "spark://master:7077")  # on a cluster: SPARK_SHUFFLE_PARTITIONS
+    monkeypatch.setenv("SPARK_SHUFFLE_PARTITIONS", "24")
+    assert partitions(TrainingSettings(_env_file=None, data_dir=tmp_path)) == (24, "24", "24")
 
 
 def test_prefixed_variables_belong_to_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
