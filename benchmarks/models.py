@@ -93,15 +93,15 @@ def bench_task(data: Any, catalogue: Any, task_name: str, tuning: str) -> dict[s
 
 
 def run(sizes: list[int], tuning: str = "quick", seed: int = 7) -> dict[str, Any]:
-    from pipeline_runtime.settings import SparkSettings  # noqa: PLC0415
     from pipeline_runtime.spark import build_spark_session  # noqa: PLC0415
     from producers.sandbox.catalogue import CatalogueSize, generate_catalogue  # noqa: PLC0415
     from training.data import model_input  # noqa: PLC0415
+    from training.settings import TrainingSettings  # noqa: PLC0415
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         local: dict[str, Any] = {"spark_master": "local[2]", "spark_ui_enabled": False, "spark_driver_memory": "3g"}
-        settings = SparkSettings(_env_file=None, data_dir=Path(tmp), **local)
+        settings = TrainingSettings(_env_file=None, data_dir=Path(tmp), **local)  # the trainer's session
         spark = build_spark_session(settings, "benchmark-models")
         try:
             for tracks in sizes:
