@@ -21,7 +21,7 @@ AUDIT_ARGS ?=
 PIP_EXTRAS ?= [dev,bench]
 export JARS_DIR
 
-.PHONY: help setup venv jars class-archive demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-fast test-e2e test-faults test-soak audit lint format doctor \
+.PHONY: help setup venv jars class-archive demo smoke report browser up status down tail mlflow-ui train recommend test test-unit test-fast test-e2e test-faults test-cluster test-soak audit lint format doctor \
         bench bench-quick \
         broker-start broker-stop broker-status broker-logs kafka compose-config clean distclean
 
@@ -122,6 +122,9 @@ test-e2e: setup ## the commands as users run them (demo, supervisor, CLIs), in s
 
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
 	$(PY) -m pytest $(XDIST) tests/faults $(PYTEST_ARGS)
+
+test-cluster: setup ## the cluster tests: a Kafka cluster of three KRaft brokers loses one while the pipeline runs
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 10 min)
 	$(PY) -m pytest -m soak $(PYTEST_ARGS)

@@ -97,13 +97,31 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
-def server_properties(log_dir: Path, port: int, controller_port: int, sasl_users: dict[str, str] | None = None) -> str:
+def server_properties(
+    log_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_users: dict[str, str] | None = None,
+    *,
+    node_id: int = NODE_ID,
+    voters: str | None = None,
+    replicas: int = 1,
+) -> str:
     """KRaft combined-mode properties for one node bound to 127.0.0.1 (replication factor 1 everywhere);
-    with `sasl_users` the client listener asks for a SASL/PLAIN login (the first user is the broker's own)."""
+    with `sasl_users` the client listener asks for a SASL/PLAIN login (the first user is the broker's own).
+    A node of a cluster gets its `node_id`, the static quorum's `voters` (`1@host:port,2@host:port,...`) and
+    `replicas` as the default replication factor of every topic, with `min.insync.replicas` 2 (as a real
+    cluster of 3 or more brokers runs)."""
+    min_isr = str(min(2, replicas))
+    quorum = (
+        {"controller.quorum.voters": voters}
+        if voters
+        else {"controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}"}
+    )
     props = {
         "process.roles": "broker,controller",
-        "node.id": str(NODE_ID),
-        "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
+        "node.id": str(node_id),
+        **quorum,
         "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -111,13 +129,15 @@ def server_properties(log_dir: Path, port: int, controller_port: int, sasl_users
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(log_dir),
         "num.partitions": "1",
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": str(replicas),
+        "min.insync.replicas": min_isr,
+        "offsets.topic.replication.factor": str(replicas),
         "offsets.topic.num.partitions": "4",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replicas),
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "4",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": str(replicas),
+        "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "true",
     }
@@ -276,7 +296,7 @@ class LocalKafkaBroker:
                 )
         log_dir = self.dir / "logs"
         users = {name: secret.get_secret_value() for name, secret in self.settings.sasl_users.items()}
-        self.properties_file.write_text(server_properties(log_dir, port, controller_port, users))
+        self.properties_file.write_text(self._properties(log_dir, port, controller_port, users))
         self.properties_file.chmod(0o600)
         (self.dir / "log4j2.properties").write_text(log4j2_properties(self.log_file))
         if not (log_dir / "meta.properties").is_file():
@@ -309,6 +329,14 @@ class LocalKafkaBroker:
         self.running = None
         return True
 
+    def _properties(self, log_dir: Path, port: int, controller_port: int, users: dict[str, str]) -> str:
+        """The node's server.properties (one node: its own quorum)."""
+        return server_properties(log_dir, port, controller_port, users)
+
+    def _format_options(self) -> list[str]:
+        """How storage is formatted: a single node is a quorum of its own (`--standalone`)."""
+        return ["--standalone"]
+
     def _check_jars(self) -> None:
         if not any(self.jars.glob("kafka_2.13-*.jar")):
             raise SetupError(f"The Kafka broker's jars are missing from {self.jars}: run `make jars`.")
@@ -336,7 +364,7 @@ class LocalKafkaBroker:
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            *self._format_options(),
             "-t",
             cluster_id,
             "-c",
