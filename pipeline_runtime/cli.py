@@ -51,12 +51,20 @@ def run_cli(body: Callable[[], int]) -> int:
 
 
 def install_stop_handlers(log: logging.Logger, when: str) -> threading.Event:
-    """SIGTERM and Ctrl-C set the returned event; the service stops at its next safe point (`when`)."""
+    """SIGTERM and Ctrl-C set the returned event; the service stops at its next safe point (`when`).
+
+    Python runs a signal handler in the main thread between two of its steps, maybe while that thread holds a
+    lock: the event's own inside `stop.wait()` (a plain lock, so `stop.set()` there would wait for ever: a
+    `broker run` hung so after SIGTERM), or a log handler's. The handler only starts a thread that says so and
+    sets the event once the main thread lets go."""
     stop = threading.Event()
 
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
+    def announce(signum: int) -> None:
         log.info("%s received: stopping %s", signal.Signals(signum).name, when)
         stop.set()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=announce, args=(signum,), name="stop-request", daemon=True).start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
