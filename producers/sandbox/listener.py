@@ -80,7 +80,7 @@ class Listener:
 
     def app_playlists(self) -> list[dict[str, Any]]:
         """The playlists the app created for the user (the published recommendations) that hold tracks."""
-        return [p for p in self.catalogue.playlists.values() if "added_at" in p and p["track_ids"]]
+        return [p for p in self.catalogue.playlists.values() if p.get("by_app") and p["track_ids"]]
 
     def listen(self, count: int, now: float | None = None) -> int:
         """`count` listening moments between the last play and `now`; the plays they made."""

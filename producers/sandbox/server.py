@@ -10,8 +10,9 @@ It serves a generated catalogue (producers.sandbox.catalogue) in either API gene
   (and for every playlist with a client-credentials token).
 
 The user's own playlists can be created (`POST /me/playlists`, or `/users/{id}/playlists`) and their items
-replaced or added to (`PUT`/`POST /playlists/{id}/items`, and `/tracks` in the extended generation), 100 per
-request, with a user token that grants `playlist-modify-private` (or `-public` for a public playlist).
+replaced, added to, reordered or removed (`PUT`/`POST`/`DELETE /playlists/{id}/items`, and `/tracks` in the
+extended generation), 100 per request, with a user token that grants `playlist-modify-private` (or
+`-public` for a public playlist).
 
 Tokens: client credentials, and authorization code with PKCE and refresh (`/authorize` approves at
 once and redirects, so a login can run headless). Faults are switched by flags or at run time with
@@ -253,6 +254,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self.dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
 
     def dispatch(self, method: str) -> None:
         self.body = None
@@ -641,7 +645,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def playlist_obj(self, playlist: dict[str, Any]) -> dict[str, Any]:
         key, entry_key = ("tracks", "track") if self.extended else ("items", "item")
-        followers = 0 if "added_at" in playlist else stable_number(playlist["id"]) % 1000
+        followers = 0 if playlist.get("by_app") else stable_number(playlist["id"]) % 1000
         obj = {**self.playlist_summary(playlist), "followers": {"href": None, "total": followers}}
         if self.may_read_items(playlist):
             obj[key] = self.entries_page(playlist, 0, self.state.limits["playlist_page"], key, entry_key)
@@ -876,6 +880,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "public": public,
             "owner": SANDBOX_USER,
             "favourite": False,
+            "by_app": True,  # the listener plays the playlists an app made for the user
             "track_ids": [],
             "added_at": [],
             "version": 1,
@@ -890,18 +895,16 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def create_user_playlist(self, _query: dict[str, str], user_id: str) -> None:
         self.create_playlist(user_id)
 
-    def changed_playlist(self, query: dict[str, str], playlist_id: str) -> tuple[dict[str, Any], list[str], Any]:
-        """The user's own playlist, the track ids a write names (at most 100, `uris` of the query first, as
-        Spotify reads them) and the body's `position`."""
+    def own_playlist(self, playlist_id: str) -> dict[str, Any]:
+        """The user's own playlist, which the token may change (its scope as the playlist's visibility needs)."""
         playlist = self.find_playlist(playlist_id)
-        body = self.json_body()
         self.may_modify(bool(playlist.get("public", playlist["owner"] != SANDBOX_USER)))
         if playlist["owner"] != SANDBOX_USER:
             raise ApiError(403, "You cannot modify a playlist you do not own")
-        uris = query["uris"].split(",") if "uris" in query else body.get("uris")
-        if uris is None and "range_start" in body:
-            raise ApiError(400, "Reordering is not supported by the sandbox")
-        uris = list(uris or [])
+        return playlist
+
+    def track_ids_of(self, uris: list[Any]) -> list[str]:
+        """The catalogue track ids that a write's URIs name, at most 100 a request."""
         if len(uris) > 100:
             raise ApiError(400, "Too many ids requested")
         track_ids = []
@@ -912,20 +915,68 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if item_id not in self.state.catalogue.tracks:
                 raise ApiError(400, f"Invalid track uri: {uri}")
             track_ids.append(item_id)
-        return playlist, track_ids, query.get("position", body.get("position"))
+        return track_ids
+
+    def check_snapshot(self, playlist: dict[str, Any], body: dict[str, Any]) -> None:
+        """A `snapshot_id` in a write must be one of this playlist's (any earlier version, as Spotify applies a
+        change against the snapshot it names)."""
+        given = body.get("snapshot_id")
+        if given is not None and given not in {
+            snapshot_id({**playlist, "version": v}) for v in range(1, playlist["version"] + 1)
+        }:
+            raise ApiError(400, "Invalid snapshot id")
+
+    @staticmethod
+    def settle(playlist: dict[str, Any]) -> None:
+        """A playlist from the catalogue takes the shape of one written through the API (each entry with its
+        `added_at`) before its entries are moved or removed one by one."""
+        if "added_at" not in playlist:
+            playlist["added_at"] = ["2026-02-01T00:00:00Z"] * len(playlist["track_ids"])
+
+    def changed(self, playlist: dict[str, Any], status: int) -> None:
+        playlist["changed_ms"] = int(time.time() * 1000)  # the listener plays its tracks only after this
+        playlist["version"] += 1
+        self.send_json(status, {"snapshot_id": snapshot_id(playlist)})
 
     def replace_items(self, query: dict[str, str], playlist_id: str) -> None:
-        playlist, track_ids, _ = self.changed_playlist(query, playlist_id)
+        """PUT: replace the items (`uris` in the query, else in the body), or reorder a range of them
+        (`range_start`, `insert_before`, `range_length`, `snapshot_id`): never both in one request."""
+        playlist, body = self.own_playlist(playlist_id), self.json_body()
+        if "uris" not in query and "uris" not in body and "range_start" in body:
+            self.reorder_items(playlist, body)
+            return
+        if "range_start" in body:
+            raise ApiError(400, "Replace and reorder cannot be applied together")
+        track_ids = self.track_ids_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.state.lock:
             playlist["track_ids"] = track_ids
             playlist["added_at"] = [now] * len(track_ids)
-            playlist["changed_ms"] = int(time.time() * 1000)  # the listener plays its tracks only after this
-            playlist["version"] += 1
-        self.send_json(200, {"snapshot_id": snapshot_id(playlist)})
+            self.changed(playlist, 200)
+
+    def reorder_items(self, playlist: dict[str, Any], body: dict[str, Any]) -> None:
+        try:
+            start, before = int(body["range_start"]), int(body["insert_before"])
+            length = int(body.get("range_length") or 1)
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "range_start and insert_before must be integers") from None
+        with self.state.lock:
+            self.check_snapshot(playlist, body)
+            self.settle(playlist)
+            count = len(playlist["track_ids"])
+            if start < 0 or length < 1 or start + length > count or not 0 <= before <= count:
+                raise ApiError(400, "Index out of bounds")
+            for key in ("track_ids", "added_at"):
+                entries = playlist[key]
+                moved, rest = entries[start : start + length], entries[:start] + entries[start + length :]
+                at = before if before <= start else max(before - length, start)
+                playlist[key] = rest[:at] + moved + rest[at:]
+            self.changed(playlist, 200)
 
     def add_items(self, query: dict[str, str], playlist_id: str) -> None:
-        playlist, track_ids, position = self.changed_playlist(query, playlist_id)
+        playlist, body = self.own_playlist(playlist_id), self.json_body()
+        track_ids = self.track_ids_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
+        position = query.get("position", body.get("position"))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.state.lock:
             at = len(playlist["track_ids"]) if position is None else int(position)
@@ -934,20 +985,55 @@ class SandboxHandler(BaseHTTPRequestHandler):
             playlist["track_ids"][at:at] = track_ids
             if "added_at" in playlist:
                 playlist["added_at"][at:at] = [now] * len(track_ids)
-                playlist["changed_ms"] = int(time.time() * 1000)
-            playlist["version"] += 1
-        self.send_json(201, {"snapshot_id": snapshot_id(playlist)})
+            self.changed(playlist, 201)
 
-    def tracks_write(self, query: dict[str, str], playlist_id: str, replace: bool) -> None:
+    def remove_items(self, playlist_id: str, key: str) -> None:
+        """DELETE: every occurrence of each URI in the body's `key` list (`items` in 2026, `tracks` before), or
+        only the occurrences at its `positions`, at most 100 objects a request."""
+        playlist, body = self.own_playlist(playlist_id), self.json_body()
+        named = body.get(key)
+        if not isinstance(named, list) or not all(isinstance(o, dict) and "uri" in o for o in named):
+            raise ApiError(400, f"Missing required field: {key}")
+        track_ids = self.track_ids_of([o["uri"] for o in named])
+        with self.state.lock:
+            self.check_snapshot(playlist, body)
+            self.settle(playlist)
+            everywhere = {t for t, o in zip(track_ids, named, strict=True) if o.get("positions") is None}
+            at_positions: set[int] = set()
+            for track_id, o in zip(track_ids, named, strict=True):
+                for position in o.get("positions") or []:
+                    if not 0 <= int(position) < len(playlist["track_ids"]) or (
+                        playlist["track_ids"][int(position)] != track_id
+                    ):
+                        raise ApiError(400, f"Could not remove {o['uri']} at position {position}")
+                    at_positions.add(int(position))
+            kept = [
+                (t, a)
+                for i, (t, a) in enumerate(zip(playlist["track_ids"], playlist["added_at"], strict=True))
+                if t not in everywhere and i not in at_positions
+            ]
+            playlist["track_ids"], playlist["added_at"] = [t for t, _ in kept], [a for _, a in kept]
+            self.changed(playlist, 200)
+
+    def remove_playlist_items(self, _query: dict[str, str], playlist_id: str) -> None:
+        self.remove_items(playlist_id, "items")
+
+    def tracks_write(self, query: dict[str, str], playlist_id: str, method: str) -> None:
         if not self.extended:
             raise ApiError(404, "Service not found")  # became /items in 2026
-        (self.replace_items if replace else self.add_items)(query, playlist_id)
+        if method == "DELETE":
+            self.remove_items(playlist_id, "tracks")
+        else:
+            (self.replace_items if method == "PUT" else self.add_items)(query, playlist_id)
 
     def replace_tracks(self, query: dict[str, str], playlist_id: str) -> None:
-        self.tracks_write(query, playlist_id, replace=True)
+        self.tracks_write(query, playlist_id, "PUT")
 
     def add_tracks(self, query: dict[str, str], playlist_id: str) -> None:
-        self.tracks_write(query, playlist_id, replace=False)
+        self.tracks_write(query, playlist_id, "POST")
+
+    def remove_tracks(self, query: dict[str, str], playlist_id: str) -> None:
+        self.tracks_write(query, playlist_id, "DELETE")
 
     # --- control ---
 
@@ -1105,6 +1191,8 @@ ROUTES: list[tuple[str, str, str, Callable[..., None]]] = [
     ("POST", rf"/v1/playlists/{ID}/items", "POST playlists/{id}/items", H.add_items),
     ("PUT", rf"/v1/playlists/{ID}/tracks", "PUT playlists/{id}/tracks", H.replace_tracks),
     ("POST", rf"/v1/playlists/{ID}/tracks", "POST playlists/{id}/tracks", H.add_tracks),
+    ("DELETE", rf"/v1/playlists/{ID}/items", "DELETE playlists/{id}/items", H.remove_playlist_items),
+    ("DELETE", rf"/v1/playlists/{ID}/tracks", "DELETE playlists/{id}/tracks", H.remove_tracks),
     ("GET", r"/v1/me/player/recently-played", "me/player/recently-played", H.recently_played),
     ("GET", r"/v1/me/top/tracks", "me/top/tracks", H.top_tracks),
     ("GET", r"/v1/tracks", "tracks", H.tracks),

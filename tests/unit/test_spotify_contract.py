@@ -231,3 +231,43 @@ def test_playlist_writes_validate_and_need_the_scope(checked: tuple[SandboxServe
     assert [entry["track" if extended else "item"]["uri"] for entry in page["items"]] == tracks[100:]
     if not extended:  # 2026: /tracks is gone for reads and writes alike
         assert checker.send("PUT", f"/v1/playlists/{playlist}/tracks", token, {"uris": tracks[:1]}).status_code == 404
+
+
+def test_playlist_items_reorder_and_remove_as_described(checked: tuple[SandboxServer, ContractChecker]) -> None:
+    """PUT with `range_start`/`insert_before`/`range_length` moves a range, DELETE removes every occurrence of
+    each URI (`items` in 2026 under /items, `tracks` before under /tracks) or only those at its `positions`;
+    the requests and answers validate, a snapshot of another playlist is refused."""
+    server, checker = checked
+    extended = checker.generation == "extended"
+    token = pkce_login(server, scope="playlist-read-private playlist-modify-private")["access_token"]
+    create = f"/v1/users/{SANDBOX_USER}/playlists" if extended else "/v1/me/playlists"
+    playlist = checker.send("POST", create, token, {"name": "Order", "public": False}).json()["id"]
+    path, key, entry = (
+        (f"/v1/playlists/{playlist}/tracks", "tracks", "track")
+        if extended
+        else (f"/v1/playlists/{playlist}/items", "items", "item")
+    )
+    a, b, c, d, e = (f"spotify:track:{t}" for t in list(server.state.catalogue.tracks)[:5])
+    first = checker.send("PUT", path, token, {"uris": [a, b, c, d, e, a]}).json()["snapshot_id"]
+
+    def uris() -> list[str]:
+        return [row[entry]["uri"] for row in checker.get(f"{path}?limit=50", token).json()["items"]]
+
+    moved = checker.send("PUT", path, token, {"range_start": 1, "range_length": 2, "insert_before": 5})
+    assert moved.status_code == 200 and moved.json()["snapshot_id"] != first
+    assert uris() == [a, d, e, b, c, a]
+    assert checker.send("PUT", path, token, {"range_start": 5, "insert_before": 0, "snapshot_id": first}).ok
+    assert uris() == [a, a, d, e, b, c]
+    past_the_end = {"range_start": 4, "range_length": 3, "insert_before": 0}
+    assert checker.send("PUT", path, token, past_the_end).status_code == 400
+    removed = checker.send("DELETE", path, token, {key: [{"uri": a}, {"uri": b}]})
+    assert removed.status_code == 200 and uris() == [d, e, c]
+    assert checker.send("DELETE", path, token, {key: [{"uri": e, "positions": [1]}]}).ok and uris() == [d, c]
+    assert checker.send("DELETE", path, token, {key: [{"uri": d, "positions": [1]}]}).status_code == 400
+    other = checker.send("POST", create, token, {"name": "Other", "public": False}).json()["snapshot_id"]
+    assert checker.send("DELETE", path, token, {key: [{"uri": c}], "snapshot_id": other}).status_code == 400
+    assert checker.send("DELETE", path, user_token(server), {key: [{"uri": c}]}).status_code == 403
+    assert uris() == [d, c]
+    if not extended:  # 2026: /tracks is gone for removals too
+        gone = checker.send("DELETE", f"/v1/playlists/{playlist}/tracks", token, {"tracks": [{"uri": c}]})
+        assert gone.status_code == 404
