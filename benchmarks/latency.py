@@ -28,11 +28,10 @@ from pipeline_runtime.settings import topic_names
 TRIGGER = "5 seconds"  # the job's default is 30 seconds: latency then waits for the trigger
 
 
-def wait_for_job(data: Path, process: "subprocess.Popen[bytes]", log: Path, timeout: float = 180.0) -> None:
-    """Until the job's queries made their first progress (the tables exist and the trigger runs); else what the
-    job's log (`log`) ends with."""
+def wait_for_job(progress: Path, process: "subprocess.Popen[bytes]", log: Path, timeout: float = 180.0) -> None:
+    """Until the job's queries made their first progress in its `progress` log (the tables exist and the trigger
+    runs); else what the job's log (`log`) ends with."""
     deadline = time.monotonic() + timeout
-    progress = data / "logs" / "streaming-progress.jsonl"
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the streaming job exited {process.returncode} before it started:\n{log_tail(log)}")
@@ -144,12 +143,16 @@ def spread(latencies: list[float]) -> dict[str, float | None]:
     }
 
 
-def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str, Any]:
+def run(
+    rate: float, seconds: float, trigger: str, memory: PeakRss, job_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`job_env`: more settings of the streaming job (a lever to measure, or STREAMING_PROGRESS_LOG to keep its
+    progress log)."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         with local_broker(Path(tmp) / "broker") as broker:
             memory.watch("broker", broker.pid)
-            env = {**spark_env(data, broker), "STREAMING_TRIGGER_INTERVAL": trigger}
+            env = {**spark_env(data, broker), "STREAMING_TRIGGER_INTERVAL": trigger, **(job_env or {})}
             from pipeline_runtime.kafka_admin import ensure_topics  # noqa: PLC0415
 
             ensure_topics(
@@ -168,7 +171,9 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
                 )
             memory.watch("streaming-steady", job.pid)
             try:
-                wait_for_job(data, job, log)
+                wait_for_job(
+                    Path(env.get("STREAMING_PROGRESS_LOG") or data / "logs" / "streaming-progress.jsonl"), job, log
+                )
                 print(
                     f"latency: job running (trigger {trigger}); {rate:.0f} events/s for {seconds:.0f}s ...",
                     file=sys.stderr,
@@ -189,6 +194,7 @@ def run(rate: float, seconds: float, trigger: str, memory: PeakRss) -> dict[str,
             to_gold = gold_latencies(data / "tables" / "track_features", data / "tables" / "silver_tracks")
     return {
         "trigger_interval": trigger,
+        **({"job_settings": job_env} if job_env else {}),
         "target_events_per_second": rate,
         "sent": sent,
         "tracks_found_in_silver": len(latencies),
@@ -209,9 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     parser.add_argument("--seconds", type=float, default=120.0, help="how long the load lasts (default 120)")
     parser.add_argument("--trigger", default=TRIGGER, help=f'the job\'s trigger interval (default "{TRIGGER}")')
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the streaming job, e.g. STREAMING_GOLD_TRIGGER_INTERVAL='20 seconds' (repeatable)",
+    )
     args = parser.parse_args(argv)
+    job_env = dict(item.split("=", 1) for item in args.set)
     with PeakRss() as memory:
-        print(json.dumps(run(args.rate, args.seconds, args.trigger, memory), indent=2))
+        print(json.dumps(run(args.rate, args.seconds, args.trigger, memory, job_env), indent=2))
     return 0
 
 

@@ -12,8 +12,10 @@ Three queries in one Spark application, each with its own checkpoint:
   reaches its tracks), so gold is off the silver batch's critical path and a burst of silver batches
   costs one gold rebuild.
 
-Every write carries Delta's idempotent-write session settings (txnAppId = query, its checkpoint's id and table,
-txnVersion = batch id), so a batch replayed after a crash writes nothing twice. The gold query reads the silver
+A batch replayed after a crash writes nothing twice: each MERGE is idempotent by its own condition (a replayed
+row is not newer than the one it wrote; an insert-only row is matched by its key), and the one append, to
+quarantine, carries Delta's idempotent-write session settings (txnAppId = query, its checkpoint's id and table,
+txnVersion = batch id). A silver batch runs its MERGEs at once, one thread per table. The gold query reads the silver
 tables' `_change_data`, which VACUUM removes after STREAMING_VACUUM_RETENTION_HOURS: a gold query
 stopped for longer than that cannot resume (start it again with a fresh gold checkpoint, which
 re-builds gold from the silver tables).
@@ -25,7 +27,8 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 from pipeline_runtime.contract import (
@@ -208,8 +211,7 @@ def idempotent(spark: "SparkSession", app_id: str, version: int) -> Iterator[Non
 
 
 class MergeWriter:
-    """A foreachBatch function that MERGEs into Delta tables; with a batch id, each write is idempotent per
-    (query, table, batch)."""
+    """A foreachBatch function that MERGEs into Delta tables, each MERGE idempotent by its condition."""
 
     def __init__(self, settings: StreamingSettings, query_name: str) -> None:
         self.settings = settings
@@ -227,15 +229,7 @@ class MergeWriter:
             self.query_id = json.loads(metadata[0])["id"] if metadata else "unknown"
         return f"{self.query_name}-{self.query_id}:{table}"
 
-    def _merge(
-        self,
-        spark: "SparkSession",
-        table: str,
-        rows: "DataFrame",
-        keys: list[str],
-        batch_id: int | None,
-        newer: str | None,
-    ) -> None:
+    def _merge(self, spark: "SparkSession", table: str, rows: "DataFrame", keys: list[str], newer: str | None) -> None:
         from delta.tables import DeltaTable  # noqa: PLC0415
 
         target = DeltaTable.forPath(spark, self.settings.table(table)).alias("t")
@@ -243,12 +237,23 @@ class MergeWriter:
         merge = target.merge(rows.alias("s"), condition)
         merge = merge.whenMatchedUpdateAll(condition=newer) if newer else merge
         started = time.monotonic()
-        with (
-            TABLE_LOCKS[table],
-            idempotent(spark, self.app_id(spark, table), batch_id) if batch_id is not None else nullcontext(),
-        ):
+        with TABLE_LOCKS[table]:
             merge.whenNotMatchedInsertAll().execute()
         self.merge_seconds[table] = round(time.monotonic() - started, 2)
+
+    def _merge_all(self, spark: "SparkSession", merges: list[tuple[str, "DataFrame", list[str], str | None]]) -> None:
+        """MERGE each (table, rows, keys, newer) at once, one thread per table: a small batch's MERGEs are mostly
+        the driver's planning and commits, which leave cores idle when run one after another. Each MERGE is
+        idempotent by its own condition (a replayed row is not newer; an insert-only row is matched), so a batch
+        replayed after a crash changes nothing that was written."""
+        if len(merges) <= 1:
+            for table, rows, keys, newer in merges:
+                self._merge(spark, table, rows, keys, newer)
+            return
+        with ThreadPoolExecutor(max_workers=len(merges), thread_name_prefix="merge") as pool:
+            futures = [pool.submit(self._merge, spark, t, r, k, n) for t, r, k, n in merges]
+            for future in futures:
+                future.result()
 
 
 class SilverWriter(MergeWriter):
@@ -285,33 +290,27 @@ class SilverWriter(MergeWriter):
                     bad.write.format("delta").mode("append").save(settings.table(QUARANTINE))
             facts["quarantined"] = quarantined
 
+            merges: list[tuple[str, DataFrame, list[str], str | None]] = []
             for event_type, table in LATEST_WINS.items():
                 count = counts.get(event_type, 0)
-                if not count:
-                    continue
-                rows = latest_per_key(entity_rows(parsed, event_type), KEYS[event_type])
-                self._merge(spark, table, rows, KEYS[event_type], batch_id, newer_condition())
-                facts["rows_written"][table] = count
+                if count:
+                    rows = latest_per_key(entity_rows(parsed, event_type), KEYS[event_type])
+                    merges.append((table, rows, KEYS[event_type], newer_condition()))
+                    facts["rows_written"][table] = count
             count = counts.get("play", 0)
             if count:  # every play once: insert only (a re-sent play is the same track at the same moment)
                 plays = entity_rows(parsed, "play").dropDuplicates(KEYS["play"])
-                self._merge(spark, SILVER_PLAYS, plays, KEYS["play"], batch_id, None)
+                merges.append((SILVER_PLAYS, plays, KEYS["play"], None))
                 facts["rows_written"][SILVER_PLAYS] = count
-
-            memberships = entity_rows(parsed, "playlist_membership")
             count = counts.get("playlist_membership", 0)
             if count:
-                history = memberships.dropDuplicates(["event_id"])
-                self._merge(spark, SILVER_HISTORY, history, ["event_id"], batch_id, None)
-                self._merge(
-                    spark,
-                    SILVER_MEMBERS,
-                    member_rows(memberships),
-                    KEYS["playlist_membership"],
-                    batch_id,
-                    newer_condition(),
+                memberships = entity_rows(parsed, "playlist_membership")
+                merges.append((SILVER_HISTORY, memberships.dropDuplicates(["event_id"]), ["event_id"], None))
+                merges.append(
+                    (SILVER_MEMBERS, member_rows(memberships), KEYS["playlist_membership"], newer_condition())
                 )
                 facts["rows_written"][SILVER_HISTORY] = count
+            self._merge_all(spark, merges)
             facts["layer_seconds"] = {"silver": round(time.monotonic() - started, 3)}
             facts["merge_seconds"] = self.merge_seconds
             facts["delta_versions"] = {
@@ -389,7 +388,7 @@ class GoldWriter(MergeWriter):
             # No idempotent-write id: a gold row is re-built from silver as it is now, so writing a batch again
             # changes nothing, and a gold checkpoint started afresh (reset_unstarted_checkpoint) must not have
             # its batches skipped as already written.
-            self._merge(spark, GOLD, gold, ["track_id"], None, "true")
+            self._merge(spark, GOLD, gold, ["track_id"], "true")
         finally:
             changed.unpersist()
         seconds = time.monotonic() - started
