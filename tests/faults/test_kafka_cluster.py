@@ -1,7 +1,8 @@
 """A Kafka cluster of three KRaft brokers (replication 3, `min.insync.replicas` 2) loses one broker while the
 producer publishes and the streaming job reads: nothing the producer had confirmed is lost, nothing is
 duplicated, and the streaming job's queries keep running. The pipeline reaches the cluster through settings
-alone (`KAFKA_BOOTSTRAP_SERVERS` naming the three brokers; the topics get the cluster's default replication).
+alone (`KAFKA_BOOTSTRAP_SERVERS` naming the three brokers, `KAFKA_SECURITY_PROTOCOL` and the SASL/PLAIN login the
+cluster asks every client for, as a secured cluster does; the topics get the cluster's default replication).
 """
 
 import re
@@ -25,12 +26,22 @@ from tests.support.streaming import catch_up, streaming_settings, table
 
 pytestmark = pytest.mark.cluster
 
+PASSWORD = "cluster-s3cret-of-the-test"
+LOGIN = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "PLAIN",
+    "KAFKA_SASL_USERNAME": "pipeline",
+    "KAFKA_SASL_PASSWORD": PASSWORD,
+}
+
 
 def replicas_and_isr(servers: str, topics: list[str]) -> dict[str, tuple[int, int]]:
     """(replicas, in-sync replicas) of each topic's first partition, as the cluster's metadata says."""
     from confluent_kafka.admin import AdminClient
 
-    metadata = AdminClient({"bootstrap.servers": servers}).list_topics(timeout=10)
+    login = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN"}
+    login |= {"sasl.username": "pipeline", "sasl.password": PASSWORD}
+    metadata = AdminClient({"bootstrap.servers": servers, **login}).list_topics(timeout=10)
     found = {}
     for name in topics:
         partition = metadata.topics[name].partitions[0]
@@ -43,13 +54,17 @@ def test_one_broker_of_three_stopped_while_the_producer_publishes_and_streaming_
 ) -> None:
     server = sandbox_factory("extended", seed=5, tracks=600, artists=80, albums=150, playlists=6, favourite_playlists=2)
     set_faults(server, slow_ms=60)  # a poll takes a while: the broker goes away in the middle of it
-    with kafka_cluster(tmp_path / "kafka") as nodes:
+    with kafka_cluster(tmp_path / "kafka", sasl_users={"pipeline": PASSWORD}) as nodes:
         servers = bootstrap(nodes)
         env = producer_env(
-            server, tmp_path / "data", servers, PRODUCER_AUTH="client", PRODUCER_KAFKA_TIMEOUT_SECONDS="10"
+            server, tmp_path / "data", servers, PRODUCER_AUTH="client", PRODUCER_KAFKA_TIMEOUT_SECONDS="10", **LOGIN
         )
         settings = streaming_settings(
-            tmp_path / "stream", servers, trigger_interval="2 seconds", **topic_names("spotify")
+            tmp_path / "stream",
+            servers,
+            trigger_interval="2 seconds",
+            **topic_names("spotify"),
+            **{name.lower(): value for name, value in LOGIN.items()},
         )
         topics = list(delivery.topics_of(settings).values())
         log = tmp_path / "producer.log"
@@ -104,6 +119,7 @@ def test_one_broker_of_three_stopped_while_the_producer_publishes_and_streaming_
     assert table(spark, settings, "silver_playlist_history").count() == counts["playlist_membership"]
     figures(
         brokers=3,
+        login="SASL_PLAINTEXT, PLAIN",
         replication=3,
         min_insync_replicas=2,
         playlists_published_before_the_stop=published_before,

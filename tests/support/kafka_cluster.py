@@ -36,9 +36,12 @@ class ClusterNode(LocalKafkaBroker):
 
 
 @contextmanager
-def kafka_cluster(root: Path, nodes: int = 3, heap: str = "384m") -> Iterator[list[ClusterNode]]:
+def kafka_cluster(
+    root: Path, nodes: int = 3, heap: str = "384m", sasl_users: dict[str, str] | None = None
+) -> Iterator[list[ClusterNode]]:
     """Start `nodes` nodes together (a node is ready once the quorum has a leader and it is registered), yield
-    them (`bootstrap(nodes)` for the clients), stop every one still running at the end."""
+    them (`bootstrap(nodes)` for the clients), stop every one still running at the end. With `sasl_users` every
+    node's client listener asks for a SASL/PLAIN login, and the brokers log in to each other as the first user."""
     cluster_id = new_cluster_id()
     controllers = [free_port() for _ in range(nodes)]
     voters = ",".join(f"{i + 1}@{HOST}:{port}" for i, port in enumerate(controllers))
@@ -52,6 +55,7 @@ def kafka_cluster(root: Path, nodes: int = 3, heap: str = "384m") -> Iterator[li
                 heap=heap,
                 start_timeout=180,
                 stop_timeout=10,  # the last nodes standing cannot shut down in order without a quorum
+                sasl_users=sasl_users or {},
             ),
             i + 1,
             cluster_id,
