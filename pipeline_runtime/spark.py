@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pipeline_runtime.errors import SetupError
@@ -275,3 +275,12 @@ def has_data_source(spark: "SparkSession", name: str) -> bool:
     except Exception:  # noqa: BLE001 - py4j raises Py4JJavaError for DATA_SOURCE_NOT_FOUND
         return False
     return True
+
+
+def hadoop_fs(spark: "SparkSession", location: str) -> tuple[Any, Any, Any]:
+    """Hadoop's FileSystem of `location`, its Path and the Path class, so an object-store location is handled as a
+    local one (no public PySpark API)."""
+    sc = spark.sparkContext
+    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]  # noqa: SLF001
+    path = hadoop_path(location)
+    return path.getFileSystem(sc._jsc.hadoopConfiguration()), path, hadoop_path  # noqa: SLF001

@@ -47,6 +47,7 @@ from pipeline_runtime.contract import (
 from pipeline_runtime.delta_log import delta_version, table_version
 from pipeline_runtime.errors import SetupError, first_line, storage_fault
 from pipeline_runtime.kafka_clients import java_client_config
+from pipeline_runtime.spark import hadoop_fs
 from streaming.progress import BATCH_FACTS, ProgressLog
 from streaming.settings import StreamingSettings
 from streaming.transforms import (
@@ -470,15 +471,6 @@ def silver_changes(spark: "SparkSession", settings: StreamingSettings) -> "DataF
     for feed in feeds[1:]:
         changes = changes.unionByName(feed)
     return changes
-
-
-def hadoop_fs(spark: "SparkSession", location: str) -> tuple[Any, Any, Any]:
-    """Hadoop's FileSystem of `location`, its Path and the Path class, so an object-store location is handled as a
-    local one (no public PySpark API)."""
-    sc = spark.sparkContext
-    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]  # noqa: SLF001
-    path = hadoop_path(location)
-    return path.getFileSystem(sc._jsc.hadoopConfiguration()), path, hadoop_path  # noqa: SLF001
 
 
 def reset_unstarted_checkpoint(spark: "SparkSession", location: str) -> bool:

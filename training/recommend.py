@@ -151,10 +151,9 @@ def champion_recommendations(
 
 def load_champion(name: str, version: str) -> Any:
     """The champion of model `name` (version `version`, for the message), or one line saying why it cannot load."""
-    import mlflow.spark  # noqa: PLC0415
 
     try:
-        return mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+        return registry.load_champion_model(name)
     except Exception as exc:  # noqa: BLE001 - files gone or unreadable: one line, not a traceback
         raise SetupError(
             f"the favourite champion ({name} v{version}) cannot be loaded: {first_line(exc, 200)}. Check "

@@ -6,13 +6,21 @@ saw; the trainer reads them back to decide whether a new cycle has anything new 
 """
 
 import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from pipeline_runtime.errors import SetupError, first_line
 from pipeline_runtime.mlflow_setup import ensure_experiment
 from pipeline_runtime.settings import MlflowSettings
+from pipeline_runtime.spark import hadoop_fs
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -108,6 +116,62 @@ def logged_model_problem(model_uri: str) -> str | None:
         "MLFLOW_DFS_TMP on the executors, so on a Spark cluster point MLFLOW_DFS_TMP (and the MLflow artifact "
         "store) at storage every node shares; it was not registered"
     )
+
+
+def model_load_root(master: str, dfs_tmp: str | None) -> str | None:
+    """Where a model goes for Spark to load it from, so that every executor can read it: MLFLOW_DFS_TMP (storage
+    every node shares) on a cluster master; None on a local master, or without MLFLOW_DFS_TMP, where MLflow's own
+    download folder (on the driver's disk) serves."""
+    if master.startswith("local") or not dfs_tmp:
+        return None
+    return dfs_tmp.rstrip("/")
+
+
+def load_champion_model(name: str) -> Any:
+    """The Spark model of `name`'s champion, loaded where every executor can read it (`load_spark_model`)."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    spark = SparkSession.getActiveSession()
+    master = str(spark.sparkContext.master) if spark else "local"
+    return load_spark_model(f"models:/{name}@{CHAMPION}", model_load_root(master, os.environ.get("MLFLOW_DFS_TMP")))
+
+
+def load_spark_model(uri: str, root: str | None) -> Any:
+    """The Spark model logged at `uri`. MLflow's Spark flavour downloads it into a folder on the driver's own disk
+    and has Spark load it from there, which executors on other machines cannot read (`FileNotFoundException` on a
+    `sparkml/stages` file): with a `root` (`model_load_root`) the model is put there first, into a folder every
+    node mounts or through Hadoop into a store (`s3a://`, `hdfs://`), and loaded from there."""
+    import mlflow.spark  # noqa: PLC0415
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    spark = SparkSession.getActiveSession()
+    if root is None or spark is None:
+        return mlflow.spark.load_model(uri)
+    if not urlsplit(root).scheme:  # a folder every node mounts
+        folders = Path(root)
+        remove_old_loads(folders)
+        folder = folders / f"load-{uuid.uuid4().hex}"
+        folder.mkdir(parents=True)
+        return mlflow.spark.load_model(uri, dst_path=str(folder))
+    from pyspark.ml import PipelineModel  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        target = f"{root}/load-{uuid.uuid4().hex}"
+        fs, destination, hadoop_path = hadoop_fs(spark, target)
+        fs.copyFromLocalFile(False, True, hadoop_path(Path(local, "sparkml").as_uri()), destination)
+    return PipelineModel.load(target)
+
+
+def remove_old_loads(folders: Path, older_than_seconds: float = 86_400.0) -> None:
+    """Remove the copies earlier loads left in a shared folder (Spark may read a loaded model's files while it is
+    in use, so a copy stays for a day)."""
+    if not folders.is_dir():
+        return
+    cutoff = time.time() - older_than_seconds
+    for folder in folders.glob("load-*"):
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def register_checked(model_uri: str, name: str) -> str:

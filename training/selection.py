@@ -140,14 +140,13 @@ def champion_metrics(
     client: "MlflowClient", task: Task, name: str, label: str, holdout: "DataFrame", k: int
 ) -> ChampionScore:
     """The current champion's version and its metrics on the current holdout (or why it could not score)."""
-    import mlflow.spark  # noqa: PLC0415
 
     version = registry.version_by_alias(client, name, registry.CHAMPION)
     if version is None:
         return ChampionScore()
     number, model_id = str(version.version), None
     try:
-        model = mlflow.spark.load_model(f"models:/{name}@{registry.CHAMPION}")
+        model = registry.load_champion_model(name)
     except Exception as exc:  # noqa: BLE001 - its files are gone or unreadable: broken, and said so
         problem = f"champion v{number} is broken: it cannot be loaded ({first_line(exc, 200)})"
         return ChampionScore(number, model_id, problem=problem)

@@ -6,15 +6,18 @@ noise allows), written as the streaming job would have written it.
 
 import itertools
 import json
+import os
 import re
 import shutil
 import threading
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+import mlflow.spark
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -228,6 +231,33 @@ def test_recommendations_come_from_the_champion_with_their_reasons(
     assert {r["model_version"] for r in rows} == {"1"} and {r["gold_version"] for r in rows} == {1}
     assert all(r["because"] for r in rows)
     assert all(re.match(r"[^;]+ \(\+\d+\.\d\d\)", r["because"]) for r in rows), "the model's reasons first"
+
+
+def test_on_a_cluster_the_champion_loads_from_storage_every_node_shares(
+    spark: "SparkSession", first_cycle: FirstCycle, tmp_path: Path
+) -> None:
+    """MLflow's Spark flavour loads a model from its download folder on the driver's disk, which executors on other
+    machines cannot read: on a cluster master the champion is put under MLFLOW_DFS_TMP first, a folder every node
+    mounts or a URI Spark reads through Hadoop, and loaded from there (a day-old copy is cleaned up)."""
+    use_store(first_cycle)
+    shared = tmp_path / "mlflow-tmp"
+    assert registry.model_load_root("spark://master:7077", f"{shared}/") == str(shared)
+    assert registry.model_load_root("local[2]", str(shared)) is None
+    assert registry.model_load_root("spark://master:7077", None) is None
+    uri = f"models:/{registry.model_name('favourite')}@{registry.CHAMPION}"
+    stale = shared / "load-of-last-week"
+    stale.mkdir(parents=True)
+    os.utime(stale, (0, 0))
+    expected = [stage.uid for stage in mlflow.spark.load_model(uri).stages]
+    from_folder = registry.load_spark_model(uri, str(shared))
+    copies = list(shared.glob("load-*"))
+    assert len(copies) == 1 and copies[0] != stale, copies
+    assert (copies[0] / "sparkml" / "stages").is_dir()
+    through_hadoop = registry.load_spark_model(uri, (tmp_path / "store").as_uri())
+    stored = list((tmp_path / "store").glob("load-*"))
+    assert len(stored) == 1 and (stored[0] / "stages").is_dir() and (stored[0] / "metadata").is_dir()
+    assert [stage.uid for stage in from_folder.stages] == expected
+    assert [stage.uid for stage in through_hadoop.stages] == expected
 
 
 def test_the_same_data_and_settings_give_the_same_model(spark: "SparkSession", first_cycle: FirstCycle) -> None:
