@@ -22,7 +22,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,10 +182,15 @@ logger.statechange.level = WARN
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now, other than those in `avoid` (ports already given to something that is not
+    listening yet, such as a stopped broker's controller port: the system may hand the same one out again)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def port_is_free(port: int) -> bool:
@@ -286,7 +291,7 @@ class LocalKafkaBroker:
                 "use it, or stop it with `python -m pipeline_runtime broker stop`."
             )
         cluster_id, controller_port = self._cluster_identity()
-        port = self.settings.port or free_port()
+        port = self.settings.port or free_port(avoid={controller_port})
         for what, candidate in (("client", port), ("controller", controller_port)):
             if not port_is_free(candidate):
                 raise SetupError(

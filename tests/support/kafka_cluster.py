@@ -43,7 +43,10 @@ def kafka_cluster(
     them (`bootstrap(nodes)` for the clients), stop every one still running at the end. With `sasl_users` every
     node's client listener asks for a SASL/PLAIN login, and the brokers log in to each other as the first user."""
     cluster_id = new_cluster_id()
-    controllers = [free_port() for _ in range(nodes)]
+    taken: list[int] = []
+    for _ in range(2 * nodes):  # a controller and a client port per node, all different
+        taken.append(free_port(avoid=taken))
+    controllers, clients = taken[:nodes], taken[nodes:]
     voters = ",".join(f"{i + 1}@{HOST}:{port}" for i, port in enumerate(controllers))
     members = [
         ClusterNode(
@@ -51,7 +54,7 @@ def kafka_cluster(
                 _env_file=None,
                 data_dir=root / f"node-{i + 1}",
                 jars_dir=JARS_DIR,
-                port=free_port(),
+                port=clients[i],
                 heap=heap,
                 start_timeout=180,
                 stop_timeout=10,  # the last nodes standing cannot shut down in order without a quorum

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_runtime.broker import BrokerSettings, LocalKafkaBroker, new_cluster_id, port_is_free, server_properties
+from pipeline_runtime.broker import (
+    BrokerSettings,
+    LocalKafkaBroker,
+    free_port,
+    new_cluster_id,
+    port_is_free,
+    server_properties,
+)
 from pipeline_runtime.errors import SetupError
 
 
@@ -52,6 +59,16 @@ def settings(tmp_path: Path, **overrides: object) -> BrokerSettings:
     values: dict[str, object] = {"data_dir": tmp_path / "data", "jars_dir": jars, "port": 0}
     values.update(overrides)
     return BrokerSettings(_env_file=None, **values)
+
+
+def test_a_free_port_is_never_one_given_out_already() -> None:
+    """A restarted broker keeps its controller port, which nothing listens on while it is stopped: the system may
+    hand that port out again for the client port, and Kafka then refuses two listeners on one port (seen in CI:
+    `PLAINTEXT://127.0.0.1:58849,CONTROLLER://127.0.0.1:58849`)."""
+    given: list[int] = []
+    for _ in range(200):
+        given.append(free_port(avoid=given))
+    assert len(set(given)) == len(given)
 
 
 def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
