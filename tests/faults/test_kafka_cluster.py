@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from pipeline_runtime.settings import topic_names
+from pipeline_runtime.kafka_clients import librdkafka_config
+from pipeline_runtime.settings import KafkaSettings, topic_names
 from producers.sandbox.server import SandboxServer
 from streaming.job import run_job
 from tests.support import delivery
@@ -35,13 +36,11 @@ LOGIN = {
 }
 
 
-def replicas_and_isr(servers: str, topics: list[str]) -> dict[str, tuple[int, int]]:
+def replicas_and_isr(settings: KafkaSettings, topics: list[str]) -> dict[str, tuple[int, int]]:
     """(replicas, in-sync replicas) of each topic's first partition, as the cluster's metadata says."""
     from confluent_kafka.admin import AdminClient
 
-    login = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN"}
-    login |= {"sasl.username": "pipeline", "sasl.password": PASSWORD}
-    metadata = AdminClient({"bootstrap.servers": servers, **login}).list_topics(timeout=10)
+    metadata = AdminClient(librdkafka_config(settings)).list_topics(timeout=10)
     found = {}
     for name in topics:
         partition = metadata.topics[name].partitions[0]
@@ -81,7 +80,7 @@ def test_one_broker_of_three_stopped_while_the_producer_publishes_and_streaming_
         try:
             delivery.wait_for(lambda: "playlist '" in log.read_text(), "a published playlist", 120, producer, log)
             job.start()
-            before = replicas_and_isr(servers, topics)
+            before = replicas_and_isr(settings, topics)
             stopped_at, published_before = time.monotonic(), log.read_text().count("playlist '")
             nodes[1].stop()
             after_stop = len(log.read_text())
@@ -101,7 +100,7 @@ def test_one_broker_of_three_stopped_while_the_producer_publishes_and_streaming_
             assert not job.is_alive(), "the streaming job did not stop"
             assert outcome == {"code": 0}, f"the streaming job failed with a broker down: {outcome}"
             catch_up(spark, settings)  # what was left, read with the broker still down
-            during = replicas_and_isr(servers, topics)
+            during = replicas_and_isr(settings, topics)
         finally:
             stop.set()
             if producer.poll() is None:
