@@ -42,7 +42,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --editable '.$(PIP_EXTRAS)'
 	@touch $@
 
-jars: $(JARS_DIR)/spark/MANIFEST.txt $(JARS_DIR)/kafka/MANIFEST.txt ## fetch Spark's extra jars and the Kafka broker's with Maven
+jars: $(JARS_DIR)/spark/MANIFEST.txt $(JARS_DIR)/kafka/MANIFEST.txt $(JARS_DIR)/s3a/MANIFEST.txt ## fetch with Maven: Spark's extra jars, the Kafka broker's, Hadoop's s3a connector
 
 # Each classpath is fetched into a temporary folder and moved into place only when complete,
 # so an interrupted download never leaves a folder that looks usable.

@@ -64,13 +64,14 @@ def bundled_artifacts() -> set[str]:
     return {artifact_name(p.name) for p in jars.glob("*.jar")}
 
 
-def resolve_spark_jars(jars_dir: Path) -> list[Path] | None:
-    """The local jar files for `spark.jars`, or None when jars/spark/ does not exist at all.
+def resolve_spark_jars(jars_dir: Path, jar_set: str = "spark") -> list[Path] | None:
+    """The local jar files of a jar set (`jars/spark/`, `jars/s3a/`) for `spark.jars`, or None when its folder does
+    not exist at all.
 
     A folder that exists but is partial (an interrupted `make jars`, a deleted file) is an error:
     running with half a classpath fails later with a far less helpful message.
     """
-    spark_dir = jars_dir / "spark"
+    spark_dir = jars_dir / jar_set
     if not spark_dir.exists():
         return None
     manifest = spark_dir / MANIFEST
@@ -82,6 +83,28 @@ def resolve_spark_jars(jars_dir: Path) -> list[Path] | None:
         shown = ", ".join(missing[:3]) or "every jar"
         raise SetupError(f"{spark_dir} is incomplete (missing {shown}): run `make jars` to fetch them again.")
     return [spark_dir / name for name in select_extra_jars(listed, bundled_artifacts())]
+
+
+def s3a_locations(settings: SparkSettings) -> list[str]:
+    """The table, checkpoint and MLflow DFS temp locations on `s3a://`: Spark needs Hadoop's s3a connector
+    (the `jars/s3a` set) to reach them."""
+    dfs_tmp = getattr(settings, "mlflow_dfs_tmp", None) or os.environ.get("MLFLOW_DFS_TMP") or ""
+    roots = (settings.table_uri(""), settings.checkpoint_uri(""), dfs_tmp)
+    return [root for root in roots if urlsplit(root).scheme == "s3a"]
+
+
+def s3a_endpoint_conf(conf: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
+    """Hadoop settings that point s3a at the S3-compatible server AWS_ENDPOINT_URL names (the variable delta-rs
+    and the AWS tools read), unless SPARK_CONF sets `spark.hadoop.fs.s3a.endpoint` itself: one set of variables
+    reaches the store from Spark and from delta-rs alike. Such servers (MinIO, moto, Ceph) want path-style URLs."""
+    endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
+    if not endpoint or "spark.hadoop.fs.s3a.endpoint" in conf:
+        return {}
+    added = {"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"}
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        added["spark.hadoop.fs.s3a.endpoint.region"] = region
+    return {key: value for key, value in added.items() if key not in conf}
 
 
 def class_archive_options(archive: Path | None) -> list[str]:
@@ -103,10 +126,15 @@ def driver_gc_options(settings: SparkSettings) -> list[str]:
 
 
 def spark_conf(
-    settings: SparkSettings, app_name: str, jars: list[Path] | None, archive: Path | None = None
+    settings: SparkSettings,
+    app_name: str,
+    jars: list[Path] | None,
+    archive: Path | None = None,
+    extra_jars: tuple[Path, ...] = (),
 ) -> dict[str, str]:
     """Everything the session is built with, as plain strings (pure, so it can be checked in tests);
-    `archive`: the class-data archive the driver's JVM starts from (see `class_archive_options`)."""
+    `archive`: the class-data archive the driver's JVM starts from (see `class_archive_options`); `extra_jars`: an
+    optional jar set's (the s3a connector's) on top of the project's."""
     conf = {
         "spark.app.name": app_name,
         "spark.master": settings.spark_master,
@@ -159,11 +187,16 @@ def spark_conf(
     if jars is None:
         conf["spark.jars.packages"] = ",".join(SPARK_PACKAGES)
         conf["spark.jars.ivySettings"] = str(IVY_SETTINGS)
-    else:
-        conf["spark.jars"] = ",".join(str(p.resolve()) for p in jars)
-    conf.update(settings.spark_conf)
+    ours = [str(p.resolve()) for p in (*(jars or ()), *extra_jars)]
+    if ours:
+        conf["spark.jars"] = ",".join(ours)
+    own = {**settings.spark_conf, **getattr(settings, "service_spark_conf", {})}
     # A service's own settings on top (STREAMING_SPARK_CONF, TRAINING_SPARK_CONF: their `service_spark_conf`).
-    conf.update(getattr(settings, "service_spark_conf", {}))
+    # Jars or packages the user names come in addition to the project's: replacing them would drop Delta and Kafka.
+    for key in ("spark.jars", "spark.jars.packages"):
+        if own.get(key) and conf.get(key):
+            own[key] = f"{conf[key]},{own[key]}"
+    conf.update(own)
     return conf
 
 
@@ -231,6 +264,13 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
         # their own PYSPARK_PYTHON, which needs the project's requirements too.
         os.environ["PYSPARK_PYTHON"] = sys.executable
     jars = resolve_spark_jars(settings.jars_dir)
+    s3a = s3a_locations(settings)
+    s3a_jars = resolve_spark_jars(settings.jars_dir, "s3a") if s3a else []
+    if s3a_jars is None:
+        raise SetupError(
+            f"{s3a[0]} is on s3a:// but Hadoop's s3a connector is not installed ({settings.jars_dir / 's3a'} is "
+            "missing): run `make jars`"
+        )
     if jars is None:
         log.warning(
             "%s not found: Spark will download Delta and the Kafka connector from Maven Central at start-up "
@@ -239,7 +279,9 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
         )
     from pyspark.sql import SparkSession  # noqa: PLC0415 - importing pyspark is slow; only here
 
-    conf = spark_conf(settings, app_name, jars, class_archive(settings))
+    conf = spark_conf(settings, app_name, jars, class_archive(settings), tuple(s3a_jars))
+    if s3a:
+        conf.update(s3a_endpoint_conf(conf, dict(os.environ)))
     if uncapped_on_a_cluster(conf):
         log.warning(
             "%s takes every core of the cluster %s: another service's application will wait for resources; cap "

@@ -14,10 +14,13 @@ from pipeline_runtime.spark import (
     MANIFEST,
     SPARK_PACKAGES,
     artifact_name,
+    build_spark_session,
     class_archive,
     driver_local_locations,
     require_shared_locations,
     resolve_spark_jars,
+    s3a_endpoint_conf,
+    s3a_locations,
     select_extra_jars,
     spark_conf,
     uncapped_on_a_cluster,
@@ -240,3 +243,41 @@ def test_each_service_adds_its_own_spark_settings_on_top_of_the_shared_ones(
     assert uncapped_on_a_cluster(spark_conf(StreamingSettings(_env_file=None, data_dir=tmp_path), "streaming", None))
     monkeypatch.setenv("SPARK_MASTER", "local[2]")
     assert not uncapped_on_a_cluster(spark_conf(StreamingSettings(_env_file=None, data_dir=tmp_path), "s", None))
+
+
+def test_jars_named_in_spark_conf_come_in_addition_to_the_projects(tmp_path: Path) -> None:
+    """spark.jars in SPARK_CONF used to replace the project's jars, and Delta and Kafka were gone."""
+    settings = SparkSettings(_env_file=None, data_dir=tmp_path, spark_conf={"spark.jars": "/opt/extra.jar"})
+    conf = spark_conf(settings, "app", [tmp_path / "delta.jar"], extra_jars=(tmp_path / "s3a.jar",))
+    assert conf["spark.jars"] == f"{tmp_path / 'delta.jar'},{tmp_path / 's3a.jar'},/opt/extra.jar"
+    packages = spark_conf(settings.model_copy(update={"spark_conf": {"spark.jars.packages": "g:a:1"}}), "app", None)[
+        "spark.jars.packages"
+    ]
+    assert packages.endswith(",g:a:1") and "io.delta:delta-spark" in packages
+
+
+def test_s3a_locations_need_the_s3a_jar_set_and_reach_the_endpoint_delta_rs_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLFLOW_DFS_TMP", raising=False)
+    local = SparkSettings(_env_file=None, data_dir=tmp_path)
+    assert s3a_locations(local) == []
+    on_s3 = SparkSettings(_env_file=None, data_dir=tmp_path, checkpoints_location="s3a://b/checkpoints")
+    assert s3a_locations(on_s3) == ["s3a://b/checkpoints/"]
+    monkeypatch.setenv("MLFLOW_DFS_TMP", "s3a://b/mlflow-tmp")
+    assert s3a_locations(local) == ["s3a://b/mlflow-tmp"]
+
+    environ = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1"}
+    assert s3a_endpoint_conf({}, environ) == {
+        "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000",
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
+    }
+    own = {"spark.hadoop.fs.s3a.endpoint": "https://s3.example.com"}
+    assert s3a_endpoint_conf(own, environ) == {}, "SPARK_CONF's endpoint wins"
+    assert s3a_endpoint_conf({}, {"AWS_REGION": "eu-west-1"}) == {}, "AWS itself: the SDK finds the endpoint"
+
+    monkeypatch.setenv("JARS_DIR", str(tmp_path / "jars"))
+    (tmp_path / "jars").mkdir()
+    with pytest.raises(SetupError, match=r"s3a://b/checkpoints/ is on s3a:// but Hadoop's s3a connector .*make jars"):
+        build_spark_session(on_s3.model_copy(update={"jars_dir": tmp_path / "jars"}), "app")
