@@ -93,17 +93,23 @@ def s3a_locations(settings: SparkSettings) -> list[str]:
     return [root for root in roots if urlsplit(root).scheme == "s3a"]
 
 
-def s3a_endpoint_conf(conf: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
-    """Hadoop settings that point s3a at the S3-compatible server AWS_ENDPOINT_URL names (the variable delta-rs
-    and the AWS tools read), unless SPARK_CONF sets `spark.hadoop.fs.s3a.endpoint` itself: one set of variables
-    reaches the store from Spark and from delta-rs alike. Such servers (MinIO, moto, Ceph) want path-style URLs."""
+def s3a_conf(conf: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
+    """Hadoop settings for `s3a://` locations, each unless SPARK_CONF sets it itself.
+
+    * The S3-compatible server AWS_ENDPOINT_URL names (the variable delta-rs and the AWS tools read) becomes
+      `fs.s3a.endpoint`, with the path-style URLs such servers (MinIO, moto, Ceph) want: one set of variables
+      reaches the store from Spark and from delta-rs alike.
+    * `copyFromLocalFile` (how a model reaches MLFLOW_DFS_TMP) through the generic output stream instead of the AWS
+      SDK's transfer manager: its asynchronous client, on the netty 4.2 that Spark ships rather than the 4.1 the
+      SDK modules are built for, took the server's `100 Continue` for the answer and retried a finished upload
+      for minutes (`S3Exception: Status Code: 100`, seen against moto's server)."""
+    added = {"spark.hadoop.fs.s3a.optimized.copy.from.local.enabled": "false"}
     endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-    if not endpoint or "spark.hadoop.fs.s3a.endpoint" in conf:
-        return {}
-    added = {"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"}
-    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if region:
-        added["spark.hadoop.fs.s3a.endpoint.region"] = region
+    if endpoint and "spark.hadoop.fs.s3a.endpoint" not in conf:
+        added.update({"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"})
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if region:
+            added["spark.hadoop.fs.s3a.endpoint.region"] = region
     return {key: value for key, value in added.items() if key not in conf}
 
 
@@ -281,7 +287,7 @@ def build_spark_session(settings: SparkSettings, app_name: str) -> "SparkSession
 
     conf = spark_conf(settings, app_name, jars, class_archive(settings), tuple(s3a_jars))
     if s3a:
-        conf.update(s3a_endpoint_conf(conf, dict(os.environ)))
+        conf.update(s3a_conf(conf, dict(os.environ)))
     if uncapped_on_a_cluster(conf):
         log.warning(
             "%s takes every core of the cluster %s: another service's application will wait for resources; cap "

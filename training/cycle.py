@@ -438,13 +438,14 @@ def train_task(  # noqa: PLR0915 - the steps of one model, in order
             example = prepared.holdout.select(*prepared.features.columns).limit(5)
             output = model.transform(example).select(score_column(task).alias("score")).toPandas()
             inputs = example.toPandas()
-            info = mlflow.spark.log_model(
-                model,
-                "model",
-                signature=infer_signature(inputs, output),
-                input_example=inputs,
-                pip_requirements=pip_requirements(best.family),
-            )
+            with registry.saving_through_shared_storage():
+                info = mlflow.spark.log_model(
+                    model,
+                    "model",
+                    signature=infer_signature(inputs, output),
+                    input_example=inputs,
+                    pip_requirements=pip_requirements(best.family),
+                )
             # Linked to the logged model and the gold version it learnt from (MLflow 3), then MLflow's own
             # evaluation of the same holdout predictions.
             model_id = registry.logged_model_id(info, model_name, run.info.run_id)

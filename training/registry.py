@@ -11,6 +11,8 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -127,13 +129,18 @@ def model_load_root(master: str, dfs_tmp: str | None) -> str | None:
     return dfs_tmp.rstrip("/")
 
 
-def load_champion_model(name: str) -> Any:
-    """The Spark model of `name`'s champion, loaded where every executor can read it (`load_spark_model`)."""
+def session_model_root() -> str | None:
+    """`model_load_root` of the active Spark session's master and MLFLOW_DFS_TMP."""
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
     spark = SparkSession.getActiveSession()
     master = str(spark.sparkContext.master) if spark else "local"
-    return load_spark_model(f"models:/{name}@{CHAMPION}", model_load_root(master, os.environ.get("MLFLOW_DFS_TMP")))
+    return model_load_root(master, os.environ.get("MLFLOW_DFS_TMP"))
+
+
+def load_champion_model(name: str) -> Any:
+    """The Spark model of `name`'s champion, loaded where every executor can read it (`load_spark_model`)."""
+    return load_spark_model(f"models:/{name}@{CHAMPION}", session_model_root())
 
 
 def load_spark_model(uri: str, root: str | None) -> Any:
@@ -161,6 +168,29 @@ def load_spark_model(uri: str, root: str | None) -> Any:
         fs, destination, hadoop_path = hadoop_fs(spark, target)
         fs.copyFromLocalFile(False, True, hadoop_path(Path(local, "sparkml").as_uri()), destination)
     return PipelineModel.load(target)
+
+
+@contextmanager
+def saving_through_shared_storage() -> Iterator[None]:
+    """While a Spark model is logged, Hadoop's default filesystem is the store of `session_model_root()` when that
+    is a URI. MLflow's Spark flavour (3.x) has the executors save the model under MLFLOW_DFS_TMP, then copies it
+    out with the *default* filesystem, which refuses a path of any other: `Wrong FS: s3a://.../mlflow-tmp/...,
+    expected: file:///` (seen on a standalone cluster with MLFLOW_DFS_TMP on S3). Only the default changes, and only
+    for the log: every path the pipeline gives Spark names its filesystem."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    spark = SparkSession.getActiveSession()
+    parts = urlsplit(session_model_root() or "")
+    if spark is None or not parts.scheme or parts.scheme == "file":
+        yield
+        return
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]  # noqa: SLF001
+    before = conf.get("fs.defaultFS")
+    conf.set("fs.defaultFS", f"{parts.scheme}://{parts.netloc}/")
+    try:
+        yield
+    finally:
+        conf.set("fs.defaultFS", before) if before else conf.unset("fs.defaultFS")
 
 
 def remove_old_loads(folders: Path, older_than_seconds: float = 86_400.0) -> None:

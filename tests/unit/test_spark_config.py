@@ -19,7 +19,7 @@ from pipeline_runtime.spark import (
     driver_local_locations,
     require_shared_locations,
     resolve_spark_jars,
-    s3a_endpoint_conf,
+    s3a_conf,
     s3a_locations,
     select_extra_jars,
     spark_conf,
@@ -268,14 +268,17 @@ def test_s3a_locations_need_the_s3a_jar_set_and_reach_the_endpoint_delta_rs_uses
     assert s3a_locations(local) == ["s3a://b/mlflow-tmp"]
 
     environ = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_REGION": "eu-west-1"}
-    assert s3a_endpoint_conf({}, environ) == {
+    plain_copy = {"spark.hadoop.fs.s3a.optimized.copy.from.local.enabled": "false"}
+    assert s3a_conf({}, environ) == {
         "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:9000",
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.endpoint.region": "eu-west-1",
+        **plain_copy,
     }
     own = {"spark.hadoop.fs.s3a.endpoint": "https://s3.example.com"}
-    assert s3a_endpoint_conf(own, environ) == {}, "SPARK_CONF's endpoint wins"
-    assert s3a_endpoint_conf({}, {"AWS_REGION": "eu-west-1"}) == {}, "AWS itself: the SDK finds the endpoint"
+    assert s3a_conf(own, environ) == plain_copy, "SPARK_CONF's endpoint wins"
+    assert s3a_conf({}, {"AWS_REGION": "eu-west-1"}) == plain_copy, "AWS itself: the SDK finds the endpoint"
+    assert s3a_conf({**plain_copy, "spark.hadoop.fs.s3a.optimized.copy.from.local.enabled": "true"}, {}) == {}
 
     monkeypatch.setenv("JARS_DIR", str(tmp_path / "jars"))
     (tmp_path / "jars").mkdir()

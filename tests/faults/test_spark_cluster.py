@@ -1,0 +1,170 @@
+"""The pipeline on a Spark standalone cluster, with settings only: a master and two workers from pyspark's own
+`spark-class` (one in its own mount namespace with a private `/tmp`, as a second machine), tables, checkpoints
+and MLflow's DFS temp folder on S3 (moto's server, through the `jars/s3a` set), `mlflow server` as the tracking
+server a team runs. The producer publishes a sandbox catalogue; the streaming job catches up on the cluster and a
+worker is SIGKILLed in the middle of its silver batch (the batch is retried on the other: nothing lost, nothing
+twice); the trainer trains and promotes on the cluster, and `recommend` loads the champion there.
+"""
+
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+
+from pipeline_runtime.broker import HOST, free_port
+from pipeline_runtime.contract import BRONZE, GOLD, SILVER_ENTITY_TABLES, SILVER_HISTORY
+from pipeline_runtime.delta_log import open_delta_rs
+from producers.sandbox.server import SandboxServer
+from tests.support import delivery
+from tests.support.processes import kill_group, run_module, start_group
+from tests.support.spark_cluster import spark_cluster
+from tests.support.spotify import fault_env
+
+pytestmark = pytest.mark.cluster
+
+# Each application's share of the two one-core workers; two executors on one host must not read each other's
+# shuffle files from the host's disk (each worker has a work folder of its own, one of them in a private /tmp).
+CAPS = {"spark.cores.max": "2", "spark.executor.memory": "1g", "spark.shuffle.readHostLocalDisk": "false"}
+
+
+def column(location: str, name: str) -> list[object]:
+    table = open_delta_rs(location)
+    assert table is not None, f"no Delta table at {location}"
+    return table.to_pyarrow_table(columns=[name]).column(name).to_pylist()  # type: ignore[no-any-return]
+
+
+def keys_in(s3: object, bucket: str, prefix: str) -> set[str]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)  # type: ignore[attr-defined]
+    return {item["Key"].removeprefix(prefix) for item in listed.get("Contents", [])}
+
+
+def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
+    sandbox_factory: Callable[..., SandboxServer],
+    bootstrap_servers: str,
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
+    figures: Callable[..., None],
+) -> None:
+    started = time.monotonic()
+    server = sandbox_factory("extended", seed=5, tracks=600, artists=80, albums=150, playlists=6, favourite_playlists=2)
+    lake = f"s3a://{s3_bucket}"
+    env = fault_env(
+        server,
+        tmp_path / "data",
+        bootstrap_servers,
+        TABLES_LOCATION=f"{lake}/tables",
+        CHECKPOINTS_LOCATION=f"{lake}/checkpoints",
+        MLFLOW_DFS_TMP=f"{lake}/mlflow-tmp",
+        PYSPARK_PYTHON=sys.executable,  # the executors' Python, with the project's packages
+        SPARK_UI_ENABLED="false",
+        SPARK_DRIVER_MEMORY="1g",
+        SPARK_SHUFFLE_PARTITIONS="1",  # a test's data is small: one partition, as in every other test
+        TRAINING_SHUFFLE_PARTITIONS="1",
+        STREAMING_SPARK_CONF=json.dumps(CAPS),
+        TRAINING_SPARK_CONF=json.dumps(CAPS),
+        TRAINING_TUNING="quick",
+    )
+    produced = run_module("producers", "run", "--once", env=env, cwd=tmp_path, timeout=300)
+    assert produced.returncode == 0, produced.stderr[-3000:]
+    accepted = delivery.accepted_event_ids(tmp_path / "data" / "state" / "producer.sqlite")
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    with spark_cluster(tmp_path / "spark", workers=2, private_tmp=(1,)) as cluster:
+        env["SPARK_MASTER"] = cluster.master_url
+        log = tmp_path / "streaming.log"
+        job = start_group(["streaming", "run", "--available-now"], env, tmp_path, log)
+        try:
+            # The silver batch has begun once its offsets are written and not yet committed.
+            deadline = time.monotonic() + 240
+            while "0" not in keys_in(s3, s3_bucket, "checkpoints/silver/offsets/"):
+                assert job.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the silver batch never began"
+                time.sleep(0.2)
+            time.sleep(1.0)  # its tasks are on the executors
+            committed_before_kill = "0" in keys_in(s3, s3_bucket, "checkpoints/silver/commits/")
+            cluster.workers[0].kill()
+            assert job.wait(300) == 0, log.read_text()[-3000:]
+        finally:
+            if job.poll() is None:
+                kill_group(job)
+        output = log.read_text()
+        streamed = time.monotonic()
+        cluster.start_worker(0, "1g", private_tmp=False)  # the machine replaced, for the trainer
+
+        offsets = column(f"{lake}/tables/{BRONZE}", "offset")
+        history = column(f"{lake}/tables/{SILVER_HISTORY}", "event_id")
+        tracks = column(f"{lake}/tables/{SILVER_ENTITY_TABLES['track']}", "track_id")
+        gold = column(f"{lake}/tables/{GOLD}", "track_id")
+        counts = delivery.catalogue_counts(server)
+        assert len(offsets) == len(accepted) == sum(counts.values()), "every accepted event in bronze, once"
+        assert len(history) == len(set(history)) == counts["playlist_membership"]
+        assert len(tracks) == len(set(tracks)) == len(Counter(gold)) == len(gold)
+
+        # The trainer and recommend on the same cluster, with `mlflow server` as the tracking server.
+        port = free_port()
+        mlflow_log = tmp_path / "mlflow.log"
+        mlflow_server = start_group(
+            [
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp_path / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(tmp_path / "mlflow-artifacts"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            env,
+            tmp_path,
+            mlflow_log,
+        )
+        try:
+            url = f"http://{HOST}:{port}"
+            delivery.wait_for(lambda: health(url), "the tracking server", 120, mlflow_server, mlflow_log)
+            env["MLFLOW_TRACKING_URI"] = url
+            train_log = tmp_path / "training.log"
+            trainer = start_group(["training", "run", "--once"], env, tmp_path, train_log)
+            try:
+                assert trainer.wait(600) == 0, train_log.read_text()[-3000:]
+            finally:
+                if trainer.poll() is None:
+                    kill_group(trainer)
+            trained_output = train_log.read_text()
+            trained_at = time.monotonic()
+            recommended = run_module("training", "recommend", "--top", "5", env=env, cwd=tmp_path, timeout=300)
+            assert recommended.returncode == 0, recommended.stderr[-3000:]
+        finally:
+            kill_group(mlflow_server)
+    assert trained_output.count(" is now champion") == 2, trained_output[-3000:]  # both models, on the cluster
+    # The favourite champion, loaded on the cluster through MLFLOW_DFS_TMP, ranked them.
+    assert "top 5 tracks for you (spotify-favourite v1" in recommended.stdout, recommended.stdout
+    assert re.findall(r"^│ (\d+) +│", recommended.stdout, re.MULTILINE) == ["1", "2", "3", "4", "5"]
+    figures(
+        workers=2,
+        worker_killed="during the silver batch" if not committed_before_kill else "after the silver batch",
+        events_accepted=len(accepted),
+        bronze_records=len(offsets),
+        lost_executor="Lost executor" in output or "worker lost" in output.lower(),
+        seconds_streaming=round(streamed - started),
+        seconds_training=round(trained_at - streamed),
+        seconds_total=round(time.monotonic() - started),
+    )
+
+
+def health(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/health", timeout=2).ok
+    except requests.RequestException:
+        return False
