@@ -184,7 +184,7 @@ def saving_through_shared_storage() -> Iterator[None]:
     if spark is None or not parts.scheme or parts.scheme == "file":
         yield
         return
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]  # noqa: SLF001
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
     before = conf.get("fs.defaultFS")
     conf.set("fs.defaultFS", f"{parts.scheme}://{parts.netloc}/")
     try:
