@@ -123,7 +123,7 @@ test-e2e: setup ## the commands as users run them (demo, supervisor, CLIs), in s
 test-faults: setup ## only the fault-injection and security tests (tests/faults), with the figures each checked
 	$(PY) -m pytest $(XDIST) tests/faults $(PYTEST_ARGS)
 
-test-cluster: setup ## the cluster tests: a Kafka cluster of three KRaft brokers with SASL/PLAIN loses one while the pipeline runs
+test-cluster: setup ## the cluster tests: 3 KRaft brokers with SASL/PLAIN lose one; a Spark standalone cluster with S3 and mlflow server loses a worker
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 10 min)

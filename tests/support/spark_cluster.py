@@ -1,8 +1,10 @@
 """A Spark standalone cluster on loopback ports, started by pyspark's own `spark-class`: a master and workers of one
-core each. A worker can run in its own mount namespace with a private `/tmp` (`unshare`, as root), so a path on
-the driver's `/tmp` is not there for it, as on a second machine."""
+core each. A worker can run in a mount namespace of its own (`unshare`, as root) where the driver's folder (its
+DATA_DIR and TMPDIR) is an empty tmpfs, so a path only the driver's disk has is not there for it, as on a second
+machine. (Not all of `/tmp`: the project itself may be there, as a fresh clone in CI is.)"""
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -45,28 +47,31 @@ class Daemon:
 class SparkCluster:
     root: Path
     env: dict[str, str]
+    hidden: Path  # the driver's own folder, which a worker "on another machine" does not see
     master_url: str
     master: Daemon
     workers: list[Daemon] = field(default_factory=list)
 
-    def start_worker(self, index: int, memory: str, private_tmp: bool) -> Daemon:
-        """Worker `index` (one core, `memory`), started and registered with the master."""
+    def start_worker(self, index: int, memory: str, elsewhere: bool) -> Daemon:
+        """Worker `index` (one core, `memory`), started and registered with the master; `elsewhere`: without the
+        driver's folder."""
         work_dir = self.root / f"worker-{index}"
         work_dir.mkdir(exist_ok=True)
         args = ["org.apache.spark.deploy.worker.Worker", "--host", HOST, "--cores", "1", "--memory", memory]
         args += ["--webui-port", str(free_port()), "--work-dir", str(work_dir), self.master_url]
         env = {**self.env, "SPARK_WORKER_DIR": str(work_dir)}
         log = self.root / f"worker-{index}-{len(self.workers)}.log"
-        worker = start_daemon(f"worker {index}", args, log, env, private_tmp)
+        worker = start_daemon(f"worker {index}", args, log, env, self.hidden if elsewhere else None)
         self.workers.append(worker)
         worker.wait_for("Successfully registered with master")
         return worker
 
 
-def start_daemon(name: str, args: list[str], log: Path, env: dict[str, str], private_tmp: bool) -> Daemon:
+def start_daemon(name: str, args: list[str], log: Path, env: dict[str, str], hidden: Path | None) -> Daemon:
+    """A daemon in a process group of its own; with `hidden`, in a mount namespace where that folder is empty."""
     command = [str(SPARK_HOME / "bin" / "spark-class"), *args]
-    if private_tmp:
-        shell = "mount -t tmpfs tmpfs /tmp && exec " + " ".join(command)
+    if hidden is not None:
+        shell = f"mount -t tmpfs tmpfs {shlex.quote(str(hidden))} && exec " + shlex.join(command)
         command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", shell]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -75,23 +80,23 @@ def start_daemon(name: str, args: list[str], log: Path, env: dict[str, str], pri
 
 @contextmanager
 def spark_cluster(
-    root: Path, workers: int = 2, memory: str = "1g", private_tmp: tuple[int, ...] = (1,)
+    root: Path, driver: Path, workers: int = 2, memory: str = "1g", elsewhere: tuple[int, ...] = (1,)
 ) -> Iterator[SparkCluster]:
-    """A master and `workers` workers of one core and `memory` each (`private_tmp`: the indexes of the workers with
-    a /tmp of their own); every daemon is SIGKILLed at the end."""
+    """A master and `workers` workers of one core and `memory` each (`elsewhere`: the indexes of the workers that do
+    not see the `driver` folder); every daemon is SIGKILLed at the end."""
     root.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SPARK_", "PYSPARK_"))}
     env.update({"SPARK_HOME": str(SPARK_HOME), "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": str(root)})
     port = free_port()
     args = ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port)]
     master = start_daemon(
-        "master", [*args, "--webui-port", str(free_port(avoid=[port]))], root / "master.log", env, False
+        "master", [*args, "--webui-port", str(free_port(avoid=[port]))], root / "master.log", env, None
     )
-    cluster = SparkCluster(root, env, f"spark://{HOST}:{port}", master)
+    cluster = SparkCluster(root, env, driver, f"spark://{HOST}:{port}", master)
     try:
         master.wait_for("I have been elected leader")
         for i in range(workers):
-            cluster.start_worker(i, memory, private_tmp=i in private_tmp)
+            cluster.start_worker(i, memory, elsewhere=i in elsewhere)
         yield cluster
     finally:
         for daemon in (*cluster.workers, master):
