@@ -126,7 +126,7 @@ test-faults: setup ## only the fault-injection and security tests (tests/faults)
 test-cluster: setup ## the cluster tests: 3 KRaft brokers with SASL/PLAIN lose one; a Spark standalone cluster with S3 and mlflow server loses a worker
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
-test-soak: setup ## the soak runs: the streaming job SIGKILLed 5 times in a 100k-event catch-up (about 10 min)
+test-soak: setup ## the soak runs: streaming SIGKILLed 5 times in 100k events; the whole pipeline on a Spark standalone cluster (about 16 min)
 	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 # --strict: a dependency that could not be looked up fails the audit instead of passing unchecked.

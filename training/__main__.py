@@ -138,6 +138,12 @@ def run(settings: TrainingSettings, once: bool, interval: float) -> int:
                     status = EXIT_FAILED
                 if once:
                     break
+                if spark is not None and not settings.spark_master.startswith("local"):
+                    # A cluster's cores and memory go back to the other applications (the streaming job) until the
+                    # next cycle, which starts a new session; a local session is kept (its JVM is this machine's).
+                    spark.stop()
+                    spark = None
+                    log.info("Spark session stopped: its executors are free until the next cycle")
                 log.info("next cycle in %.0f s", interval)
                 stop.wait(interval)
         finally:

@@ -50,6 +50,7 @@ class SparkCluster:
     hidden: Path  # the driver's own folder, which a worker "on another machine" does not see
     master_url: str
     master: Daemon
+    ui_url: str  # the master's web UI: /json/ lists the workers and the running applications
     workers: list[Daemon] = field(default_factory=list)
 
     def start_worker(self, index: int, memory: str, elsewhere: bool) -> Daemon:
@@ -89,10 +90,9 @@ def spark_cluster(
     env.update({"SPARK_HOME": str(SPARK_HOME), "SPARK_NO_DAEMONIZE": "1", "SPARK_LOG_DIR": str(root)})
     port = free_port()
     args = ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port)]
-    master = start_daemon(
-        "master", [*args, "--webui-port", str(free_port(avoid=[port]))], root / "master.log", env, None
-    )
-    cluster = SparkCluster(root, env, driver, f"spark://{HOST}:{port}", master)
+    ui_port = free_port(avoid=[port])
+    master = start_daemon("master", [*args, "--webui-port", str(ui_port)], root / "master.log", env, None)
+    cluster = SparkCluster(root, env, driver, f"spark://{HOST}:{port}", master, f"http://{HOST}:{ui_port}")
     try:
         master.wait_for("I have been elected leader")
         for i in range(workers):
