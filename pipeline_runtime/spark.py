@@ -71,25 +71,29 @@ def resolve_spark_jars(jars_dir: Path, jar_set: str = "spark") -> list[Path] | N
     A folder that exists but is partial (an interrupted `make jars`, a deleted file) is an error:
     running with half a classpath fails later with a far less helpful message.
     """
-    spark_dir = jars_dir / jar_set
-    if not spark_dir.exists():
+    folder = jars_dir / jar_set
+    if not folder.exists():
         return None
-    manifest = spark_dir / MANIFEST
+    manifest = folder / MANIFEST
     if not manifest.is_file():
-        raise SetupError(f"{spark_dir} is incomplete (no {MANIFEST}; `make jars` did not finish): run `make jars`.")
+        raise SetupError(f"{folder} is incomplete (no {MANIFEST}; `make jars` did not finish): run `make jars`.")
     listed = [line.strip() for line in manifest.read_text().splitlines() if line.strip()]
-    missing = [name for name in listed if not (spark_dir / name).is_file()]
+    missing = [name for name in listed if not (folder / name).is_file()]
     if missing or not listed:
         shown = ", ".join(missing[:3]) or "every jar"
-        raise SetupError(f"{spark_dir} is incomplete (missing {shown}): run `make jars` to fetch them again.")
-    return [spark_dir / name for name in select_extra_jars(listed, bundled_artifacts())]
+        raise SetupError(f"{folder} is incomplete (missing {shown}): run `make jars` to fetch them again.")
+    return [folder / name for name in select_extra_jars(listed, bundled_artifacts())]
+
+
+def configured_dfs_tmp(settings: SparkSettings) -> str | None:
+    """MLFLOW_DFS_TMP as the trainer's settings or the environment give it (None: MLflow's own default)."""
+    return getattr(settings, "mlflow_dfs_tmp", None) or os.environ.get("MLFLOW_DFS_TMP")
 
 
 def s3a_locations(settings: SparkSettings) -> list[str]:
     """The table, checkpoint and MLflow DFS temp locations on `s3a://`: Spark needs Hadoop's s3a connector
     (the `jars/s3a` set) to reach them."""
-    dfs_tmp = getattr(settings, "mlflow_dfs_tmp", None) or os.environ.get("MLFLOW_DFS_TMP") or ""
-    roots = (settings.table_uri(""), settings.checkpoint_uri(""), dfs_tmp)
+    roots = (settings.table_uri(""), settings.checkpoint_uri(""), configured_dfs_tmp(settings) or "")
     return [root for root in roots if urlsplit(root).scheme == "s3a"]
 
 
@@ -227,7 +231,7 @@ def driver_local_locations(settings: SparkSettings, checkpoints: bool, models: b
     if checkpoints:
         roots.append(("CHECKPOINTS_LOCATION", settings.checkpoints_location, settings.checkpoint_uri(""), under))
     if models:
-        configured = getattr(settings, "mlflow_dfs_tmp", None) or os.environ.get("MLFLOW_DFS_TMP")
+        configured = configured_dfs_tmp(settings)
         roots.append(("MLFLOW_DFS_TMP", configured, configured or MLFLOW_DFS_TMP_DEFAULT, "(MLflow's default)"))
     return [
         (name, configured or f"unset, so {resolved.rstrip('/')} {default}")

@@ -125,13 +125,12 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
         assert len(tracks) == len(set(tracks)) == len(Counter(gold)) == len(gold)
         assert not committed_before_kill, "the worker was killed after the silver batch, not during it"
         assert "Lost executor" in output, output[-3000:]  # Spark saw the executor go, and retried its tasks
+        seen = {"workers": 2, "worker_killed": "during the silver batch", "duplicates_in_history_tracks_gold": 0}
         if not whole:
             figures(
-                workers=2,
-                worker_killed="during the silver batch",
+                **seen,
                 events_accepted=len(accepted),
                 bronze_records=len(offsets),
-                duplicates_in_history_tracks_gold=0,
                 seconds_total=round(time.monotonic() - started),
             )
             return
@@ -212,11 +211,9 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
     assert "top 5 tracks for you (spotify-favourite v1" in recommended.stdout, recommended.stdout
     assert re.findall(r"^│ (\d+) +│", recommended.stdout, re.MULTILINE) == ["1", "2", "3", "4", "5"]
     figures(
-        workers=2,
-        worker_killed="during the silver batch",
+        **seen,
         events_accepted=len(accepted),
         bronze_records=len(new_offsets),
-        duplicates_in_history_tracks_gold=0,
         seconds_streaming=round(streamed - started),
         seconds_resumed_run=round(resumed_at - streamed),
         seconds_training=round(trained_at - resumed_at),
