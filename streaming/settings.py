@@ -24,6 +24,13 @@ class StreamingSettings(KafkaSettings, SparkSettings):
         description="Trigger of the gold query, which re-builds the gold rows of changed silver rows on its own "
         "cadence; unset: the same as trigger_interval.",
     )
+    fused_ingest: bool = Field(
+        False,
+        description="One query from Kafka to bronze and silver: each micro-batch appends its records to bronze "
+        "(idempotently) and writes silver from them, which saves bronze's own trigger and batch on the way to silver. "
+        "A catch-up's bronze then goes no faster than silver. A job that ran without it finishes its two queries "
+        "first and goes on from bronze's offsets; it cannot be turned off again.",
+    )
     max_offsets_per_trigger: int = Field(100_000, gt=0, description="Upper bound of records in one micro-batch.")
     silver_max_files_per_trigger: int = Field(1000, gt=0, description="Bronze files one silver micro-batch reads.")
     max_event_bytes: int = Field(262_144, gt=0, description="Larger records are quarantined as oversize.")

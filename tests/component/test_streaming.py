@@ -8,18 +8,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from pipeline_runtime.contract import GOLD_SCHEMA, TIME_RANGES, ddl_columns
 from pipeline_runtime.delta_log import table_version
+from pipeline_runtime.errors import SetupError
 from pipeline_runtime.kafka_admin import ensure_topics
 from pipeline_runtime.settings import TOPIC_SETTINGS
 from producers.events import artist_payload, make_event, membership_payload, track_payload
 from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
 from streaming.job import (
+    INGEST,
     REBUILT_TABLES,
+    committed_batches,
     ensure_tables,
     maintain_tables,
     rebuild,
@@ -253,3 +257,57 @@ def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
     version = table_version(spark, settings.table("track_features"))
     ensure_tables(spark, settings)
     assert table_version(spark, settings.table("track_features")) == version
+
+
+def test_one_ingest_query_takes_over_from_bronze_and_silver_and_writes_each_record_once(
+    spark: SparkSession, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    """STREAMING_FUSED_INGEST on a job that ran bronze and silver as two queries: they finish first, the one query
+    goes on from bronze's offsets (not Kafka's earliest), a batch replayed after a crash adds nothing to bronze, and
+    the two queries are refused afterwards."""
+    layered = streaming_settings(tmp_path, bootstrap_servers)
+    fused = layered.model_copy(update={"fused_ingest": True})
+    ensure_topics(bootstrap_servers, layered.topics)
+    track = {"artists": [{"id": "A" * 22, "name": "A"}], "album": {}, "popularity": 50}
+
+    def tracks(*names: str) -> list[tuple[str, bytes]]:
+        return [
+            (
+                layered.topic_tracks,
+                make_event(
+                    "track", name * 22, track_payload({**track, "id": name * 22, "name": name}), "test"
+                ).to_bytes(),
+            )
+            for name in names
+        ]
+
+    publish_raw(bootstrap_servers, tracks("a", "b"))
+    catch_up(spark, layered)
+    publish_raw(bootstrap_servers, tracks("c"))  # still for the two queries: the one query's first start runs them
+    catch_up(spark, fused)
+    assert table(spark, layered, "bronze").count() == 3
+    publish_raw(bootstrap_servers, [*tracks("d", "e"), (layered.topic_tracks, b"{not json")])
+    catch_up(spark, fused)
+    bronze = table(spark, layered, "bronze")
+    assert bronze.count() == bronze.select("partition", "offset").distinct().count() == 6, "each record once"
+    assert sorted(r.name for r in table(spark, layered, "silver_tracks").collect()) == ["a", "b", "c", "d", "e"]
+    assert sorted(r.track_id[0] for r in table(spark, layered, "track_features").collect()) == list("abcde")
+    assert [r.reason for r in table(spark, layered, "quarantine").collect()] == ["not JSON"]
+    ingest = [line for line in read_progress(layered.progress_file) if line["query"] == INGEST]
+    assert sum(line["input_rows"] for line in ingest) == 3, "the one query read only what came after bronze's end"
+    [batch] = [line for line in ingest if line["input_rows"]]
+    assert batch["rows_written"] == {"silver_tracks": 2} and batch["quarantined"] == 1
+    assert set(batch["layer_seconds"]) == {"bronze", "silver"} and "bronze" in batch["delta_versions"]
+
+    # A crash after the batch's writes, before Spark committed it: the batch runs again and changes nothing.
+    checkpoint = fused.checkpoint_uri(INGEST)
+    last = committed_batches(spark, checkpoint)[-1]
+    for name in (str(last), f".{last}.crc"):  # as if the process died before Spark wrote them
+        Path(checkpoint, "commits", name).unlink()
+    catch_up(spark, fused)
+    assert committed_batches(spark, checkpoint)[-1] == last
+    assert table(spark, layered, "bronze").count() == 6 and table(spark, layered, "quarantine").count() == 1
+    assert table(spark, layered, "silver_tracks").count() == 5
+
+    with pytest.raises(SetupError, match="STREAMING_FUSED_INGEST=true"):
+        catch_up(spark, layered)

@@ -2,8 +2,9 @@
 `spark-class` (one in a mount namespace of its own, where the driver's folder, DATA_DIR and TMPDIR, is empty: as on
 a second machine), tables, checkpoints and MLflow's DFS temp folder on S3 (moto's server, through the `jars/s3a`
 set), `mlflow server` as the tracking server a team runs. The producer publishes a sandbox catalogue; the streaming
-job catches up on the cluster and a worker is SIGKILLed in the middle of its silver batch (the batch is retried on
-the other: nothing lost, nothing twice); a second run resumes from the checkpoints in the bucket; the trainer trains
+job catches up on the cluster with its one ingest query (STREAMING_FUSED_INGEST: Kafka to bronze and silver in one
+batch) and a worker is SIGKILLed in the middle of that batch (its tasks are retried on the other: nothing lost,
+nothing twice); a second run resumes from the checkpoints in the bucket; the trainer trains
 and promotes on the cluster, then frees its executors until the next cycle, and `recommend` loads the champion
 there.
 """
@@ -86,6 +87,7 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
         SPARK_SHUFFLE_PARTITIONS="1",  # a test's data is small: one partition, as in every other test
         TRAINING_SHUFFLE_PARTITIONS="1",
         STREAMING_SPARK_CONF=json.dumps(CAPS),
+        STREAMING_FUSED_INGEST="true",  # the two-query layout is under the crash tests
         TRAINING_SPARK_CONF=json.dumps(CAPS),
         TRAINING_TUNING="quick",
     )
@@ -99,14 +101,14 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
         log = tmp_path / "streaming.log"
         job = start_group(["streaming", "run", "--available-now"], env, tmp_path, log)
         try:
-            # The silver batch has begun once its offsets are written and not yet committed.
+            # The ingest batch (bronze and silver) has begun once its offsets are written and not yet committed.
             deadline = time.monotonic() + 240
-            while "0" not in keys_in(s3, s3_bucket, "checkpoints/silver/offsets/"):
+            while "0" not in keys_in(s3, s3_bucket, "checkpoints/ingest/offsets/"):
                 assert job.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, "the silver batch never began"
+                assert time.monotonic() < deadline, "the ingest batch never began"
                 time.sleep(0.2)
             time.sleep(1.0)  # its tasks are on the executors
-            committed_before_kill = "0" in keys_in(s3, s3_bucket, "checkpoints/silver/commits/")
+            committed_before_kill = "0" in keys_in(s3, s3_bucket, "checkpoints/ingest/commits/")
             cluster.workers[0].kill()
             assert job.wait(300) == 0, log.read_text()[-3000:]
         finally:
@@ -123,9 +125,13 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
         assert len(offsets) == len(accepted) == sum(counts.values()), "every accepted event in bronze, once"
         assert len(history) == len(set(history)) == counts["playlist_membership"]
         assert len(tracks) == len(set(tracks)) == len(Counter(gold)) == len(gold)
-        assert not committed_before_kill, "the worker was killed after the silver batch, not during it"
+        assert not committed_before_kill, "the worker was killed after the ingest batch, not during it"
         assert "Lost executor" in output, output[-3000:]  # Spark saw the executor go, and retried its tasks
-        seen = {"workers": 2, "worker_killed": "during the silver batch", "duplicates_in_history_tracks_gold": 0}
+        seen = {
+            "workers": 2,
+            "worker_killed": "during the ingest batch (bronze and silver)",
+            "duplicates_in_history_tracks_gold": 0,
+        }
         if not whole:
             figures(
                 **seen,
