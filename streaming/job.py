@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
@@ -74,8 +75,12 @@ from streaming.transforms import (
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
+    from pyspark.sql.streaming.readwriter import DataStreamWriter
 
 log = logging.getLogger(__name__)
+
+# A function that starts one of the job's queries: (session, settings, available_now) -> the running query.
+QueryStart = Callable[["SparkSession", StreamingSettings, bool], "StreamingQuery"]
 
 # Compaction runs on the job's own schedule (maintain_tables), not after every small write.
 TABLE_PROPERTIES = {
@@ -368,9 +373,9 @@ class IngestWriter(SilverWriter):
             self.append(spark, records, BRONZE, batch_id)
             bronze_seconds = round(time.monotonic() - started, 3)
             super().__call__(records, batch_id)
-            facts = BATCH_FACTS.get((self.query_name, batch_id), {})
-            facts.setdefault("layer_seconds", {})["bronze"] = bronze_seconds
-            facts.setdefault("delta_versions", {})[BRONZE] = delta_version(self.settings.table(BRONZE))
+            facts = BATCH_FACTS[(self.query_name, batch_id)]  # the silver writer's, which the listener reports
+            facts["layer_seconds"]["bronze"] = bronze_seconds
+            facts["delta_versions"][BRONZE] = delta_version(self.settings.table(BRONZE))
         finally:
             records.unpersist()
 
@@ -426,6 +431,11 @@ class GoldWriter(MergeWriter):
         log.info("gold batch %d in %.1fs", batch_id, seconds)
 
 
+def triggered(writer: "DataStreamWriter", available_now: bool, interval: str) -> "DataStreamWriter":
+    """A query's trigger: availableNow (a catch-up), or every `interval` (the long-running job)."""
+    return writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=interval)
+
+
 def kafka_records(
     spark: "SparkSession", settings: StreamingSettings, starting_offsets: str = "earliest"
 ) -> "DataFrame":
@@ -452,26 +462,22 @@ def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_n
         .partitionBy("ingest_date")
         .option("checkpointLocation", settings.checkpoint_uri("bronze"))
     )
-    writer = (
-        writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
-    )
+    writer = triggered(writer, available_now, settings.trigger_interval)
     return writer.start(settings.table(BRONZE))
 
 
 def start_ingest(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
     """The one query from Kafka to bronze and silver (STREAMING_FUSED_INGEST). A new checkpoint starts where the
     bronze query of a job that ran without it stopped (switch_to_fused ran that query to its end first)."""
-    bronze_offsets = last_committed_offsets(spark, settings.checkpoint_uri("bronze"))
     started = bool(committed_batches(spark, settings.checkpoint_uri(INGEST)))
+    bronze_offsets = None if started else last_committed_offsets(spark, settings.checkpoint_uri("bronze"))
     writer = (
-        kafka_records(spark, settings, bronze_offsets if bronze_offsets and not started else "earliest")
+        kafka_records(spark, settings, bronze_offsets or "earliest")
         .writeStream.queryName(INGEST)
         .foreachBatch(IngestWriter(settings, INGEST))
         .option("checkpointLocation", settings.checkpoint_uri(INGEST))
     )
-    writer = (
-        writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
-    )
+    writer = triggered(writer, available_now, settings.trigger_interval)
     return writer.start()
 
 
@@ -488,9 +494,7 @@ def start_silver(
         .foreachBatch(SilverWriter(settings, "silver"))
         .option("checkpointLocation", settings.checkpoint_uri("silver"))
     )
-    writer = (
-        writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=settings.trigger_interval)
-    )
+    writer = triggered(writer, available_now, settings.trigger_interval)
     return writer.start()
 
 
@@ -583,11 +587,7 @@ def start_gold(spark: "SparkSession", settings: StreamingSettings, available_now
         .foreachBatch(GoldWriter(settings, "gold"))
         .option("checkpointLocation", settings.checkpoint_uri("gold"))
     )
-    writer = (
-        writer.trigger(availableNow=True)
-        if available_now
-        else writer.trigger(processingTime=settings.gold_trigger_interval or settings.trigger_interval)
-    )
+    writer = triggered(writer, available_now, settings.gold_trigger_interval or settings.trigger_interval)
     return writer.start()
 
 
@@ -637,7 +637,7 @@ def finish(
     return True
 
 
-def ingest_queries(settings: StreamingSettings) -> tuple[Any, ...]:
+def ingest_queries(settings: StreamingSettings) -> tuple[QueryStart, ...]:
     """The start functions of the job's queries, in the order a catch-up runs them."""
     return (start_ingest, start_gold) if settings.fused_ingest else (start_bronze, start_silver, start_gold)
 
