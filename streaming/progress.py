@@ -60,6 +60,7 @@ def progress_line(progress: Any, facts: dict[str, Any]) -> dict[str, Any]:
         "input_rows_per_second": round(progress.inputRowsPerSecond or 0.0, 1),
         "processed_rows_per_second": round(progress.processedRowsPerSecond or 0.0, 1),
         "batch_duration_ms": (progress.durationMs or {}).get("triggerExecution"),
+        "durations_ms": dict(progress.durationMs or {}),  # Spark's phases: latestOffset, addBatch, walCommit, ...
         "sources": sources,
         "lag": sum(s["lag"] or 0 for s in sources) if any(s["lag"] is not None for s in sources) else None,
         "sink_rows": getattr(progress.sink, "numOutputRows", None),

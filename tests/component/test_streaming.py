@@ -5,6 +5,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
 from streaming.job import (
     INGEST,
+    MergeWriter,
     REBUILT_TABLES,
     committed_batches,
     ensure_tables,
@@ -257,6 +259,54 @@ def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
     version = table_version(spark, settings.table("track_features"))
     ensure_tables(spark, settings)
     assert table_version(spark, settings.table("track_features")) == version
+
+
+def test_a_batch_is_appended_once_whether_it_is_new_a_replay_or_run_again_after_it_raised(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """MergeWriter.append without Spark's streaming around it: a batch that follows the one the writer finished is
+    appended without Delta's idempotent-write options (they cost a rebuild of the table's state); the first batch
+    of a run, or one run again after it raised, is looked up first, and a replay of any batch appends nothing."""
+    settings = streaming_settings(tmp_path, "localhost:9")  # no Kafka: the writer is called directly
+    location = settings.table("bronze")
+    spark.sql(f"CREATE TABLE delta.`{location}` (id BIGINT) USING DELTA")
+
+    def batch(writer: MergeWriter, batch_id: int, fail: bool = False) -> None:
+        rows = spark.range(batch_id * 10, batch_id * 10 + 10)
+        with pytest.raises(RuntimeError) if fail else nullcontext(), writer.running(batch_id):
+            writer.append(spark, rows, "bronze", batch_id)
+            if fail:
+                raise RuntimeError("the batch failed after its append")
+
+    def commits() -> list[dict[str, Any]]:
+        log = Path(location, "_delta_log")
+        return [
+            {k: v for line in p.read_text().splitlines() for k, v in json.loads(line).items()}
+            for p in sorted(log.glob("*.json"))
+        ]
+
+    def ids() -> list[int]:
+        return sorted(row.id for row in spark.read.format("delta").load(location).collect())
+
+    first = MergeWriter(settings, "ingest")
+    first.query_id = "run"  # the checkpoint's id, which a query started by Spark would have
+    batch(first, 0)  # the first batch of a run: it may be a replay
+    batch(first, 1)  # follows the one just finished: new
+    batch(first, 2, fail=True)  # appended, then the batch raised: Spark runs it again
+    batch(first, 2)
+    batch(first, 3)
+    again = MergeWriter(settings, "ingest")  # a restart: Spark runs the last uncommitted batch again
+    again.query_id = "run"
+    batch(again, 3)
+    batch(again, 4)
+    assert ids() == list(range(50)), "each batch's rows once"
+    appends = [c for c in commits() if c["commitInfo"]["operation"] == "WRITE"]
+    assert [c["commitInfo"]["userMetadata"] for c in appends] == [f"ingest-run:bronze#{n}" for n in range(5)]
+    assert ["txn" in c for c in appends] == [True, False, False, False, False], "Delta's options only when looked up"
+    other = MergeWriter(settings, "ingest")  # a new checkpoint (another id): its batch 0 is not the old one's
+    other.query_id = "new"
+    batch(other, 0)
+    assert len(ids()) == 60
 
 
 def test_one_ingest_query_takes_over_from_bronze_and_silver_and_writes_each_record_once(
