@@ -23,8 +23,8 @@ from producers.sandbox.server import SandboxServer
 from producers.service import open_producer
 from streaming.job import (
     INGEST,
-    MergeWriter,
     REBUILT_TABLES,
+    MergeWriter,
     committed_batches,
     ensure_tables,
     maintain_tables,
