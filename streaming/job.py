@@ -308,6 +308,21 @@ class MergeWriter:
                 future.result()
 
 
+class BronzeWriter(MergeWriter):
+    """The foreachBatch function of the bronze query: the batch's Kafka records appended to bronze once per batch
+    (`MergeWriter.append`). Delta's streaming sink, which it replaces, looked the query's last batch up in the
+    table's state at every batch. Its idempotent-write id was the query's id, and so is this writer's: a batch the
+    sink committed before an upgrade is not appended again when Spark runs it again."""
+
+    def app_id(self, spark: "SparkSession", table: str) -> str:
+        super().app_id(spark, table)  # reads the query's id from its checkpoint
+        return str(self.query_id)
+
+    def __call__(self, batch: "DataFrame", batch_id: int) -> None:
+        with self.running(batch_id):
+            self.append(batch.sparkSession, batch, BRONZE, batch_id)
+
+
 class SilverWriter(MergeWriter):
     """The foreachBatch function of the silver query."""
 
@@ -505,14 +520,12 @@ def kafka_records(
 def start_bronze(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
     writer = (
         kafka_records(spark, settings)
-        .writeStream.format("delta")
-        .queryName("bronze")
-        .outputMode("append")
-        .partitionBy("ingest_date")
+        .writeStream.queryName("bronze")
+        .foreachBatch(BronzeWriter(settings, "bronze"))
         .option("checkpointLocation", settings.checkpoint_uri("bronze"))
     )
     writer = triggered(writer, available_now, settings.trigger_interval)
-    return writer.start(settings.table(BRONZE))
+    return writer.start()
 
 
 def start_ingest(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":

@@ -24,6 +24,7 @@ from producers.service import open_producer
 from streaming.job import (
     INGEST,
     REBUILT_TABLES,
+    BronzeWriter,
     MergeWriter,
     committed_batches,
     ensure_tables,
@@ -307,6 +308,16 @@ def test_a_batch_is_appended_once_whether_it_is_new_a_replay_or_run_again_after_
     other.query_id = "new"
     batch(other, 0)
     assert len(ids()) == 60
+    # The bronze query's writer uses the query's id, as Delta's streaming sink did before it: a batch the sink
+    # committed (here 7) that Spark runs again after an upgrade is not appended twice.
+    spark.range(100, 105).write.format("delta").mode("append").option("txnAppId", "q").option("txnVersion", 7).save(
+        location
+    )
+    sink = BronzeWriter(settings, "bronze")
+    sink.query_id = "q"
+    batch(sink, 7)
+    batch(sink, 8)
+    assert len(ids()) == 75 and commits()[-1]["commitInfo"]["userMetadata"] == "q#8"
 
 
 def test_one_ingest_query_takes_over_from_bronze_and_silver_and_writes_each_record_once(
