@@ -244,7 +244,8 @@ def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
     spark: SparkSession, bootstrap_servers: str, tmp_path: Path
 ) -> None:
     """A gold table written before the listening columns keeps its rows and gains the columns (null in old rows);
-    the silver tables it lacks are created; a second start changes nothing."""
+    the silver tables it lacks are created; a second start changes nothing; bronze's properties are brought up to
+    date."""
     settings = streaming_settings(tmp_path, bootstrap_servers)
     old_gold = ", ".join(c for c in ddl_columns(GOLD_SCHEMA) if c.split()[0] not in ("play_count", "top_rank"))
     spark.createDataFrame([{"track_id": "T" * 22, "name": "old"}], old_gold).write.format("delta").save(
@@ -260,6 +261,11 @@ def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
     version = table_version(spark, settings.table("track_features"))
     ensure_tables(spark, settings)
     assert table_version(spark, settings.table("track_features")) == version
+    bronze = settings.table("bronze")  # one of an earlier version: column statistics on, which cost its appends
+    spark.sql(f"ALTER TABLE delta.`{bronze}` SET TBLPROPERTIES ('delta.dataSkippingNumIndexedCols' = '32')")
+    ensure_tables(spark, settings)
+    properties = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{bronze}`").collect()}
+    assert properties["delta.dataSkippingNumIndexedCols"] == "0"
 
 
 def test_a_batch_is_appended_once_whether_it_is_new_a_replay_or_run_again_after_it_raised(
