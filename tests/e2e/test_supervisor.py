@@ -25,7 +25,7 @@ def supervisor_env(data_dir: Path) -> dict[str, str]:
         PIPELINE_STOP_TIMEOUT_SECONDS="30",
         STREAMING_TRIGGER_INTERVAL="5 seconds",
         PRODUCER_POLL_INTERVAL_SECONDS="10",
-        TRAINING_INTERVAL_SECONDS="20",
+        TRAINING_INTERVAL_SECONDS="5",  # a cycle soon after gold has its first rows
         TRAINING_MIN_ROWS="50",
         TRAINING_EXCLUDE_FEATURES="artists,album",  # supervision, not the models: a shorter cycle
     )
