@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run the streaming job until stopped (SIGTERM stops it between batches)",
-        description="Kafka -> bronze (Delta sink) -> quarantine, silver and gold (foreachBatch + idempotent MERGE). "
-        "Trigger: STREAMING_TRIGGER_INTERVAL; upkeep (OPTIMIZE, VACUUM) every STREAMING_MAINTENANCE_INTERVAL_SECONDS.",
+        description="Kafka -> bronze (one append per batch) -> quarantine, silver and gold (foreachBatch + "
+        "idempotent MERGE). Trigger: STREAMING_TRIGGER_INTERVAL; upkeep (OPTIMIZE, VACUUM) every "
+        "STREAMING_MAINTENANCE_INTERVAL_SECONDS.",
     )
     run.add_argument("--available-now", action="store_true", help="process what is in Kafka now, then exit")
     tail = commands.add_parser("tail", help="show the progress log (works while the job runs elsewhere)")

@@ -1,10 +1,10 @@
-"""The streaming job's I/O: Kafka -> bronze (Delta sink), bronze -> quarantine + silver (foreachBatch),
+"""The streaming job's I/O: Kafka -> bronze (foreachBatch), bronze -> quarantine + silver (foreachBatch),
 silver's Change Data Feed -> gold (foreachBatch).
 
 Three queries in one Spark application, each with its own checkpoint:
 
-* `bronze`: Spark's Kafka source into the bronze Delta table (append, partitioned by ingest date). The
-  checkpoint and the Delta sink make it exactly once.
+* `bronze`: Spark's Kafka source into the bronze Delta table (one append per batch, partitioned by ingest date).
+  The checkpoint and the once-per-batch append (`MergeWriter.append`) make it exactly once.
 * `silver`: a Delta stream of bronze; each micro-batch is parsed, bad records appended to quarantine,
   good ones MERGEd into the silver tables (latest `observed_at` wins).
 * `gold`: the Change Data Feed of the silver tables, on its own trigger (STREAMING_GOLD_TRIGGER_INTERVAL):
@@ -16,9 +16,10 @@ With STREAMING_FUSED_INGEST one query, `ingest`, takes bronze's and silver's pla
 foreachBatch that appends the batch to bronze, then writes quarantine and silver from the same rows.
 
 A batch replayed after a crash writes nothing twice: each MERGE is idempotent by its own condition (a replayed
-row is not newer than the one it wrote; an insert-only row is matched by its key), and the appends, to
-quarantine (and to bronze in the `ingest` query), carry Delta's idempotent-write options (txnAppId = query, its
-checkpoint's id and table, txnVersion = batch id). A silver batch runs its MERGEs at once, one thread per table.
+row is not newer than the one it wrote; an insert-only row is matched by its key), and the appends, to bronze and
+quarantine, happen once per batch: each carries its batch's mark, and a batch that may be a replay is looked up
+first and appended with Delta's idempotent-write options (`MergeWriter.append`). A silver batch runs its MERGEs
+at once, one thread per table.
 The gold query reads the silver tables' `_change_data`, which VACUUM removes after
 STREAMING_VACUUM_RETENTION_HOURS: a gold query stopped for longer than that cannot resume (start it again with a
 fresh gold checkpoint, which re-builds gold from the silver tables).

@@ -89,7 +89,7 @@ class ProgressLog(StreamingQueryListener):
         if progress.numInputRows == 0 and progress.batchId < 0:
             return
         facts = BATCH_FACTS.pop((progress.name, progress.batchId), {})
-        if progress.name == "bronze":  # the Delta sink's query: its facts are the table's version
+        if progress.name == "bronze":  # the bronze query's: its facts are the table's version
             facts = {"delta_versions": {"bronze": delta_version(self.bronze_location)}}
         line = progress_line(progress, facts)
         try:
