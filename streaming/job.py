@@ -253,10 +253,14 @@ class MergeWriter:
         its checkpoint (`metadata`), the same across restarts. A new checkpoint (one removed by hand, to reprocess
         bronze) has a new id: with the name alone its batch ids, counted from 0 again, would be taken for batches
         the table already committed, and every write skipped until they passed the old ones."""
+        return f"{self.query_name}-{self.checkpoint_id(spark)}:{table}"
+
+    def checkpoint_id(self, spark: "SparkSession") -> str:
+        """The query's id, from its checkpoint's `metadata` (read once)."""
         if self.query_id is None:
             metadata = spark.read.text(f"{self.settings.checkpoint_uri(self.query_name)}/metadata").first()
             self.query_id = json.loads(metadata[0])["id"] if metadata else "unknown"
-        return f"{self.query_name}-{self.query_id}:{table}"
+        return self.query_id
 
     @contextmanager
     def running(self, batch_id: int) -> Iterator[None]:
@@ -327,8 +331,7 @@ class BronzeWriter(MergeWriter):
     sink committed before an upgrade is not appended again when Spark runs it again."""
 
     def app_id(self, spark: "SparkSession", table: str) -> str:
-        super().app_id(spark, table)  # reads the query's id from its checkpoint
-        return str(self.query_id)
+        return self.checkpoint_id(spark)
 
     def __call__(self, batch: "DataFrame", batch_id: int) -> None:
         with self.running(batch_id):
