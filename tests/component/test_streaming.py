@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,27 @@ def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
     ensure_tables(spark, settings)
     properties = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{bronze}`").collect()}
     assert properties["delta.dataSkippingNumIndexedCols"] == "0"
+
+    def properties_of(name: str) -> dict[str, str]:
+        return {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{settings.table(name)}`").collect()}
+
+    # Each MERGE target keeps statistics of its keys only: the old gold table gains the property, a new table has it.
+    assert properties_of("track_features")["delta.dataSkippingStatsColumns"] == "track_id"
+    assert properties_of("silver_plays")["delta.dataSkippingStatsColumns"] == "track_id,played_at"
+    plays = table(spark, settings, "silver_plays")
+    spark.createDataFrame(
+        [("T" * 22, datetime(2026, 12, 7, tzinfo=UTC), "E1", datetime(2026, 12, 7, tzinfo=UTC))],
+        "track_id STRING, played_at TIMESTAMP, event_id STRING, observed_at TIMESTAMP",
+    ).write.format("delta").mode("append").option("mergeSchema", "false").save(settings.table("silver_plays"))
+    assert plays.count() == 1
+    added = [
+        json.loads(json.loads(line)["add"]["stats"])
+        for path in sorted(Path(settings.table("silver_plays"), "_delta_log").glob("*.json"))
+        for line in path.read_text().splitlines()
+        if '"add"' in line
+    ]
+    assert [sorted(stats["minValues"]) for stats in added] == [["played_at", "track_id"]]
+    assert added[0]["numRecords"] == 1
 
 
 def test_a_batch_is_appended_once_whether_it_is_new_a_replay_or_run_again_after_it_raised(
