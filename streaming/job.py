@@ -486,6 +486,7 @@ class GoldWriter(MergeWriter):
             return spark.read.format("delta").load(self.settings.table(name))
 
         changed = batch.distinct().persist()
+        affected: DataFrame | None = None
         try:
             artist_ids = changed.where(F.col("artist_id").isNotNull()).select("artist_id")
             tracks = read(SILVER_ENTITY_TABLES["track"])
@@ -496,11 +497,15 @@ class GoldWriter(MergeWriter):
                     tracks.join(artist_ids, F.get(F.col("artist_ids"), 0) == F.col("artist_id")).select("track_id")
                 )
                 .distinct()
+                .persist()
             )
+            # Computed once, and its size known to the planner: Spark then broadcasts the keys to each silver
+            # table's scan when they are few, instead of shuffling every table to join them.
+            affected.count()
             gold = track_features(
                 tracks.join(affected, "track_id", "left_semi"),
                 read(SILVER_ENTITY_TABLES["artist"]),
-                read(SILVER_ENTITY_TABLES["audio_features"]),
+                read(SILVER_ENTITY_TABLES["audio_features"]).join(affected, "track_id", "left_semi"),
                 read(SILVER_MEMBERS).join(affected, "track_id", "left_semi"),
                 read(SILVER_PLAYS).join(affected, "track_id", "left_semi"),
                 read(SILVER_TOP_TRACKS).join(affected, "track_id", "left_semi"),
@@ -512,6 +517,8 @@ class GoldWriter(MergeWriter):
             self._merge(spark, GOLD, gold, MERGE_KEYS[GOLD], "true")
         finally:
             changed.unpersist()
+            if affected is not None:
+                affected.unpersist()
         seconds = time.monotonic() - started
         BATCH_FACTS[(self.query_name, batch_id)] = {
             "layer_seconds": {"gold": round(seconds, 3)},
