@@ -105,7 +105,7 @@ CHANGE_FEED = {"delta.enableChangeDataFeed": "true"}
 BRONZE_PROPERTIES = {"delta.dataSkippingNumIndexedCols": "0"}
 # The columns each MERGE matches its table's rows by, and the only ones the table's files keep statistics of (what a
 # lookup by key can skip files with). A MERGE rewrites every file it touches, and Delta computes the statistics of
-# each rewritten row again: of all the columns, that was a third of a 100-row MERGE into 300k rows here (3.0-3.2 s
+# each rewritten row again: of all the columns, that was a third of a 100-row MERGE into 300k rows here (2.7-3.2 s
 # -> 1.9-2.1 s with the keys' alone). Delta's MERGE itself skips no files by the source's keys.
 MERGE_KEYS = {
     **{table: KEYS[event_type] for event_type, table in LATEST_WINS.items()},
