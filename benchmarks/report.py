@@ -80,10 +80,16 @@ def streaming_rows(result: dict[str, Any]) -> list[str]:
         return [f"Streaming benchmark failed: {result['error'][:200]}"]
     ours, layers = result["ours"], result["ours"]["layers"]
     peer = result.get("peer", {})
+    queries = (
+        "the ingest query (each batch appends to bronze, then writes silver; bronze's rate counts its appends and "
+        "the query's own offset and commit logs), then gold (from silver's change feed)"
+        if "ingest" in ours.get("queries", [])
+        else "bronze, then silver, then gold (from silver's change feed), each over all the data"
+    )
     head = (
         f"**Streaming catch-up**: {num(result['events'])} events ({num(result['tracks'])} tracks, "
         f"{num(result['mean_event_bytes'])} bytes on average) already in Kafka, `local[2]`; `--available-now` "
-        "runs bronze, then silver, then gold (from silver's change feed), each over all the data. The "
+        f"runs {queries}. The "
         "peer is a plain Python confluent-kafka consumer writing the same bronze table with delta-rs "
         "(`deltalake`), 100k records per commit, alone on the machine and at-least-once."
     )

@@ -738,15 +738,17 @@ def ingest_queries(settings: StreamingSettings) -> tuple[QueryStart, ...]:
 
 
 def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
-    """availableNow: bronze takes what Kafka has now, silver what bronze has, gold what silver changed; then return."""
+    """availableNow: bronze and silver take what Kafka has now (one ingest query, or bronze then silver), gold what
+    silver changed; then return."""
     for start in ingest_queries(settings):
         if not finish(start(spark, settings, True), settings, stop):
             return
 
 
 def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
-    """The three queries on their processing-time triggers, table upkeep on its schedule, until `stop`; then
-    gold catches up with the last silver batches, so a stopped job leaves gold as silver says."""
+    """The queries (ingest and gold; bronze, silver and gold without STREAMING_FUSED_INGEST) on their processing-time
+    triggers, table upkeep on its schedule, until `stop`; then gold catches up with the last silver batches, so a
+    stopped job leaves gold as silver says."""
     queries = [start(spark, settings, False) for start in ingest_queries(settings)]
     next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
     while not stop.wait(2):
