@@ -646,7 +646,11 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
             steps.begin(total=len(TASKS) * (len(tuning_grid(settings.tuning)) + 7) + 1)
             source = gold_dataset(tags)
             for name in TASKS:
+                if stop.is_set():  # between two tasks: the next one is not started
+                    raise Stopped
                 report.models.append(train_task(spark, client, name, data, settings, tags, source, steps, stop))
+            if stop.is_set():
+                raise Stopped
             with steps.step("recommendations"):
                 report.recommendations = refresh_recommendations(spark, client, settings, gold, version)
         data.unpersist()

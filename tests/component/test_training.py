@@ -46,7 +46,7 @@ from training.data import (
 from training.evaluation import EVALUATION_DATASET
 from training.explain import CONTRIBUTIONS_FILE
 from training.models import candidate_fitter, tuning_grid
-from training.selection import evaluate, scores
+from training.selection import Stopped, evaluate, scores
 from training.settings import TrainingSettings
 
 if TYPE_CHECKING:
@@ -307,6 +307,15 @@ def test_skips_without_new_rows(spark: "SparkSession", first_cycle: FirstCycle) 
     assert counted is not None and counted.skipped is not None
     assert counted.skipped.startswith("gold is still at version 2, where the last cycle found 50 new or changed rows")
     assert skip_without_spark(settings.model_copy(update={"min_new_rows": 50})) is None
+    # A stop requested before a task starts (SIGTERM between two tasks): no task starts, no run is logged.
+    client = MlflowClient()
+    experiments = [registry.experiment_id(settings, task) for task in TASKS]
+    runs = len(client.search_runs(experiments))
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(Stopped):
+        run_cycle(spark, settings.model_copy(update={"min_new_rows": 50}), stopped)
+    assert len(client.search_runs(experiments)) == runs, "no baseline, reference or candidate run"
     # Gold removed and created again up to the version the last run trained on (`streaming rebuild`): another
     # table, so not "still at version 1": the cycle goes on to read it (and stops at the row minimum here).
     mark = last_trained(MlflowClient(), settings)
