@@ -63,6 +63,12 @@ def local_commits(location: str) -> dict[int, Path]:
     return {int(p.name.split(".")[0]): p for p in log_dir.glob("*.json") if p.name.split(".")[0].isdigit()}
 
 
+def no_local_table(location: str) -> bool:
+    """True when `location` is a local folder without a Delta log: no table there, known without Spark. False for a
+    remote location (delta-rs may not read its store: Spark says) or wherever a log folder exists."""
+    return not is_remote(location) and not (Path(location.removeprefix("file:")) / "_delta_log").is_dir()
+
+
 def delta_version(location: str, remote: bool = False) -> int | None:
     """The latest version of the Delta table at `location` from a local table's log, or None when there is no
     table there. A remote table's through delta-rs when `remote` (a few requests to the store: not for every

@@ -28,7 +28,7 @@ import numpy as np
 from pyspark.sql import functions as F  # noqa: N812
 
 from pipeline_runtime.contract import GOLD, RECOMMENDATIONS
-from pipeline_runtime.delta_log import delta_table_id, delta_version, table_id, table_version
+from pipeline_runtime.delta_log import delta_table_id, delta_version, no_local_table, table_id, table_version
 from training import plots, registry
 from training.acceptance import Acceptance, refresh_acceptance
 from training.data import (
@@ -116,6 +116,10 @@ class CycleReport:
     recommendations: int = 0
     acceptance: list[Acceptance] = field(default_factory=list)  # every published list's, oldest first
     seconds: float = 0.0
+
+
+def missing_gold(location: str) -> str:
+    return f"the gold table {location} does not exist yet: run the streaming job first"
 
 
 def changed_rows(gold: "DataFrame", since: datetime | None) -> int:
@@ -544,9 +548,10 @@ def last_checked(settings: TrainingSettings) -> CheckedMark | None:
 
 
 def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
-    """The skip that needs no Spark session: gold still at the version (and the table) the last run trained on,
-    or at one the last cycle counted too few new rows in (its Delta log, read directly or for a table on object
-    storage with delta-rs, against MLflow). None when a cycle needs Spark to decide (or to run).
+    """The skip that needs no Spark session: no gold table yet in a local folder, gold still at the version (and the
+    table) the last run trained on, or at one the last cycle counted too few new rows in (its Delta log, read
+    directly or for a table on object storage with delta-rs, against MLflow). None when a cycle needs Spark to
+    decide (or to run).
 
     A skip cycle then costs a second or two and no JVM, instead of a Spark session's start-up: the
     trainer waiting for new data stays small."""
@@ -554,8 +559,8 @@ def skip_without_spark(settings: TrainingSettings) -> CycleReport | None:
 
     location = settings.table_uri(GOLD)
     version = delta_version(location, remote=True)
-    if version is None:  # no table (or a store delta-rs cannot read): run_cycle tells which
-        return None
+    if version is None:  # no table, or a store delta-rs cannot read (run_cycle tells which)
+        return CycleReport(skipped=missing_gold(location)) if no_local_table(location) else None
     last = last_trained(MlflowClient(), settings)
     if last is None:
         return None
@@ -603,7 +608,7 @@ def run_cycle(spark: "SparkSession", settings: TrainingSettings, stop: threading
     location = settings.table_uri(GOLD)
     version = table_version(spark, location)
     if version is None:
-        report.skipped = f"the gold table {location} does not exist yet: run the streaming job first"
+        report.skipped = missing_gold(location)
         return report
     report.gold_version = version
     gold_id = table_id(spark, location)

@@ -29,6 +29,7 @@ def test_missing_gold_missing_champion_and_a_second_trainer(tmp_path: Path) -> N
     nothing = run_module("training", "run", "--once", env=env, cwd=tmp_path)
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert "skipped: the gold table" in nothing.stdout and "does not exist yet: run the streaming job" in nothing.stdout
+    assert "session 'training'" not in nothing.stdout + nothing.stderr, "no gold folder: said without a Spark session"
 
     no_model = run_module("training", "recommend", env=env, cwd=tmp_path)
     assert no_model.returncode == 2

@@ -4,7 +4,7 @@
 import json
 from pathlib import Path
 
-from pipeline_runtime.delta_log import delta_table_id, delta_version
+from pipeline_runtime.delta_log import delta_table_id, delta_version, no_local_table
 from training.cycle import skip_reason
 from training.registry import TrainedMark
 
@@ -28,7 +28,10 @@ def create(table: Path, table_id: str) -> None:
 def test_version_and_id_of_a_local_table(tmp_path: Path) -> None:
     table = tmp_path / "gold"
     assert (delta_version(str(table)), delta_table_id(str(table))) == (None, None)
+    table.mkdir()  # a folder, no log: no table, as the trainer tells without Spark
+    assert no_local_table(str(table)) and no_local_table(f"file:{table}")
     create(table, "first-id")
+    assert not no_local_table(str(table))
     for version in (1, 2):
         commit(table, version, {"commitInfo": {"operation": "MERGE"}}, {"add": {"path": f"part-{version}.parquet"}})
     (table / "_delta_log" / "00000000000000000002.checkpoint.parquet").write_bytes(b"")
@@ -44,6 +47,7 @@ def test_version_and_id_of_a_local_table(tmp_path: Path) -> None:
     (table / "_delta_log" / "00000000000000000000.json").unlink()
     assert (delta_version(str(table)), delta_table_id(str(table))) == (1, None)
     assert (delta_version("s3a://bucket/gold"), delta_table_id("s3a://bucket/gold")) == (None, None)
+    assert not no_local_table("s3a://bucket/gold"), "a store only Spark may read: Spark says"
 
 
 def test_the_same_version_of_another_table_is_not_what_the_last_run_trained_on() -> None:
