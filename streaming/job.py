@@ -671,7 +671,10 @@ def switch_to_fused(spark: "SparkSession", settings: StreamingSettings, stop: th
     ):
         return True
     log.info("STREAMING_FUSED_INGEST: the bronze and silver queries finish what Kafka has first")
-    return all(finish(start(spark, settings, True), settings, stop) for start in (start_bronze, start_silver))
+    return all(
+        not stop.is_set() and finish(start(spark, settings, True), settings, stop)
+        for start in (start_bronze, start_silver)
+    )
 
 
 def start_gold(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
@@ -741,14 +744,16 @@ def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading
     """availableNow: bronze and silver take what Kafka has now (one ingest query, or bronze then silver), gold what
     silver changed; then return."""
     for start in ingest_queries(settings):
-        if not finish(start(spark, settings, True), settings, stop):
-            return
+        if stop.is_set() or not finish(start(spark, settings, True), settings, stop):
+            return  # a stop before a query starts: none is started only to wait for its first batch
 
 
 def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
     """The queries (ingest and gold; bronze, silver and gold without STREAMING_FUSED_INGEST) on their processing-time
     triggers, table upkeep on its schedule, until `stop`; then gold catches up with the last silver batches, so a
     stopped job leaves gold as silver says."""
+    if stop.is_set():  # stopped while the tables were set up: no query to start and wait for
+        return
     queries = [start(spark, settings, False) for start in ingest_queries(settings)]
     next_upkeep = time.monotonic() + settings.maintenance_interval_seconds
     while not stop.wait(2):

@@ -33,6 +33,7 @@ from streaming.job import (
     rebuild,
     remove_location,
     reset_unstarted_checkpoint,
+    run_job,
 )
 from streaming.progress import read_progress
 from streaming.settings import StreamingSettings
@@ -239,6 +240,22 @@ def test_a_gold_checkpoint_whose_first_batch_died_starts_afresh(spark: SparkSess
         (running / part / "0").write_text("v1\n")
     assert not reset_unstarted_checkpoint(spark, str(running)) and (running / "commits" / "0").exists()
     assert not reset_unstarted_checkpoint(spark, str(tmp_path / "never"))
+
+
+@pytest.mark.parametrize("fused_ingest", [False, True], ids=["two-queries", "ingest-query"])
+def test_a_stop_during_set_up_starts_no_query(spark: SparkSession, tmp_path: Path, fused_ingest: bool) -> None:
+    """A stop that comes while the tables are set up (Ctrl-C in `make demo` seconds after Spark started) ends the
+    job there: no query is started only to wait for its first batch (a cold one took 16-26 s here)."""
+    settings = streaming_settings(tmp_path, "127.0.0.1:9", fused_ingest=fused_ingest)  # no broker is asked
+    stop = threading.Event()
+    stop.set()
+    for available_now in (True, False):
+        started = time.monotonic()
+        assert run_job(settings, available_now, stop, spark) == 0
+        assert time.monotonic() - started < 60
+        assert not spark.streams.active
+        assert not (settings.data_dir / "checkpoints").exists(), "a query was started"
+    assert DeltaTable.isDeltaTable(spark, settings.table("bronze")), "the tables were set up"
 
 
 def test_tables_of_an_earlier_version_get_the_columns_and_tables_added_since(
