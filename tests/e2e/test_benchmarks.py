@@ -9,9 +9,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from benchmarks import streaming
 from benchmarks.common import PeakRss
-from tests.support.processes import JARS_DIR, ROOT, run_module
+from tests.support.processes import JARS_DIR, ROOT, TEST_DRIVER_JAVA_OPTIONS, run_module
 
 if TYPE_CHECKING:
     pass
@@ -50,7 +52,10 @@ def test_quick_producer_and_api_benchmarks(tmp_path: Path) -> None:
     assert results["peak_rss_mib"]["broker"] > 100
 
 
-def test_streaming_benchmark_both_sides_write_every_record() -> None:
+def test_streaming_benchmark_both_sides_write_every_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker's JVM as every command a test runs has it (clean_env): the benchmark passes this process's
+    # environment on.
+    monkeypatch.setenv("SPARK_DRIVER_JAVA_OPTIONS", TEST_DRIVER_JAVA_OPTIONS)
     with PeakRss() as memory:
         result = streaming.run(1500, memory)  # any volume will do: `make bench` measures speed
     print(f"\nstreaming: {json.dumps(result)}")
