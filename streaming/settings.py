@@ -25,11 +25,11 @@ class StreamingSettings(KafkaSettings, SparkSettings):
         "cadence; unset: the same as trigger_interval.",
     )
     fused_ingest: bool = Field(
-        False,
+        True,
         description="One query from Kafka to bronze and silver: each micro-batch appends its records to bronze "
-        "(idempotently) and writes silver from them, which saves bronze's own trigger and batch on the way to silver "
-        "(lower latency, measured in the README). A job that ran without it finishes its two queries first and goes "
-        "on from bronze's offsets; it cannot be turned off again.",
+        "(idempotently) and writes silver from them, which saves bronze's own trigger and batch on the way to silver. "
+        "false: bronze and silver as two queries, silver reading bronze's new files. A job that ran the two queries "
+        "finishes them first and goes on from bronze's offsets; once the one query ran, it cannot be turned off.",
     )
     max_offsets_per_trigger: int = Field(
         1_000_000,

@@ -44,6 +44,7 @@ from pipeline_runtime.contract import (
 )
 from pipeline_runtime.kafka_admin import ensure_topics
 from producers.events import make_event
+from streaming.job import INGEST
 from streaming.progress import read_progress
 from streaming.transforms import EXPECTATIONS, KEYS, PAYLOADS, SUPPORTED_SCHEMA_VERSIONS, Expectation
 from tests.support.processes import TEST_SHUFFLE_PARTITIONS, TEST_SPARK_MASTER, clean_env, wait_for_log
@@ -384,7 +385,8 @@ def valid_events() -> dict[str, list[tuple[str, dict[str, Any], bytes]]]:
 
 
 def silver_batches(progress_file: Path) -> list[dict[str, Any]]:
-    return [line for line in read_progress(progress_file) if line["query"] == "silver"]
+    """The batches that wrote silver: the one ingest query's (the default layout)."""
+    return [line for line in read_progress(progress_file) if line["query"] == INGEST]
 
 
 def rows_in_silver(batches: list[dict[str, Any]]) -> int:
@@ -469,7 +471,7 @@ def test_poison_is_quarantined_with_its_reason_valid_events_reach_silver_and_the
             time.sleep(1)
 
     try:
-        wait_for_log(process, log_path, "query silver started", 180)
+        wait_for_log(process, log_path, f"query {INGEST} started", 180)
         producer = KafkaProducer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
         for wave in range(4):  # while the job runs, a trigger apart
             for topic, key, value in mixed[wave::4]:

@@ -2,11 +2,10 @@
 `spark-class` (one in a mount namespace of its own, where the driver's folder, DATA_DIR and TMPDIR, is empty: as on
 a second machine), tables, checkpoints and MLflow's DFS temp folder on S3 (moto's server, through the `jars/s3a`
 set), `mlflow server` as the tracking server a team runs. The producer publishes a sandbox catalogue; the streaming
-job catches up on the cluster with its one ingest query (STREAMING_FUSED_INGEST: Kafka to bronze and silver in one
-batch) and a worker is SIGKILLed in the middle of that batch (its tasks are retried on the other: nothing lost,
-nothing twice); a second run resumes from the checkpoints in the bucket; the trainer trains
-and promotes on the cluster, then frees its executors until the next cycle, and `recommend` loads the champion
-there.
+job catches up on the cluster with its one ingest query (the default: Kafka to bronze and silver in one batch) and
+a worker is SIGKILLed in the middle of that batch (its tasks are retried on the other: nothing lost, nothing twice);
+a second run resumes from the checkpoints in the bucket; the trainer trains and promotes on the cluster, then frees
+its executors until the next cycle, and `recommend` loads the champion there.
 """
 
 import json
@@ -87,7 +86,6 @@ def test_the_pipeline_on_a_standalone_cluster_with_a_worker_killed_mid_batch(
         SPARK_SHUFFLE_PARTITIONS="1",  # a test's data is small: one partition, as in every other test
         TRAINING_SHUFFLE_PARTITIONS="1",
         STREAMING_SPARK_CONF=json.dumps(CAPS),
-        STREAMING_FUSED_INGEST="true",  # the two-query layout is under the crash tests
         TRAINING_SPARK_CONF=json.dumps(CAPS),
         TRAINING_TUNING="quick",
     )
