@@ -80,7 +80,11 @@ class Listener:
 
     def app_playlists(self) -> list[dict[str, Any]]:
         """The playlists the app created for the user (the published recommendations) that hold tracks."""
-        return [p for p in self.catalogue.playlists.values() if p.get("by_app") and p["track_ids"]]
+        return [p for p in self.catalogue.playlists.values() if p.get("by_app") and self.tracks_of(p)]
+
+    def tracks_of(self, playlist: dict[str, Any]) -> list[str]:
+        """A playlist's catalogue tracks (an episode put in through the API is not one)."""
+        return [t for t in playlist["track_ids"] if t in self.catalogue.tracks]
 
     def listen(self, count: int, now: float | None = None) -> int:
         """`count` listening moments between the last play and `now`; the plays they made."""
@@ -99,7 +103,8 @@ class Listener:
         playlists = self.app_playlists()
         if playlists and self.rng.random() < self.recommended_share:
             playlist = playlists[int(self.rng.integers(len(playlists)))]
-            track = str(playlist["track_ids"][int(self.rng.integers(len(playlist["track_ids"])))])
+            tracks = self.tracks_of(playlist)
+            track = tracks[int(self.rng.integers(len(tracks)))]
             self.tried[playlist["id"]] += 1
             if self.rng.random() >= self.catalogue.tracks[track].get("liking", 0.5):
                 return 0  # skipped before 30 s: no play
@@ -139,7 +144,7 @@ class Listener:
     def expected_acceptance(self) -> dict[str, float]:
         """Per app playlist: the chance that a track tried there is played through (the mean liking of its tracks)."""
         return {
-            p["id"]: round(float(np.mean([self.catalogue.tracks[t].get("liking", 0.5) for t in p["track_ids"]])), 4)
+            p["id"]: round(float(np.mean([self.catalogue.tracks[t].get("liking", 0.5) for t in self.tracks_of(p)])), 4)
             for p in self.app_playlists()
         }
 

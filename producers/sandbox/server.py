@@ -903,19 +903,25 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(403, "You cannot modify a playlist you do not own")
         return playlist
 
-    def track_ids_of(self, uris: list[Any]) -> list[str]:
-        """The catalogue track ids that a write's URIs name, at most 100 a request."""
+    def entries_of(self, uris: list[Any]) -> list[str]:
+        """The playlist entries that a write's URIs name, at most 100 a request: catalogue tracks, and the
+        catalogue's podcast episode (the description: "can be track or episode URIs")."""
         if len(uris) > 100:
             raise ApiError(400, "Too many ids requested")
-        track_ids = []
+        entries = []
         for uri in uris:
             kind, _, item_id = str(uri).removeprefix("spotify:").partition(":")
-            if kind != "track" or not re.fullmatch(r"[0-9A-Za-z]{22}", item_id):
+            if kind not in ("track", "episode") or not re.fullmatch(r"[0-9A-Za-z]{22}", item_id):
                 raise ApiError(400, f"Invalid track uri: {uri}")
+            if kind == "episode":
+                if item_id != EPISODE_ID:
+                    raise ApiError(400, f"Invalid episode uri: {uri}")
+                entries.append(EPISODE)
+                continue
             if item_id not in self.state.catalogue.tracks:
                 raise ApiError(400, f"Invalid track uri: {uri}")
-            track_ids.append(item_id)
-        return track_ids
+            entries.append(item_id)
+        return entries
 
     def check_snapshot(self, playlist: dict[str, Any], body: dict[str, Any]) -> None:
         """A `snapshot_id` in a write must be one of this playlist's (any earlier version, as Spotify applies a
@@ -947,7 +953,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return
         if "range_start" in body:
             raise ApiError(400, "Replace and reorder cannot be applied together")
-        track_ids = self.track_ids_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
+        track_ids = self.entries_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.state.lock:
             playlist["track_ids"] = track_ids
@@ -975,7 +981,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def add_items(self, query: dict[str, str], playlist_id: str) -> None:
         playlist, body = self.own_playlist(playlist_id), self.json_body()
-        track_ids = self.track_ids_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
+        track_ids = self.entries_of(query["uris"].split(",") if "uris" in query else list(body.get("uris") or []))
         position = query.get("position", body.get("position"))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.state.lock:
@@ -994,7 +1000,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         named = body.get(key)
         if not isinstance(named, list) or not all(isinstance(o, dict) and "uri" in o for o in named):
             raise ApiError(400, f"Missing required field: {key}")
-        track_ids = self.track_ids_of([o["uri"] for o in named])
+        track_ids = self.entries_of([o["uri"] for o in named])
         with self.state.lock:
             self.check_snapshot(playlist, body)
             self.settle(playlist)

@@ -268,6 +268,14 @@ def test_playlist_items_reorder_and_remove_as_described(checked: tuple[SandboxSe
     assert checker.send("DELETE", path, token, {key: [{"uri": c}], "snapshot_id": other}).status_code == 400
     assert checker.send("DELETE", path, user_token(server), {key: [{"uri": c}]}).status_code == 403
     assert uris() == [d, c]
+    # "can be track or episode URIs": the description's own example episode (the catalogue's one) goes in and out.
+    episode = "spotify:episode:512ojhOuo1ktJprKbVcKyQ"
+    assert checker.send("POST", path, token, {"uris": [episode], "position": 1}).status_code == 201
+    assert uris() == [d, episode, c]
+    unknown = checker.send("POST", path, token, {"uris": ["spotify:episode:0zLhl3WsOCQHbe1BPTiHgr"]})
+    assert unknown.status_code == 400 and "Invalid episode uri" in unknown.json()["error"]["message"]
+    assert checker.send("DELETE", path, token, {key: [{"uri": episode, "positions": [1]}]}).ok
+    assert uris() == [d, c]
     if not extended:  # 2026: /tracks is gone for removals too
         gone = checker.send("DELETE", f"/v1/playlists/{playlist}/tracks", token, {"tracks": [{"uri": c}]})
         assert gone.status_code == 404
