@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from producers.sandbox.catalogue import BASE62, SANDBOX_USER, Catalogue
+from producers.sandbox.fields import FieldsError, parse_fields, select_fields
 from producers.sandbox.listener import TIME_RANGE_DAYS, Listener, iso
 from producers.settings import DEFAULT_REDIRECT_URI
 
@@ -639,9 +640,20 @@ class SandboxHandler(BaseHTTPRequestHandler):
         token = self.authorise()
         return self.extended or (token.kind == "user" and playlist["owner"] == SANDBOX_USER)
 
-    def playlist(self, _query: dict[str, str], playlist_id: str) -> None:
-        """A playlist's metadata and its first page of items (only the metadata where items may not be shown)."""
-        self.send_json(200, self.playlist_obj(self.find_playlist(playlist_id)))
+    def playlist(self, query: dict[str, str], playlist_id: str) -> None:
+        """A playlist's metadata and its first page of items (only the metadata where items may not be shown);
+        only the `fields` asked for, when a client names them."""
+        self.send_json(200, self.only_fields(query, self.playlist_obj(self.find_playlist(playlist_id))))
+
+    @staticmethod
+    def only_fields(query: dict[str, str], answer: dict[str, Any]) -> Any:
+        """`answer` filtered by the request's `fields` (as Spotify does: a field not asked for is not sent)."""
+        if not query.get("fields"):
+            return answer
+        try:
+            return select_fields(answer, parse_fields(query["fields"]))
+        except FieldsError as exc:
+            raise ApiError(400, f"Invalid fields: {exc}") from None
 
     def playlist_obj(self, playlist: dict[str, Any]) -> dict[str, Any]:
         key, entry_key = ("tracks", "track") if self.extended else ("items", "item")
@@ -667,7 +679,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(403, "Forbidden")
         maximum = self.state.limits["playlist_page"]
         limit, offset = self.paging_args(query, maximum, maximum)
-        self.send_json(200, self.entries_page(playlist, offset, limit, path, key))
+        self.send_json(200, self.only_fields(query, self.entries_page(playlist, offset, limit, path, key)))
 
     def entries_page(self, playlist: dict[str, Any], offset: int, limit: int, path: str, key: str) -> dict[str, Any]:
         """One page of a playlist's entries under /playlists/{id}/`path`, each entry's object under `key`."""

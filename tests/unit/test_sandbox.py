@@ -159,6 +159,28 @@ def test_extended_mode_batches_and_pages(sandbox_factory: Callable[..., SandboxS
     assert list(dict.fromkeys(tracks)) == playlist["track_ids"]
 
 
+def test_playlist_answers_hold_only_the_fields_asked_for(sandbox_factory: Callable[..., SandboxServer]) -> None:
+    """`fields` as the description has it: dots into an object, parentheses into each item, `!` leaves one out; what
+    was not asked for is not sent (code that reads more works against the sandbox only if it works live)."""
+    server = sandbox_factory("extended")
+    sp = client(server)
+    playlist = next(iter(server.state.catalogue.playlists))
+    meta = sp.playlist(playlist, fields="id,name,snapshot_id,owner(id),collaborative")
+    assert set(meta) == {"id", "name", "snapshot_id", "owner", "collaborative"} and set(meta["owner"]) == {"id"}
+    wanted = "total,items(added_at,added_by.id,{0}(id,album(!images)))"
+    entry = "item" if "item" in sp.playlist_items(playlist, limit=1)["items"][0] else "track"  # spotipy's path
+    page = sp.playlist_items(playlist, fields=wanted.format(entry), limit=5)
+    assert set(page) == {"total", "items"} and len(page["items"]) == 5
+    for item in page["items"]:
+        assert set(item) == {"added_at", "added_by", entry}, item
+        assert item["added_by"] is None or set(item["added_by"]) == {"id"}
+        assert item[entry] is None or set(item[entry]) <= {"id", "album"}
+        album = (item[entry] or {}).get("album")
+        assert album is None or ("images" not in album and {"id", "name"} <= set(album))
+    assert status_of(lambda: sp.playlist(playlist, fields="items(track")) == 400
+    assert set(sp.playlist(playlist)) > set(meta), "without fields: the whole object"
+
+
 def test_reccobeats_omits_unknown_ids(sandbox_factory: Callable[..., SandboxServer]) -> None:
     server = sandbox_factory("development")
     catalogue = server.state.catalogue
