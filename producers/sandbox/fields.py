@@ -65,27 +65,22 @@ def _parse_list(text: str, at: int) -> tuple[Selection, int]:
 
 
 def _add(selection: Selection, names: list[str], inner: Selection | None) -> None:
-    """`a.b.c(inner)` into `selection`, merged with what it already keeps of `a` (a mention of all of it wins)."""
+    """`a.b.c(inner)` into `selection`, merged with what it already keeps of `a`."""
     head, rest = names[0], names[1:]
     sub = inner
     if rest:
         sub = Selection()
         _add(sub, rest, inner)
-    if head not in selection.keep:
-        selection.keep[head] = sub
-        return
-    before = selection.keep[head]
-    selection.keep[head] = None if before is None or sub is None else _merged(before, sub)
+    selection.keep[head] = _union(selection.keep[head], sub) if head in selection.keep else sub
 
 
-def _merged(a: Selection, b: Selection) -> Selection:
+def _union(a: Selection | None, b: Selection | None) -> Selection | None:
+    """Two mentions of one field: all of it when either takes all of it, else what both keep."""
+    if a is None or b is None:
+        return None
     keep = dict(a.keep)
     for name, sub in b.keep.items():
-        if name not in keep:
-            keep[name] = sub
-        else:
-            before = keep[name]
-            keep[name] = None if before is None or sub is None else _merged(before, sub)
+        keep[name] = _union(keep[name], sub) if name in keep else sub
     return Selection(keep, a.drop | b.drop)
 
 
