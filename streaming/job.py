@@ -671,10 +671,7 @@ def switch_to_fused(spark: "SparkSession", settings: StreamingSettings, stop: th
     ):
         return True
     log.info("STREAMING_FUSED_INGEST: the bronze and silver queries finish what Kafka has first")
-    return all(
-        not stop.is_set() and finish(start(spark, settings, True), settings, stop)
-        for start in (start_bronze, start_silver)
-    )
+    return run_in_turn(spark, settings, stop, (start_bronze, start_silver))
 
 
 def start_gold(spark: "SparkSession", settings: StreamingSettings, available_now: bool) -> "StreamingQuery":
@@ -743,9 +740,15 @@ def ingest_queries(settings: StreamingSettings) -> tuple[QueryStart, ...]:
 def catch_up(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
     """availableNow: bronze and silver take what Kafka has now (one ingest query, or bronze then silver), gold what
     silver changed; then return."""
-    for start in ingest_queries(settings):
-        if stop.is_set() or not finish(start(spark, settings, True), settings, stop):
-            return  # a stop before a query starts: none is started only to wait for its first batch
+    run_in_turn(spark, settings, stop, ingest_queries(settings))
+
+
+def run_in_turn(
+    spark: "SparkSession", settings: StreamingSettings, stop: threading.Event, starts: tuple[QueryStart, ...]
+) -> bool:
+    """Each availableNow query of `starts` to its end, one after the other; False when `stop` came first. None is
+    started after the stop (not even the first: a stop during set-up starts no query only to wait for its batch)."""
+    return all(not stop.is_set() and finish(start(spark, settings, True), settings, stop) for start in starts)
 
 
 def run_continuously(spark: "SparkSession", settings: StreamingSettings, stop: threading.Event) -> None:
