@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F  # noqa: N812
 
 from producers.events import (
     artist_payload,
@@ -16,7 +17,15 @@ from producers.events import (
     top_track_payload,
     track_payload,
 )
-from streaming.transforms import entity_rows, latest_per_key, member_rows, parse_events, track_features
+from streaming.transforms import (
+    entity_rows,
+    event_pattern,
+    latest_per_key,
+    member_rows,
+    parse_events,
+    track_features,
+    well_formed,
+)
 
 TOPICS = {
     "t.tracks": "track",
@@ -75,6 +84,20 @@ def play_event(played_at: str = "2026-01-01T12:00:00.000Z", **changes: object) -
 def top_event(time_range: str = "short_term", rank: int = 1, day: str = "2026-01-02", **changes: object) -> bytes:
     payload = {**top_track_payload("T" * 22, time_range, rank, day), **changes}
     return make_event("top_track", "T" * 22, payload, "test").to_bytes()
+
+
+def membership_event(action: str = "added") -> bytes:
+    payload = membership_payload("P" * 22, "Favourites", "T" * 22, action, "snap", True)  # type: ignore[arg-type]
+    return make_event("playlist_membership", "P" * 22, payload, "test").to_bytes()
+
+
+def forged_track() -> bytes:
+    """A track without `track_id`, with a key `release_date: STRING, track_id` (unquoted, the text of its JSON types
+    would read as a good track's)."""
+    event = json.loads(good_event())
+    del event["payload"]["track_id"], event["payload"]["release_date"]
+    event["payload"]["release_date: STRING, track_id"] = "T" * 22
+    return json.dumps(event).encode()
 
 
 POISON = [
@@ -152,6 +175,9 @@ POISON = [
     (top_event("all_time"), "t.top", "unknown time_range all_time"),
     (top_event(rank=0), "t.top", "expectation rank_positive failed: payload.rank is 0, expected at least 1"),
     (top_event(rank=None), "t.top", "missing field payload.rank"),
+    (top_event(rank=2**31), "t.top", "payload.rank out of range for int"),
+    (membership_event("renamed"), "t.members", "unknown action renamed"),
+    (forged_track(), "t.tracks", "missing field payload.track_id"),
 ]
 
 
@@ -170,6 +196,32 @@ def test_every_kind_of_poison_gets_its_reason(spark: SparkSession) -> None:
     parsed = parse_events(bronze_frame(spark, records), TOPICS, max_bytes=2048)
     reasons = [row.reason for row in parsed.orderBy("offset").collect()]
     assert reasons == [reason for _, _, reason in POISON] + [None]
+
+
+def test_the_producers_events_are_told_good_at_once(spark: SparkSession) -> None:
+    """Every kind of event the producer sends takes parsing's fast path (`well_formed`). A key written to make the
+    text of the JSON types read as a good event's is quoted in that text, so the event takes the checks, which give
+    its reason (see POISON)."""
+    good = [
+        (good_event(), "t.tracks"),
+        (payload_with(popularity=None, genres=[], artist_ids=[None]), "t.tracks"),
+        (artist_event(), "t.artists"),
+        (features_with(energy=1, tempo=120.5, loudness=-7.25), "t.features"),
+        (membership_event("removed"), "t.members"),
+        (play_event(), "t.plays"),
+        (top_event(rank=50), "t.top"),
+        (good_event(), "t.unknown"),  # a topic outside the map: the event type decides
+    ]
+    forged = (forged_track(), "t.tracks")
+    parsed = parse_events(bronze_frame(spark, [*good, forged]), TOPICS, 2048).orderBy("offset")
+    fast = well_formed(tuple(TOPICS.items()), 2048)
+    rows = parsed.select(
+        fast.alias("fast"), "reason", F.schema_of_variant("doc").rlike(event_pattern("track")).alias("reads_as_track")
+    ).collect()
+    assert [(row.fast, row.reason) for row in rows] == [(True, None)] * len(good) + [
+        (False, "missing field payload.track_id")
+    ]
+    assert not rows[-1].reads_as_track
 
 
 def test_edge_values_the_contract_allows_parse_as_they_were_sent(spark: SparkSession) -> None:
