@@ -6,9 +6,10 @@ not JSON, of an unknown `event_type` or `schema_version`, missing a required fie
 wrong type, or larger than the limit gets a `reason` and goes to quarantine instead of failing the job.
 """
 
+import operator
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, reduce
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, Window
@@ -226,13 +227,14 @@ FAST_JSON_TYPES = {
     "date": "STRING",
     "array<string>": "ARRAY<(?:STRING|VOID)>",
 }
-ENVELOPE = [
-    ("event_id", "string", True),
-    ("event_type", "string", True),
-    ("observed_at", "timestamp", True),
-    ("schema_version", "int", True),
-    ("source", "string", False),
-]
+# The envelope's fields: (Spark type, required), as PAYLOADS gives a payload's.
+ENVELOPE = {
+    "event_id": ("string", True),
+    "event_type": ("string", True),
+    "observed_at": ("timestamp", True),
+    "schema_version": ("int", True),
+    "source": ("string", False),
+}
 
 
 def object_pattern(fields: list[tuple[str, str, bool]]) -> str:
@@ -256,7 +258,7 @@ def object_pattern(fields: list[tuple[str, str, bool]]) -> str:
 def event_pattern(event_type: str) -> str:
     """The whole `schema_of_variant` text of a well-formed event of `event_type`, anchored."""
     payload = object_pattern([(n, FAST_JSON_TYPES[t], r) for n, t, r in PAYLOADS[event_type]])
-    envelope = [(n, FAST_JSON_TYPES[t], r) for n, t, r in ENVELOPE] + [("payload", payload, True)]
+    envelope = [(n, FAST_JSON_TYPES[t], r) for n, (t, r) in ENVELOPE.items()] + [("payload", payload, True)]
     return f"^{object_pattern(envelope)}$"
 
 
@@ -287,10 +289,7 @@ def _well_formed_of(event_type: str) -> Column:
     checks = [_expectation_check(e, F.col("event_type")) for e in EXPECTATIONS if e.event_type == event_type]
     if checks:
         conditions.append(F.coalesce(*checks).isNull())
-    condition = conditions[0]
-    for more in conditions[1:]:
-        condition = condition & more
-    return condition
+    return reduce(operator.and_, conditions)
 
 
 @cache
@@ -310,6 +309,11 @@ def well_formed(topic_event_types: tuple[tuple[str, str], ...], max_bytes: int) 
         & F.col("observed_at").isNotNull()
         & kind
     )
+
+
+def _envelope_check(name: str) -> Column:
+    """The reason an envelope field fails its check (see _check_field), else null."""
+    return _check_field(F.col("doc"), f"$.{name}", name, *ENVELOPE[name])
 
 
 def _topic_event_type(topic_event_types: tuple[tuple[str, str], ...]) -> Column:
@@ -336,7 +340,7 @@ def _parse_columns(
     # Extracted once into columns that the checks below read: as expressions inside the checks they were
     # evaluated again by each of the ~50 checks of a row (Spark does not share them across a COALESCE's
     # branches); as columns, parsing a batch takes 40 % less time.
-    event_type, version, observed = F.col("event_type"), F.col("schema_version"), F.col("observed_at")
+    event_type, version = F.col("event_type"), F.col("schema_version")
     payload = F.try_variant_get(F.col("doc"), "$.payload", "variant")
 
     envelope_checks = [
@@ -344,18 +348,17 @@ def _parse_columns(
         F.when(~F.is_valid_utf8(text), F.lit("invalid UTF-8")),
         F.when(F.col("doc").isNull(), F.lit("not JSON")),
         F.when(~F.schema_of_variant(F.col("doc")).startswith("OBJECT"), F.lit("not a JSON object")),
-        _check_field(F.col("doc"), "$.schema_version", "schema_version", "int", True),
+        _envelope_check("schema_version"),
         F.when(~version.isin(*SUPPORTED_SCHEMA_VERSIONS), F.format_string("unknown schema_version %s", version)),
-        _check_field(F.col("doc"), "$.event_type", "event_type", "string", True),
+        _envelope_check("event_type"),
         F.when(~event_type.isin(*PAYLOADS), F.format_string("unknown event_type %s", event_type)),
         F.when(
             topic_type.isNotNull() & (event_type != topic_type),
             F.format_string("event_type %s on topic %s", event_type, F.col("topic")),
         ),
-        _check_field(F.col("doc"), "$.event_id", "event_id", "string", True),
-        _check_field(F.col("doc"), "$.source", "source", "string", False),
-        _check_field(F.col("doc"), "$.observed_at", "observed_at", "string", True),
-        F.when(observed.isNull(), F.lit("observed_at is not a timestamp")),
+        _envelope_check("event_id"),
+        _envelope_check("source"),
+        _envelope_check("observed_at"),  # a string, and one that parses as a timestamp
         F.when(payload.isNull() | F.is_variant_null(payload), F.lit("missing field payload")).when(
             ~F.schema_of_variant(payload).startswith("OBJECT"), F.lit("wrong type of payload (expected object)")
         ),

@@ -111,6 +111,7 @@ POISON = [
     (good_event(), "t.artists", "event_type track on topic t.artists"),
     (envelope(event_id=None), "t.tracks", "missing field event_id"),
     (envelope(observed_at="yesterday"), "t.tracks", "observed_at is not a timestamp"),
+    (envelope(observed_at=1767225600), "t.tracks", "wrong type of observed_at (expected timestamp)"),
     (envelope(payload=None), "t.tracks", "missing field payload"),
     (payload_with(track_id=None), "t.tracks", "missing field payload.track_id"),
     (payload_with(duration_ms="long"), "t.tracks", "wrong type of payload.duration_ms (expected bigint)"),
