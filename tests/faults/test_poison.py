@@ -159,7 +159,7 @@ ENVELOPE = [
     ("event_id", "string"),
     ("event_type", "string"),
     ("source", "string"),
-    ("observed_at", "string"),
+    ("observed_at", "timestamp"),  # an ISO 8601 string
     ("payload", "object"),
 ]
 
