@@ -365,7 +365,8 @@ class SilverWriter(MergeWriter):
         settings = self.settings
         started = time.monotonic()
         self.merge_seconds = {}
-        parsed = parse_events(batch, settings.topic_event_types, settings.max_event_bytes).persist()
+        # Cached without the VARIANT: what follows reads the typed payloads (and quarantine the record's bytes).
+        parsed = parse_events(batch, settings.topic_event_types, settings.max_event_bytes).drop("doc").persist()
         try:
             facts: dict[str, Any] = {"rows_written": {}}
             summary = (

@@ -262,6 +262,39 @@ def event_pattern(event_type: str) -> str:
     return f"^{object_pattern(envelope)}$"
 
 
+def read_as(spark_type: str) -> str:
+    """The type a payload field is read as into its event type's `typed_payload` column: an int as a bigint (the
+    fast path checks its range), a time as its text (parsed by `as_time`), any other as its own type."""
+    return {"int": "bigint", "timestamp": "string", "date": "string"}.get(spark_type, spark_type)
+
+
+def typed_payload(event_type: str) -> str:
+    """The column of parse_events holding an event's payload as a struct of its event type's fields (read once
+    from the VARIANT; null for an event of another type). Its values are the event's for a good event only: a
+    field of another JSON type may be null in it, or cast."""
+    return f"payload_{event_type}"
+
+
+def _typed_payload_column(event_type: str) -> Column:
+    fields = ", ".join(f"{name} {read_as(spark_type)}" for name, spark_type, _ in PAYLOADS[event_type])
+    return F.when(F.col("event_type") == event_type, F.try_variant_get(F.col("doc"), "$.payload", f"struct<{fields}>"))
+
+
+def _outside_expectations(event_type: str) -> Column:
+    """True when one of the event type's expectations fails for a well-typed event (its typed payload), else
+    false: the test of the fast path, without the reason that _expectation_check writes."""
+    conditions = []
+    for expectation in EXPECTATIONS:
+        if expectation.event_type != event_type:
+            continue
+        for name in expectation.fields:
+            value = F.col(typed_payload(event_type))[name]
+            low, high = expectation.low, expectation.high
+            outside = value < low if high is None else (value < low) | (value > high)
+            conditions.append(F.coalesce(outside, F.lit(False)))
+    return reduce(operator.or_, conditions, F.lit(False))
+
+
 def _well_formed_of(event_type: str) -> Column:
     """True when an event (whose `event_type` is this one) passes every check of parse_events, decided from its
     JSON types at once (one `schema_of_variant` of the document against `event_pattern`) and the few values a type
@@ -269,26 +302,21 @@ def _well_formed_of(event_type: str) -> Column:
     text cannot be forged by a key such as `release_date: STRING, track_id`: Spark writes a key that is not a plain
     name between backticks, which the pattern never holds. Never true for an event one of the checks would
     quarantine; false (or null) for some good ones, which the checks then pass."""
-    doc = F.col("doc")
-    conditions = [F.schema_of_variant(doc).rlike(event_pattern(event_type))]
+    payload = F.col(typed_payload(event_type))
+    conditions = [F.schema_of_variant(F.col("doc")).rlike(event_pattern(event_type))]
     for name, spark_type, required in PAYLOADS[event_type]:
-        path = f"$.payload.{name}"
-        if spark_type in ("int", "bigint"):
-            value = F.try_variant_get(doc, path, "bigint")
-            if spark_type == "int":
-                value_ok = value.between(-(2**31), 2**31 - 1)
-                conditions.append(value_ok if required else F.coalesce(value_ok, F.lit(True)))
+        value = payload[name]
+        if spark_type == "int":
+            value_ok = value.between(-(2**31), 2**31 - 1)
+            conditions.append(value_ok if required else F.coalesce(value_ok, F.lit(True)))
         elif spark_type in ("timestamp", "date"):
-            text = F.try_variant_get(doc, path, "string")
-            parsed = as_time(text, spark_type).isNotNull()
-            conditions.append(parsed if required else F.coalesce(parsed, text.isNull()))
+            parsed = as_time(value, spark_type).isNotNull()
+            conditions.append(parsed if required else F.coalesce(parsed, value.isNull()))
     if event_type == "playlist_membership":
-        conditions.append(F.try_variant_get(doc, "$.payload.action", "string").isin("added", "removed"))
+        conditions.append(payload["action"].isin("added", "removed"))
     if event_type == "top_track":
-        conditions.append(F.try_variant_get(doc, "$.payload.time_range", "string").isin(*TIME_RANGES))
-    checks = [_expectation_check(e, F.col("event_type")) for e in EXPECTATIONS if e.event_type == event_type]
-    if checks:
-        conditions.append(F.coalesce(*checks).isNull())
+        conditions.append(payload["time_range"].isin(*TIME_RANGES))
+    conditions.append(~_outside_expectations(event_type))
     return reduce(operator.and_, conditions)
 
 
@@ -322,17 +350,17 @@ def _topic_event_type(topic_event_types: tuple[tuple[str, str], ...]) -> Column:
 
 
 def parse_events(bronze: "DataFrame", topic_event_types: dict[str, str], max_bytes: int) -> "DataFrame":
-    """Bronze rows with the parsed envelope (`doc` VARIANT, `event_type`, ...) and a `reason`, null
-    for a good record. The first failing check gives the reason."""
-    doc, envelope, checked = _parse_columns(tuple(topic_event_types.items()), max_bytes)
-    return bronze.withColumns(doc).withColumns(envelope).withColumns(checked)
+    """Bronze rows with the parsed envelope (`doc` VARIANT, `event_type`, ...), each event type's payload as a
+    struct (`typed_payload`), and a `reason`, null for a good record. The first failing check gives the reason."""
+    doc, envelope, typed, checked = _parse_columns(tuple(topic_event_types.items()), max_bytes)
+    return bronze.withColumns(doc).withColumns(envelope).withColumns(typed).withColumns(checked)
 
 
 @cache
 def _parse_columns(
     topic_event_types: tuple[tuple[str, str], ...], max_bytes: int
-) -> tuple[dict[str, Column], dict[str, Column], dict[str, Column]]:
-    """The columns parse_events adds, in three steps (each reads the ones before). Built once per job: the ~50
+) -> tuple[dict[str, Column], dict[str, Column], dict[str, Column], dict[str, Column]]:
+    """The columns parse_events adds, in four steps (each reads the ones before). Built once per job: the ~50
     checks are ~900 Column objects, each made by a call into the JVM, which took 1.5-2 s of every micro-batch
     when built per batch; a Column is an unresolved expression, so one serves every batch."""
     text = F.col("value").cast("string")
@@ -389,6 +417,7 @@ def _parse_columns(
             "schema_version": F.try_variant_get(F.col("doc"), "$.schema_version", "int"),
             "observed_at": F.try_to_timestamp(F.try_variant_get(F.col("doc"), "$.observed_at", "string")),
         },
+        {typed_payload(etype): _typed_payload_column(etype) for etype in PAYLOADS},
         {
             # Almost every event is well formed: one test of its JSON types settles that, and only the others go
             # through the checks one by one (parsing a batch took twice as long when every event went through them).
@@ -407,7 +436,7 @@ def entity_key() -> Column:
     supersedes in a batch."""
     keys = F.lit(None).cast("string")
     for event_type, fields in KEYS.items():
-        key = F.concat_ws("/", *(F.try_variant_get(F.col("doc"), f"$.payload.{name}", "string") for name in fields))
+        key = F.concat_ws("/", *(F.col(typed_payload(event_type))[name].cast("string") for name in fields))
         keys = F.when(F.col("event_type") == event_type, key).otherwise(keys)
     return keys
 
@@ -455,11 +484,14 @@ def entity_rows(parsed: "DataFrame", event_type: str) -> "DataFrame":
 @cache
 def _entity_columns(event_type: str) -> tuple[Column, list[Column]]:
     """entity_rows' filter and columns, built once (see _parse_columns)."""
+    payload = F.col(typed_payload(event_type))
     columns = [
         (
-            as_time(F.try_variant_get(F.col("doc"), f"$.payload.{name}", "string"), spark_type)
+            as_time(payload[name], spark_type)
             if spark_type in ("timestamp", "date")
-            else F.try_variant_get(F.col("doc"), f"$.payload.{name}", spark_type)
+            else payload[name].cast(spark_type)
+            if read_as(spark_type) != spark_type
+            else payload[name]
         ).alias(name)
         for name, spark_type, _ in PAYLOADS[event_type]
     ]
