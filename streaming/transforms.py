@@ -138,11 +138,11 @@ EXPECTATION_REASON = r"^expectation (\S+) failed"
 def _expectation_check(expectation: Expectation, event_type: Column) -> Column:
     """The reason the first of the expectation's fields outside its range gives, else null."""
     types = {name: spark_type for name, spark_type, _ in PAYLOADS[expectation.event_type]}
-    low, high, expected = expectation.low, expectation.high, expectation.expected
+    expected = expectation.expected
     checks = []
     for name in expectation.fields:
         value = F.try_variant_get(F.col("doc"), f"$.payload.{name}", types[name])
-        outside = value < low if high is None else (value < low) | (value > high)
+        outside = _outside(value, expectation)
         checks.append(
             F.when(
                 outside,
@@ -152,6 +152,12 @@ def _expectation_check(expectation: Expectation, event_type: Column) -> Column:
             )
         )
     return F.when(event_type == expectation.event_type, F.coalesce(*checks))
+
+
+def _outside(value: Column, expectation: Expectation) -> Column:
+    """Whether `value` is outside the expectation's range (null for a null value)."""
+    low, high = expectation.low, expectation.high
+    return value < low if high is None else (value < low) | (value > high)
 
 
 def to_bronze(records: "DataFrame") -> "DataFrame":
@@ -288,9 +294,7 @@ def _outside_expectations(event_type: str) -> Column:
         if expectation.event_type != event_type:
             continue
         for name in expectation.fields:
-            value = F.col(typed_payload(event_type))[name]
-            low, high = expectation.low, expectation.high
-            outside = value < low if high is None else (value < low) | (value > high)
+            outside = _outside(F.col(typed_payload(event_type))[name], expectation)
             conditions.append(F.coalesce(outside, F.lit(False)))
     return reduce(operator.or_, conditions, F.lit(False))
 
@@ -490,9 +494,7 @@ def _entity_columns(event_type: str) -> tuple[Column, list[Column]]:
             as_time(payload[name], spark_type)
             if spark_type in ("timestamp", "date")
             else payload[name].cast(spark_type)
-            if read_as(spark_type) != spark_type
-            else payload[name]
-        ).alias(name)
+        ).alias(name)  # an int was read as a bigint (`read_as`); every other cast is to the type it has
         for name, spark_type, _ in PAYLOADS[event_type]
     ]
     return F.col("reason").isNull() & (F.col("event_type") == event_type), columns
